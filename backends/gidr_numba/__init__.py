@@ -1,0 +1,1 @@
+"""gidr's numba backend: parallel, deterministic, cached kernels."""

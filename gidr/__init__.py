@@ -1,0 +1,31 @@
+"""gidr: gradient-based dimensionality reduction.
+
+t-SNE, UMAP and GDR as one pipeline of pluggable stages (Draganov et al., "GiDR-DUN").
+
+>>> import gidr
+>>> result = gidr.Pipeline.from_preset("gdr-umap").run(X)        # doctest: +SKIP
+>>> Y = np.asarray(result)                                        # doctest: +SKIP
+"""
+from gidr.pipeline import Pipeline
+from gidr.plugins import hookimpl
+from gidr.types import Affinities, Context, KNNGraph, Result
+from gidr.validation import GidrValueError
+
+__version__ = "0.1.0"
+
+__all__ = ["Pipeline", "Result", "KNNGraph", "Affinities", "Context", "GidrValueError", "hookimpl",
+           "presets", "stages", "__version__"]
+
+
+def presets() -> list[str]:
+    """Names of the registered presets."""
+    from gidr.plugins import get_presets
+
+    return get_presets().names()
+
+
+def stages() -> list[tuple[str, str, str]]:
+    """Every registered stage as (kind, name, backend)."""
+    from gidr.plugins import get_registry
+
+    return [(c.kind, c.name, c.backend) for c in get_registry().entries()]

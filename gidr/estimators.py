@@ -1,0 +1,249 @@
+"""scikit-learn estimators over :class:`gidr.Pipeline`: :class:`UMAP`, :class:`TSNE`, :class:`GDR`.
+
+``__init__`` stores parameters verbatim; everything is validated at ``fit`` (by building
+the pipeline), and ``fit`` never rewrites a constructor parameter. Parameter names follow
+umap-learn (UMAP, GDR) and scikit-learn / openTSNE (TSNE), so that ``umap.UMAP`` can be
+replaced by ``gidr.UMAP`` in existing code.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from gidr.pipeline import Pipeline
+from gidr.validation import GidrValueError, check_array, format_error
+
+__all__ = ["UMAP", "TSNE", "GDR"]
+
+logger = logging.getLogger("gidr")
+
+
+class _Base(TransformerMixin, BaseEstimator):
+    """Shared fit / transform logic; subclasses map their parameters to overrides."""
+
+    _preset: str = ""
+
+    def _overrides(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _pipeline(self) -> Pipeline:
+        overrides = self._overrides()
+        overrides.update(random_state=self.random_state, backend=self.backend)
+        init = overrides.get("init")
+        if isinstance(init, str) and init not in ("spectral", "pca", "random"):
+            raise GidrValueError(format_error(f"The 'init' parameter of {type(self).__name__}",
+                                              "'spectral', 'pca', 'random' or an array", init))
+        return Pipeline.from_preset(self._preset, **overrides)
+
+    def fit(self, X, y=None, **fit_params) -> "_Base":
+        """Embed ``X`` and keep what ``transform`` needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        callback : callable, optional (keyword)
+            ``callback(epoch, loss, Y)``, called every ``callback_every`` epochs; returning
+            True stops the optimization.
+        callback_every : int, optional (keyword)
+        """
+        unknown = set(fit_params) - {"callback", "callback_every"}
+        if unknown:
+            raise GidrValueError(format_error("A keyword argument of fit", "'callback' or 'callback_every'",
+                                              sorted(unknown)[0]))
+        pipeline = self._pipeline()
+        X_checked = check_array(X, allow_sparse=True)
+        with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory:
+            n_epochs = pipeline.config["pipeline"].get("n_epochs")
+            total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(X_checked.shape[0])
+            with progress_factory(total) as progress:
+                result = pipeline.run(X_checked, callback=fit_params.get("callback"),
+                                      callback_every=fit_params.get("callback_every", 0), progress=progress)
+        if self.verbose:
+            timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
+            print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
+        self.result_ = result
+        self.embedding_ = result.embedding
+        self.pipeline_ = pipeline
+        self._X_fit = X_checked
+        self.n_features_in_ = X_checked.shape[1]
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """Fit and return the embedding of ``X``, of shape (n_samples, n_components)."""
+        return self.fit(X, y, **fit_params).embedding_
+
+    def transform(self, X) -> np.ndarray:
+        """Embed new points into the fitted embedding without moving the old ones.
+
+        Each new point starts at the weighted mean of its training neighbours' positions;
+        only the new points are then optimized against the fixed training embedding.
+
+        Returns
+        -------
+        ndarray of shape (n_new, n_components)
+        """
+        from gidr.transform import transform_new_points
+
+        check_is_fitted(self, "embedding_")
+        X_new = check_array(X, min_samples=1, allow_sparse=True)
+        if X_new.shape[1] != self.n_features_in_:
+            raise GidrValueError(format_error("The number of features of X in transform",
+                                              f"{self.n_features_in_} (as in fit)", X_new.shape[1]))
+        with _threads(self.n_jobs):
+            return transform_new_points(self.pipeline_, self.result_, self._X_fit, X_new)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class UMAP(_Base):
+    """UMAP, as umap-learn computes it (preset ``"umap"``).
+
+    Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
+    n_epochs, learning_rate, init, negative_sample_rate, random_state, n_jobs, verbose.
+    ``backend`` picks the implementation ("auto": fastest installed).
+    """
+
+    _preset = "umap"
+
+    def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
+                 n_epochs=None, learning_rate=1.0, init="spectral", negative_sample_rate=5,
+                 random_state=None, n_jobs=-1, verbose=False, backend="auto"):
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.metric = metric
+        self.min_dist = min_dist
+        self.spread = spread
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.init = init
+        self.negative_sample_rate = negative_sample_rate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.backend = backend
+
+    def _overrides(self):
+        return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
+                "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
+                "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate}
+
+
+class GDR(_Base):
+    """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
+
+    ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
+    ``"kl"`` or ``"frobenius"`` (or a plugin's loss). Other names follow umap-learn;
+    ``scalars="one"`` uses a = b = 1 (GDR's default), ``"fit"`` fits them to min_dist/spread.
+    """
+
+    def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
+                 min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
+                 init="spectral", negative_sample_rate=1, random_state=None, n_jobs=-1, verbose=False,
+                 backend="auto"):
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.metric = metric
+        self.normalized = normalized
+        self.loss = loss
+        self.min_dist = min_dist
+        self.spread = spread
+        self.scalars = scalars
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.init = init
+        self.negative_sample_rate = negative_sample_rate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.backend = backend
+
+    @property
+    def _preset(self) -> str:  # type: ignore[override]
+        return "gdr-tsne" if self.normalized is True else "gdr-umap"
+
+    def _overrides(self):
+        return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
+                "normalized": self.normalized, "loss": self.loss, "min_dist": self.min_dist,
+                "spread": self.spread, "scalars": self.scalars, "n_epochs": self.n_epochs,
+                "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate}
+
+
+class TSNE(_Base):
+    """Barnes-Hut t-SNE (preset ``"tsne"``).
+
+    Parameters follow scikit-learn's and openTSNE's TSNE: n_components, perplexity,
+    early_exaggeration, learning_rate ("auto" = max(n/12, 200)), max_iter (None: 750),
+    angle (Barnes-Hut theta), metric, init ("pca", "random", "spectral" or an array),
+    random_state, n_jobs, verbose.
+    """
+
+    _preset = "tsne"
+
+    def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
+                 max_iter=None, angle=0.5, metric="euclidean", init="pca", random_state=None, n_jobs=-1,
+                 verbose=False, backend="auto"):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.early_exaggeration = early_exaggeration
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.angle = angle
+        self.metric = metric
+        self.init = init
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.backend = backend
+
+    def _overrides(self):
+        return {"n_components": self.n_components, "perplexity": self.perplexity,
+                "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
+                "n_epochs": self.max_iter, "theta": self.angle, "metric": self.metric, "init": self.init}
+
+
+@contextlib.contextmanager
+def _threads(n_jobs):
+    """Run with ``n_jobs`` numba threads (-1 or None: all); results do not depend on it."""
+    try:
+        import numba
+    except ImportError:  # reference backend only
+        yield
+        return
+    if n_jobs is None or n_jobs == -1:
+        yield
+        return
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 \
+            or n_jobs < -1:
+        raise GidrValueError(format_error("The 'n_jobs' parameter", "a positive int, -1 or None", n_jobs))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(int(n_jobs), numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _verbosity(verbose):
+    """With ``verbose``, a factory of tqdm bars; otherwise a factory of no-op bars."""
+    if not verbose:
+        yield lambda total: contextlib.nullcontext(None)
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        logger.warning("verbose=True needs tqdm for a progress bar: pip install gidr[progress]")
+        yield lambda total: contextlib.nullcontext(None)
+        return
+    yield lambda total: tqdm(total=total, desc="gidr epochs", unit="epoch", file=sys.stderr)

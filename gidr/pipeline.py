@@ -1,0 +1,352 @@
+"""The pipeline: presets + overrides → validated stages → ``run(X)`` → :class:`Result`."""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from gidr.kernel import fit_ab
+from gidr.stages import KINDS, Stage
+from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
+from gidr.validation import (
+    Anything,
+    Boolean,
+    GidrValueError,
+    Interval,
+    Options,
+    Param,
+    check_array,
+    format_error,
+    resolve_seed,
+)
+
+__all__ = ["Pipeline", "PIPELINE_PARAMS"]
+
+logger = logging.getLogger("gidr")
+
+#: Pipeline-level switches, seen by every stage.
+PIPELINE_PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in (
+        Param("normalized", False, (Boolean(),), "Normalize P and Q to sum to one (t-SNE) or not (UMAP)."),
+        Param("scalars", "fit", (Options(("fit", "one")),),
+              "'fit': a, b fitted to min_dist and spread (UMAP); 'one': a = b = 1 (t-SNE)."),
+        Param("a", None, (Interval(float, 0, None, "neither"),), "Kernel a; overrides 'scalars'.", True),
+        Param("b", None, (Interval(float, 0, None, "neither"),), "Kernel b; overrides 'scalars'.", True),
+        Param("min_dist", 0.1, (Interval(float, 0, None, "left"),), "UMAP's min_dist for fitting a, b."),
+        Param("spread", 1.0, (Interval(float, 0, None, "neither"),), "UMAP's spread for fitting a, b."),
+        Param("n_components", 2, (Interval(int, 1, None),), "Dimension of the embedding."),
+        Param("n_epochs", None, (Interval(int, 1, None),), "Optimizer epochs; None: its default.", True),
+        Param("random_state", None, (Anything(),), "Seed; None is not reproducible.", True),
+        Param("backend", "auto", (Anything(),), "'auto', 'reference', 'numba' or a plugin's backend."),
+    )
+}
+
+#: Below this many samples, ``neighbors = "auto"`` computes exact neighbours.
+AUTO_EXACT_MAX_SAMPLES = 4096
+
+
+class Pipeline:
+    """An immutable, validated configuration of the seven stages.
+
+    Build one with :meth:`from_preset` (or :meth:`from_config`), derive variants with
+    :meth:`replace`, and embed data with :meth:`run`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X = load_digits().data[:300]
+    >>> result = Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=50).run(X)
+    >>> np.asarray(result).shape
+    (300, 2)
+    """
+
+    def __init__(self, config: Mapping[str, Any], *, registry=None, presets=None) -> None:
+        from gidr.plugins import get_presets, get_registry
+
+        self._registry = registry if registry is not None else get_registry()
+        self._presets = presets if presets is not None else get_presets()
+        self._config = _complete_config(config)
+        self._settings = _validate_settings(self._config["pipeline"])
+        self._stages = self._build_stages()
+        for stage in self._stages.values():
+            stage.check_settings(self._settings)
+        self._stages["optimizer"].check_compatible(self._stages["loss"], self._stages["repulsion"], self._settings)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str, *, registry=None, presets=None, **overrides: Any) -> "Pipeline":
+        """Build the named preset, with overrides.
+
+        Any override is one word: a stage kind (``init="pca"``, ``loss="frobenius"``), a
+        pipeline switch (``normalized=True``, ``scalars="one"``, ``backend="reference"``,
+        ``random_state=0``), or a stage parameter (``perplexity=50``,
+        ``symmetric_attraction=True``), which is set on every stage that declares it.
+        ``"kind.param"`` (or ``kind__param``) targets one stage.
+        """
+        from gidr.plugins import get_presets
+
+        presets = presets if presets is not None else get_presets()
+        config = presets.get(name)
+        config.setdefault("pipeline", {})["preset"] = name
+        base = cls(config, registry=registry, presets=presets)
+        return base.replace(**overrides) if overrides else base
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, registry=None, presets=None) -> "Pipeline":
+        """Build from a mapping shaped like a preset file."""
+        return cls(config, registry=registry, presets=presets)
+
+    def replace(self, **overrides: Any) -> "Pipeline":
+        """A new pipeline with ``overrides`` applied (see :meth:`from_preset`)."""
+        config = _apply_overrides(copy.deepcopy(self._config), overrides, self._registry)
+        return type(self)(config, registry=self._registry, presets=self._presets)
+
+    def _build_stages(self) -> dict[str, Stage]:
+        backend = self._config["pipeline"].get("backend", "auto")
+        stages = {}
+        for kind in KINDS:
+            section = dict(self._config[kind])
+            name = section.pop("name")
+            stage_backend = section.pop("backend", backend)
+            lookup_name = "exact" if (kind == "neighbors" and name == "auto") else name
+            cls = self._registry.get(kind, lookup_name, stage_backend)
+            stages[kind] = cls(**section)
+        return stages
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration (a deep copy): sections per stage kind plus 'pipeline'."""
+        return copy.deepcopy(self._config)
+
+    @property
+    def stages(self) -> dict[str, Stage]:
+        """The validated stage instances, by kind."""
+        return dict(self._stages)
+
+    @property
+    def registry(self):
+        return self._registry
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={self._config[k]['name']!r}" for k in KINDS]
+        return f"Pipeline({', '.join(parts)}, normalized={self._settings['normalized']})"
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        X: Any,
+        *,
+        callback: Callable[[int, float, np.ndarray], Any] | None = None,
+        callback_every: int = 0,
+        loss_every: int | None = None,
+        progress: Any = None,
+    ) -> Result:
+        """Embed ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            With ``neighbors="precomputed"``: a square distance matrix, a
+            :class:`~gidr.types.KNNGraph`, or an ``(indices, distances)`` tuple.
+        callback : callable, optional
+            ``callback(epoch, loss, Y)``; returning True stops the optimization.
+        callback_every : int
+            Call ``callback`` (and record the loss) every this many epochs.
+        loss_every : int, optional
+            Record the loss every this many epochs (default: ``callback_every``, or 50).
+        progress : object with ``update(int)``, optional
+            A tqdm-like progress bar advanced once per epoch.
+        """
+        timings: dict[str, float] = {}
+        data, n_samples = self._check_input(X)
+        neighbors = self._neighbors_for(n_samples)
+        for stage in (neighbors, *self._stages.values()):
+            stage.check_n_samples(n_samples)
+        ctx = self._context(n_samples)
+        stages = self._stages
+
+        t0 = time.perf_counter()
+        n_neighbors = _clamped_n_neighbors(stages["similarity"], n_samples)
+        graph = neighbors.compute(data, n_neighbors, ctx)
+        t1 = time.perf_counter()
+        P_directed = stages["similarity"].compute(graph, ctx)
+        t2 = time.perf_counter()
+        P = stages["symmetrize"].compute(P_directed, ctx)
+        if ctx.normalized:
+            P = (P / P.sum()).tocsr()
+        t3 = time.perf_counter()
+        X_for_init = data if isinstance(data, np.ndarray) and not self._is_precomputed() else None
+        Y0 = stages["init"].compute(X_for_init, P, ctx)
+        t4 = time.perf_counter()
+        every = loss_every if loss_every is not None else (callback_every or 50)
+        monitor = Monitor(every=every if callback is None else (callback_every or every),
+                          callback=callback, progress=progress)
+        Y = stages["optimizer"].optimize(Y0, P, stages["loss"], stages["repulsion"], ctx, monitor)
+        t5 = time.perf_counter()
+        timings.update(neighbors=t1 - t0, similarity=t2 - t1, symmetrize=t3 - t2, init=t4 - t3,
+                       optimize=t5 - t4)
+        _check_finite_output(Y)
+        logger.info("gidr timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+        config = self.config
+        config["neighbors"]["name"] = neighbors.name
+        config["resolved"] = {
+            "backends": {k: s.backend for k, s in {**stages, "neighbors": neighbors}.items()},
+            "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
+            "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
+            "n_neighbors": n_neighbors,
+        }
+        return Result(embedding=Y, graph=graph, affinities=Affinities(P, ctx.normalized), timings=timings,
+                      loss_history=list(monitor.history), config=config)
+
+    def _is_precomputed(self) -> bool:
+        return self._config["neighbors"]["name"] == "precomputed"
+
+    def _check_input(self, X: Any):
+        if self._is_precomputed():
+            if isinstance(X, KNNGraph):
+                return X, X.n_samples
+            if isinstance(X, tuple) and len(X) == 2:
+                graph = KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
+                return graph, graph.n_samples
+            D = check_array(X, name="X (precomputed distances)")
+            if D.shape[0] != D.shape[1]:
+                raise GidrValueError(format_error("The precomputed distance matrix X", "square", f"shape {D.shape}"))
+            return D, D.shape[0]
+        X = check_array(X, allow_sparse=getattr(self._stages["neighbors"], "accepts_sparse", False))
+        return X, X.shape[0]
+
+    def _neighbors_for(self, n_samples: int) -> Stage:
+        section = dict(self._config["neighbors"])
+        if section.get("name") != "auto":
+            return self._stages["neighbors"]
+        section.pop("name")
+        backend = section.pop("backend", self._config["pipeline"].get("backend", "auto"))
+        name = "exact"
+        if n_samples > AUTO_EXACT_MAX_SAMPLES and "pynndescent" in self._registry.names("neighbors"):
+            name = "pynndescent"
+        return self._registry.get("neighbors", name, backend)(**section)
+
+    def _context(self, n_samples: int) -> Context:
+        s = self._settings
+        if s["a"] is not None or s["b"] is not None:
+            fitted = fit_ab(s["min_dist"], s["spread"]) if s["scalars"] == "fit" else (1.0, 1.0)
+            a = s["a"] if s["a"] is not None else fitted[0]
+            b = s["b"] if s["b"] is not None else fitted[1]
+        elif s["scalars"] == "fit":
+            a, b = fit_ab(s["min_dist"], s["spread"])
+        else:
+            a, b = 1.0, 1.0
+        return Context(n_samples=n_samples, n_components=s["n_components"], normalized=s["normalized"],
+                       a=a, b=b, seed=resolve_seed(s["random_state"]), n_epochs=s["n_epochs"])
+
+
+# ---------------------------------------------------------------------- config helpers
+def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(dict(config))
+    config.pop("description", None)
+    config.setdefault("pipeline", {})
+    for kind in KINDS:
+        section = config.get(kind)
+        if isinstance(section, str):
+            section = {"name": section}
+        if not isinstance(section, Mapping) or "name" not in section:
+            raise GidrValueError(
+                format_error(f"The '{kind}' section of the configuration", "a table with a 'name' key", section)
+            )
+        config[kind] = dict(section)
+    unknown = sorted(set(config) - {"pipeline", *KINDS})
+    if unknown:
+        raise GidrValueError(format_error("A configuration section", "one of 'pipeline', " +
+                                          ", ".join(repr(k) for k in KINDS), unknown[0]))
+    return config
+
+
+def _validate_settings(pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {}
+    extra = sorted(set(pipeline) - set(PIPELINE_PARAMS) - {"preset"})
+    if extra:
+        raise GidrValueError(format_error("A pipeline switch", "one of " + ", ".join(repr(k) for k in PIPELINE_PARAMS),
+                                          extra[0]))
+    for name, spec in PIPELINE_PARAMS.items():
+        settings[name] = spec.validate(pipeline.get(name, spec.default), "the pipeline")
+    if not isinstance(settings["random_state"], (np.random.Generator, np.random.RandomState)):
+        resolve_seed(settings["random_state"])  # raises for a bad value
+    if not isinstance(settings["backend"], str):
+        raise GidrValueError(format_error("The 'backend' parameter of the pipeline", "a string", settings["backend"]))
+    return settings
+
+
+def _apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any], registry) -> dict[str, Any]:
+    params = {}
+    for key, value in overrides.items():
+        if key in KINDS:
+            _set_stage_name(config, key, value)
+        elif key in PIPELINE_PARAMS:
+            config["pipeline"][key] = value
+        else:
+            params[key] = value
+    backend = config["pipeline"].get("backend", "auto")
+    for key, value in params.items():
+        kind, sep, param = key.replace("__", ".").partition(".")
+        if sep:
+            if kind not in KINDS:
+                raise GidrValueError(format_error(f"The stage kind in override {key!r}",
+                                                  "one of " + ", ".join(repr(k) for k in KINDS), kind))
+            config[kind][param] = value
+            continue
+        targets = [k for k in KINDS if key in _stage_class(config, k, registry, backend).param_names()]
+        if not targets:
+            raise GidrValueError(format_error(f"The override {key!r}", _override_help(config, registry, backend), key))
+        for kind in targets:
+            config[kind][key] = value
+    return config
+
+
+def _set_stage_name(config: dict[str, Any], kind: str, value: Any) -> None:
+    if kind == "init" and not isinstance(value, (str, Mapping)):
+        config["init"] = {"name": "array", "array": value}
+    elif isinstance(value, str):
+        if value != config[kind]["name"]:
+            config[kind] = {"name": value}
+    elif isinstance(value, Mapping) and "name" in value:
+        config[kind] = dict(value)
+    else:
+        raise GidrValueError(format_error(f"The '{kind}' override", "a stage name (str) or a table with 'name'",
+                                          value))
+
+
+def _stage_class(config, kind, registry, backend):
+    name = config[kind]["name"]
+    name = "exact" if (kind == "neighbors" and name == "auto") else name
+    return registry.get(kind, name, config[kind].get("backend", backend))
+
+
+def _override_help(config, registry, backend) -> str:
+    names = set(KINDS) | set(PIPELINE_PARAMS)
+    for kind in KINDS:
+        names |= set(_stage_class(config, kind, registry, backend).param_names())
+    return "a stage kind, a pipeline switch or a parameter of the chosen stages: " + ", ".join(sorted(names))
+
+
+def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:
+    k = int(similarity.n_neighbors_required(n_samples))
+    if k > n_samples - 1:
+        warnings.warn(f"{similarity.describe()} asks for {k} neighbours but there are only {n_samples} "
+                      f"samples; using {n_samples - 1}.", UserWarning, stacklevel=3)
+        k = n_samples - 1
+    return max(k, 1)
+
+
+def _check_finite_output(Y: np.ndarray) -> None:
+    if not np.all(np.isfinite(Y)):
+        raise FloatingPointError(
+            "The optimizer produced non-finite coordinates; this is a bug in gidr, please report it "
+            "with the data shape and the pipeline configuration."
+        )

@@ -1,0 +1,196 @@
+"""Small dataclasses that pass between stages.
+
+Stages exchange plain arrays and these containers only: no stage holds a reference to
+another stage, so each one can be tested, replaced or distributed on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Pipeline-level switches, seen by every stage.
+
+    Attributes
+    ----------
+    n_samples : int
+    n_components : int
+        Dimension of the embedding.
+    normalized : bool
+        Whether P and Q are normalized to sum to one (t-SNE) or not (UMAP).
+    a, b : float
+        Low-dimensional kernel ``w = 1 / (1 + a * D**b)`` with ``D = ||y_i - y_j||**2``.
+    seed : int
+        Resolved random seed; stages derive independent streams with :meth:`rng`.
+    n_epochs : int or None
+        Number of optimizer epochs; ``None`` lets the optimizer choose its default.
+    """
+
+    n_samples: int
+    n_components: int = 2
+    normalized: bool = False
+    a: float = 1.0
+    b: float = 1.0
+    seed: int = 0
+    n_epochs: int | None = None
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """An independent generator for one named purpose (same seed → same draws)."""
+        key = [ord(c) for c in stream]
+        return np.random.default_rng(np.random.SeedSequence([self.seed, *key]))
+
+
+@dataclass(frozen=True)
+class KNNGraph:
+    """k nearest neighbours of every point, self excluded, sorted by distance.
+
+    Attributes
+    ----------
+    indices : ndarray of shape (n_samples, k), int64
+    distances : ndarray of shape (n_samples, k), float64
+        True (not squared) distances under the neighbors stage's metric.
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+
+    @property
+    def n_samples(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def n_neighbors(self) -> int:
+        return self.indices.shape[1]
+
+
+@dataclass(frozen=True)
+class Affinities:
+    """Symmetric high-dimensional similarities P.
+
+    Attributes
+    ----------
+    P : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        Symmetric, zero diagonal, sorted indices. Sums to one when ``normalized``.
+    normalized : bool
+    """
+
+    P: sp.csr_matrix
+    normalized: bool
+
+    @property
+    def p_mean(self) -> float:
+        """Mean of the stored (known) values of P: the stand-in for unknown p_ik (paper §4)."""
+        return float(self.P.data.mean()) if self.P.nnz else 0.0
+
+
+@dataclass(frozen=True)
+class PairTotals:
+    """Global sums that losses need to weight their repulsion channels.
+
+    Attributes
+    ----------
+    sum_w : float
+        ``Z = sum_{k != l} w_kl`` over ordered pairs (exact or estimated).
+    sum_w2 : float
+        ``sum_{k != l} w_kl**2`` over ordered pairs (exact or estimated).
+    p_mean : float
+        Mean of the known values of P.
+    sum_pw : float
+        ``sum_{(k, l) in P} p_kl * w_kl`` over the stored edges of P.
+    """
+
+    sum_w: float
+    sum_w2: float
+    p_mean: float
+    sum_pw: float = 0.0
+
+
+@dataclass(frozen=True)
+class RepulsionSums:
+    """What a repulsion estimator returns.
+
+    Attributes
+    ----------
+    channels : ndarray of shape (n_channels, n_samples, n_components)
+        ``channels[c, i] ≈ sum_{k != i} phi_c(D_ik) (y_i - y_k)`` for the loss's
+        repulsion channels ``phi_c``.
+    sum_w, sum_w2 : float
+        Estimates of ``sum_{k != l} w_kl`` and ``sum_{k != l} w_kl**2``.
+    """
+
+    channels: np.ndarray
+    sum_w: float
+    sum_w2: float
+
+
+@dataclass
+class Monitor:
+    """Loss history, callbacks and progress, shared by every optimizer.
+
+    The optimizer calls :meth:`due` each epoch and, when due, :meth:`report` with the
+    current loss; ``report`` returns True when a callback asks to stop.
+    """
+
+    every: int = 0
+    callback: Callable[[int, float, np.ndarray], Any] | None = None
+    progress: Any = None
+    history: list = field(default_factory=list)
+
+    def due(self, epoch: int, n_epochs: int) -> bool:
+        if self.progress is not None:
+            self.progress.update(1)
+        if self.every <= 0:
+            return False
+        return (epoch + 1) % self.every == 0 or epoch + 1 == n_epochs
+
+    def report(self, epoch: int, loss: float, Y: np.ndarray) -> bool:
+        self.history.append((epoch + 1, float(loss)))
+        if self.callback is not None:
+            return bool(self.callback(epoch + 1, float(loss), Y))
+        return False
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of :meth:`gidr.Pipeline.run`.
+
+    ``np.asarray(result)`` is the embedding.
+
+    Attributes
+    ----------
+    embedding : ndarray of shape (n_samples, n_components)
+    graph : KNNGraph
+    affinities : Affinities
+    timings : dict of str to float
+        Seconds spent in each stage.
+    loss_history : list of (int, float)
+        ``(epoch, loss)`` pairs recorded by the optimizer.
+    config : dict
+        The resolved configuration: stage names, backends, parameters and switches.
+    """
+
+    embedding: np.ndarray
+    graph: KNNGraph
+    affinities: Affinities
+    timings: Mapping[str, float]
+    loss_history: list
+    config: Mapping[str, Any]
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None:
+            return self.embedding
+        return self.embedding.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.embedding)
+
+    @property
+    def shape(self) -> tuple:
+        return self.embedding.shape
