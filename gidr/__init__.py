@@ -7,6 +7,7 @@ t-SNE, UMAP and GDR as one pipeline of pluggable stages (Draganov et al., "GiDR-
 >>> Y = np.asarray(result)                                        # doctest: +SKIP
 """
 from gidr.pipeline import Pipeline
+from gidr.plot import plot  # the function: ``gidr.plot(result, labels=y)``
 from gidr.plugins import hookimpl
 from gidr.types import Affinities, Context, KNNGraph, Result
 from gidr.validation import GidrValueError
@@ -14,7 +15,18 @@ from gidr.validation import GidrValueError
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Result", "KNNGraph", "Affinities", "Context", "GidrValueError", "hookimpl",
-           "presets", "stages", "__version__"]
+           "presets", "stages", "plot", "UMAP", "TSNE", "GDR", "__version__"]
+
+_LAZY = {"UMAP": "gidr.estimators", "TSNE": "gidr.estimators", "GDR": "gidr.estimators"}
+
+
+def __getattr__(name):
+    """Import the scikit-learn estimators on first use (keeps ``import gidr`` fast)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gidr' has no attribute {name!r}")
 
 
 def presets() -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 from gidr.validation import GidrValueError, format_error
 
@@ -30,6 +29,8 @@ def fit_ab(min_dist: float, spread: float) -> tuple[float, float]:
         raise GidrValueError(
             format_error("The 'min_dist' parameter", f"a float in [0, spread={spread}]", min_dist)
         )
+    from scipy.optimize import curve_fit
+
     x = np.linspace(0.0, 3.0 * spread, 300)
     y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
 

@@ -16,6 +16,7 @@ from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
 from gidr.validation import (
     Anything,
     Boolean,
+    Described,
     GidrValueError,
     Interval,
     Options,
@@ -217,7 +218,7 @@ class Pipeline:
                 return graph, graph.n_samples
             D = check_array(X, name="X (precomputed distances)")
             if D.shape[0] != D.shape[1]:
-                raise GidrValueError(format_error("The precomputed distance matrix X", "square", f"shape {D.shape}"))
+                raise GidrValueError(format_error("The precomputed distance matrix X", "square", Described(f"shape {D.shape}")))
             return D, D.shape[0]
         X = check_array(X, allow_sparse=getattr(self._stages["neighbors"], "accepts_sparse", False))
         return X, X.shape[0]

@@ -26,6 +26,7 @@ __all__ = [
     "ArrayLike",
     "Anything",
     "format_error",
+    "Described",
     "check_array",
     "resolve_seed",
 ]
@@ -47,7 +48,13 @@ def format_error(what: str, expected: str, got: Any, fix: str | None = None) -> 
     return message
 
 
+class Described(str):
+    """A 'got' that is a description ("0 sample(s)"), shown without quotes."""
+
+
 def _short_repr(value: Any) -> str:
+    if isinstance(value, Described):
+        return str(value)
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
@@ -218,7 +225,7 @@ def check_array(
     if sp.issparse(X):
         if not allow_sparse:
             raise GidrValueError(
-                format_error(f"The input {name}", "a dense array for this pipeline", "a sparse matrix",
+                format_error(f"The input {name}", "a dense array for this pipeline", Described("a sparse matrix"),
                              "Convert it with X.toarray(), or use a neighbors stage that accepts sparse input.")
             )
         X = sp.csr_matrix(X)
@@ -230,24 +237,24 @@ def check_array(
                 X = X.to_numpy(dtype=float)
             except (TypeError, ValueError):
                 raise GidrValueError(
-                    format_error(f"The input {name}", "numeric columns only", "a DataFrame with non-numeric columns",
+                    format_error(f"The input {name}", "numeric columns only", Described("a DataFrame with non-numeric columns"),
                                  "Drop or encode the non-numeric columns first.")
                 ) from None
         arr = np.asarray(X)
         if arr.dtype.kind in "OUSVMm":
             raise GidrValueError(
                 format_error(f"The input {name}", "an array of real or integer numbers",
-                             f"an array of dtype {arr.dtype}",
+                             Described(f"an array of dtype {arr.dtype}"),
                              "Convert strings and objects to numbers first, e.g. X.astype(float).")
             )
         if arr.dtype.kind == "c":
             raise GidrValueError(
-                format_error(f"The input {name}", "a real-valued array", f"an array of dtype {arr.dtype}")
+                format_error(f"The input {name}", "a real-valued array", Described(f"an array of dtype {arr.dtype}"))
             )
         if arr.ndim != 2:
             raise GidrValueError(
                 format_error(f"The input {name}", "a 2-D array of shape (n_samples, n_features)",
-                             f"an array with {arr.ndim} dimension(s), shape {arr.shape}",
+                             Described(f"an array with {arr.ndim} dimension(s), shape {arr.shape}"),
                              "Reshape it, e.g. X.reshape(-1, 1) for a single feature.")
             )
         n_rows, n_cols = arr.shape
@@ -258,11 +265,11 @@ def check_array(
     if n_rows < min_samples:
         raise GidrValueError(
             format_error(f"The input {name}", f"an array with at least {min_samples} samples",
-                         f"{n_rows} sample(s)", "An embedding needs at least two points.")
+                         Described(f"{n_rows} sample(s)"), "An embedding needs at least two points.")
         )
     if n_cols < 1:
         raise GidrValueError(
-            format_error(f"The input {name}", "an array with at least 1 feature", "0 features")
+            format_error(f"The input {name}", "an array with at least 1 feature", Described("0 features"))
         )
     finite = np.isfinite(data)
     if not finite.all():
