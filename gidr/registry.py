@@ -6,6 +6,7 @@ Selection lives here, not in plugin load order: ``backend="auto"`` picks, for a 
 from __future__ import annotations
 
 import copy
+import inspect
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -25,6 +26,10 @@ class Registry:
     def add(self, stage_class: type[Stage]) -> type[Stage]:
         """Register ``stage_class``; it must subclass the base of its declared kind."""
         kind = getattr(stage_class, "kind", None)
+        for attribute in ("name", "backend"):
+            value = getattr(stage_class, attribute, None)
+            if not (isinstance(value, str) and value):
+                raise GidrValueError(format_error(f"The '{attribute}' of {stage_class!r}", "a non-empty string", value))
         if kind not in BASES:
             raise GidrValueError(format_error(f"The kind of {stage_class!r}", "one of " + ", ".join(KINDS), kind))
         if not (isinstance(stage_class, type) and issubclass(stage_class, BASES[kind])):
@@ -32,6 +37,10 @@ class Registry:
                 format_error(f"The stage class {stage_class!r}", f"a subclass of gidr.stages.{BASES[kind].__name__}",
                              stage_class)
             )
+        if inspect.isabstract(stage_class):
+            missing = ", ".join(sorted(stage_class.__abstractmethods__))
+            raise GidrValueError(f"The stage class {stage_class!r} cannot be registered: it does not implement "
+                                 f"{missing}.")
         key = (kind, stage_class.name, stage_class.backend)
         if key in self._stages and self._stages[key] is not stage_class:
             raise GidrValueError(
@@ -80,7 +89,8 @@ class Registry:
                 )
             if backend in candidates:
                 return candidates[backend]
-        return max(candidates.values(), key=lambda cls: (cls.priority, cls.backend == "reference"))
+        # Highest priority wins; ties go to the reference, then to the backend name: never to load order.
+        return min(candidates.values(), key=lambda cls: (-cls.priority, cls.backend != "reference", cls.backend))
 
 
 class PresetRegistry:
@@ -120,7 +130,7 @@ class PresetRegistry:
         return copy.deepcopy(self._presets[name])
 
     def describe(self, name: str) -> str:
-        return str(self._presets[name].get("description", ""))
+        return str(self.get(name).get("description", ""))
 
     def __iter__(self) -> Iterable[str]:
         return iter(self.names())

@@ -240,7 +240,13 @@ def check_array(
                     format_error(f"The input {name}", "numeric columns only", Described("a DataFrame with non-numeric columns"),
                                  "Drop or encode the non-numeric columns first.")
                 ) from None
-        arr = np.asarray(X)
+        try:
+            arr = np.asarray(X)
+        except (ValueError, TypeError):
+            raise GidrValueError(
+                format_error(f"The input {name}", "a rectangular array of numbers",
+                             Described("rows of different lengths or non-numeric entries"))
+            ) from None
         if arr.dtype.kind in "OUSVMm":
             raise GidrValueError(
                 format_error(f"The input {name}", "an array of real or integer numbers",

@@ -59,8 +59,10 @@ class Loss(Stage):
     def numba_forces(self, ctx: Context):
         """Jitted scalar force functions for the numba optimizers, or None.
 
-        Returns ``(attraction, repulsion)`` where ``attraction(D, p, a, b) -> float`` and
-        ``repulsion(D, a, b) -> (phi_0, phi_1)`` are ``numba.njit`` functions. A loss that
-        returns None runs only on the reference optimizers.
+        Returns ``(attraction, repulsion)``, two ``numba.njit`` functions of float64 scalars:
+        ``attraction(D, p, a, b) -> float`` and ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)``
+        (``phi_1 = 0.0`` for a one-channel loss; ``epsilon`` is the loss's parameter of that
+        name, or 0.0, and may be ignored). See :mod:`gidr_numba.forces`. A loss that returns
+        None runs on the reference optimizers and estimators.
         """
         return None

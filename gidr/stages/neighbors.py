@@ -26,7 +26,7 @@ class Neighbors(Stage):
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features)
-            For ``precomputed``, the stage's own parameters carry the graph instead.
+            For ``precomputed``: a square distance matrix or a :class:`KNNGraph`.
         n_neighbors : int
             k, already clamped to ``n_samples - 1`` by the pipeline.
         ctx : Context

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,8 +16,12 @@ class Optimizer(Stage):
 
     kind = "optimizer"
 
-    def check_compatible(self, loss, repulsion, ctx: Context) -> None:
-        """Raise GidrValueError when this optimizer cannot run with these stages."""
+    def check_compatible(self, loss, repulsion, settings: Mapping[str, Any]) -> None:
+        """Raise GidrValueError when this optimizer cannot run with these stages.
+
+        ``settings`` holds the pipeline's validated switches (``normalized``,
+        ``n_components``, ...). Called when the pipeline is built.
+        """
 
     @abstractmethod
     def default_n_epochs(self, n_samples: int) -> int:

@@ -1,0 +1,32 @@
+"""The hook implementations gidr calls; named in the ``gidr.plugins`` entry-point group.
+
+gidr finds this module through the entry point, registers it with its plugin manager and
+calls the two functions below, handing each a registry to fill. Which implementation of a
+stage is used is decided by the registry (by declared priority), never by plugin order.
+"""
+from gidr.plugins import hookimpl
+from gidr_example.loss import HellingerLoss
+
+#: GDR, UMAP-like (as the built-in 'gdr-umap') with the Hellinger loss.
+GDR_HELLINGER = {
+    "description": "GDR, UMAP-like, with the Hellinger loss sum (sqrt(p) - sqrt(w))^2 "
+                   "(gidr-plugin-example).",
+    "pipeline": {"normalized": False, "scalars": "one"},
+    "neighbors": {"name": "auto"},
+    "similarity": {"name": "umap", "n_neighbors": 15, "pseudo_distance": True},
+    "symmetrize": {"name": "fuzzy_union"},
+    "init": {"name": "spectral"},
+    "loss": {"name": "hellinger"},
+    "repulsion": {"name": "sampled", "n_negative": 1},
+    "optimizer": {"name": "gdr", "symmetric_attraction": False},
+}
+
+
+@hookimpl
+def gidr_register_stages(registry):
+    registry.add(HellingerLoss)
+
+
+@hookimpl
+def gidr_register_presets(presets):
+    presets.add("gdr-hellinger", GDR_HELLINGER)

@@ -1,0 +1,283 @@
+"""Initial embeddings: spectral, PCA, random and user-given, and their rescaling.
+
+Every layout function returns a new float64 array of shape (n_samples, n_components),
+finite even for degenerate input (identical points, disconnected graphs), and takes its
+randomness from the :class:`numpy.random.Generator` it is given.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
+
+from gidr.validation import GidrValueError, format_error
+from gidr_reference.symmetrize import clean
+
+__all__ = [
+    "DENSE_EIGEN_MAX",
+    "fix_signs",
+    "rescale",
+    "add_jitter",
+    "laplacian_eigenmap",
+    "spectral_layout",
+    "pca_layout",
+    "random_layout",
+    "check_init_array",
+]
+
+#: Graphs (or connected components) up to this many points use a dense eigensolver.
+DENSE_EIGEN_MAX = 500
+#: Normalized pipelines start small (openTSNE's convention): std(Y[:, 0]) = 1e-4.
+NORMALIZED_STD = 1e-4
+#: Unnormalized pipelines start wide (umap-learn's convention): max |Y| = 10.
+UNNORMALIZED_MAX = 10.0
+#: Jitter added to data-derived inits of unnormalized pipelines, relative to max |Y|
+#: (1e-5 * 10 = umap-learn's absolute 1e-4 after the rescale to max |Y| = 10).
+JITTER_RELATIVE = 1e-5
+#: Components laid out separately sit on a unit grid, each within this radius of its cell.
+_COMPONENT_RADIUS = 0.4
+
+
+def fix_signs(Y: np.ndarray) -> np.ndarray:
+    """Flip columns so that the entry of largest absolute value of each column is positive.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components), a new array
+    """
+    Y = np.array(Y, dtype=np.float64)
+    if len(Y) == 0:
+        return Y
+    largest = Y[np.argmax(np.abs(Y), axis=0), np.arange(Y.shape[1])]
+    return Y * np.where(largest < 0, -1.0, 1.0)
+
+
+def rescale(Y: np.ndarray, scale: str | float, normalized: bool) -> np.ndarray:
+    """Rescale an initial embedding (multiplication only, no centring).
+
+    ``scale="auto"``: normalized → ``std(Y[:, 0]) = 1e-4``; unnormalized → ``max|Y| = 10``.
+    A float sets ``std(Y[:, 0]) = scale``. When the statistic is 0 (every point at the
+    same place) ``Y`` is returned unchanged.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components)
+    scale : "auto" or float > 0
+    normalized : bool
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components), a new array
+    """
+    Y = np.array(Y, dtype=np.float64)
+    if scale == "auto" and not normalized:
+        current, target = np.abs(Y).max(), UNNORMALIZED_MAX
+    else:
+        current = Y[:, 0].std()
+        target = NORMALIZED_STD if scale == "auto" else float(scale)
+    if not np.isfinite(current) or current == 0:
+        return Y
+    return Y * (target / current)
+
+
+def add_jitter(Y: np.ndarray, rng: np.random.Generator, relative: float = JITTER_RELATIVE) -> np.ndarray:
+    """``Y + N(0, (relative * max|Y|)^2)``: breaks exact ties (umap-learn's init noise).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components), a new array
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    size = np.abs(Y).max()
+    return Y + rng.normal(scale=relative * (size if size > 0 else 1.0), size=Y.shape)
+
+
+def _normalized_adjacency(A: sp.spmatrix) -> sp.csr_matrix:
+    """M = D^{-1/2} A D^{-1/2}, D = diag(row sums of A); L_sym = I - M."""
+    degree = np.asarray(A.sum(axis=1)).ravel()
+    inv_sqrt = 1.0 / np.sqrt(degree)
+    return sp.csr_matrix(sp.diags(inv_sqrt) @ A @ sp.diags(inv_sqrt))
+
+
+def laplacian_eigenmap(A: sp.spmatrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """Eigenvectors 1..d of the symmetric normalized Laplacian of a connected graph.
+
+    ``L_sym = I - D^{-1/2} A D^{-1/2}``; its eigenvectors for the d + 1 smallest eigenvalues
+    (the largest of ``M = D^{-1/2} A D^{-1/2}``) are computed, the first (eigenvalue 0,
+    proportional to ``sqrt(degree)``) is dropped. Dense ``eigh`` up to
+    :data:`DENSE_EIGEN_MAX` points, else ARPACK ``eigsh`` on M with a start vector drawn
+    from ``rng``. Signs are fixed by :func:`fix_signs`. This is umap-learn's spectral
+    layout (sklearn's ``spectral_embedding`` further divides by ``sqrt(degree)``).
+
+    Parameters
+    ----------
+    A : sparse matrix of shape (m, m)
+        Symmetric, non-negative, connected, m >= n_components + 2.
+    n_components : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of shape (m, n_components), orthonormal columns
+
+    Raises
+    ------
+    ArpackNoConvergence, ArpackError, numpy.linalg.LinAlgError
+        When the eigensolver fails.
+    """
+    M = _normalized_adjacency(A)
+    m, k = M.shape[0], n_components + 1
+    if m <= DENSE_EIGEN_MAX:
+        _, vectors = scipy.linalg.eigh(M.toarray(), subset_by_index=[m - k, m - 1])
+    else:
+        v0 = rng.uniform(-1.0, 1.0, size=m)
+        values, vectors = eigsh(M, k=k, which="LA", v0=v0, tol=1e-8, maxiter=50 * m,
+                                ncv=min(m, max(2 * k + 1, 20)))
+        vectors = vectors[:, np.argsort(values, kind="stable")]
+    # eigenvalues ascend: the last column is the trivial one; the next ones are 1..d
+    return fix_signs(vectors[:, -2::-1][:, :n_components])
+
+
+def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """Spectral initialization from the affinity graph ``P``.
+
+    ``P`` is symmetrized as ``A = (P + P^T) / 2`` (it may be directed with
+    ``symmetrize='none'``). A connected graph gets :func:`laplacian_eigenmap`. A
+    disconnected graph (with a :class:`UserWarning`) gets one layout per connected
+    component, spectral for components of more than ``n_components + 1`` points and
+    uniform random otherwise, each scaled to radius 0.4 and centred on its own point of a
+    unit grid (largest component first). An eigensolver failure falls back to a random
+    layout of that component, with a :class:`UserWarning`.
+
+    Parameters
+    ----------
+    P : sparse matrix of shape (n_samples, n_samples)
+    n_components : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    A = sp.csr_matrix(P, dtype=np.float64)
+    A = clean((A + A.T) * 0.5)
+    n_parts, labels = connected_components(A, directed=False)
+    if n_parts == 1:
+        return _component_layout(A, n_components, rng)
+    warnings.warn(
+        f"The affinity graph has {n_parts} connected components; the spectral init lays out each one "
+        f"separately and places them on a grid. A larger n_neighbors may connect the graph.",
+        UserWarning, stacklevel=3,
+    )
+    sizes = np.bincount(labels, minlength=n_parts)
+    order = np.lexsort((np.arange(n_parts), -sizes))  # largest first, then by label
+    centres = _grid(n_parts, n_components)
+    Y = np.empty((A.shape[0], n_components))
+    for position, part in enumerate(order):
+        members = np.flatnonzero(labels == part)
+        layout = _component_layout(A[members][:, members], n_components, rng)
+        layout = layout - layout.mean(axis=0)
+        size = np.abs(layout).max()
+        layout = layout / size if size > 0 else layout
+        Y[members] = centres[position] + _COMPONENT_RADIUS * layout
+    return Y
+
+
+def _component_layout(A: sp.csr_matrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    m = A.shape[0]
+    if m <= n_components + 1:
+        return rng.uniform(-1.0, 1.0, size=(m, n_components))
+    try:
+        return laplacian_eigenmap(A, n_components, rng)
+    except (ArpackNoConvergence, ArpackError, np.linalg.LinAlgError) as exc:
+        warnings.warn(f"The spectral init's eigensolver failed ({exc}); using a random init for "
+                      f"{m} points instead.", UserWarning, stacklevel=4)
+        return rng.uniform(-1.0, 1.0, size=(m, n_components))
+
+
+def _grid(n_points: int, n_dims: int) -> np.ndarray:
+    """The first ``n_points`` points of the unit grid {0, ..., s-1}^d, s^d >= n_points."""
+    side = 1
+    while side**n_dims < n_points:
+        side += 1
+    return np.stack(np.unravel_index(np.arange(n_points), (side,) * n_dims), axis=1).astype(np.float64)
+
+
+def pca_layout(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """Scores on the top principal components: ``Y = U_{:, :d} S_{:d}`` for ``X - mean = U S V^T``.
+
+    Signs by :func:`fix_signs`. Identical rows (zero variance) fall back to a standard
+    normal layout with a :class:`UserWarning`. Components beyond the rank of X (or with
+    singular value below 1e-10 S_0) are filled with normal noise of standard deviation
+    1e-4 * std(Y[:, 0]), so that no axis starts (and stays) collapsed.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if np.all(np.ptp(X, axis=0) == 0):
+        warnings.warn("The 'pca' init got data with zero variance (all rows identical); using a random "
+                      "init instead.", UserWarning, stacklevel=3)
+        return random_layout(X.shape[0], n_components, rng)
+    U, S, _ = scipy.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+    Y = np.zeros((X.shape[0], n_components))
+    rank = min(n_components, len(S))
+    Y[:, :rank] = U[:, :rank] * S[:rank]
+    Y = fix_signs(Y)
+    collapsed = np.ones(n_components, dtype=bool)
+    collapsed[:rank] = S[:rank] <= 1e-10 * S[0]
+    if collapsed.any():
+        noise = rng.normal(scale=1e-4 * Y[:, 0].std(), size=(X.shape[0], int(collapsed.sum())))
+        Y[:, collapsed] = noise
+    return Y
+
+
+def random_layout(n_samples: int, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """``Y ~ N(0, 1)`` i.i.d., shape (n_samples, n_components)."""
+    return rng.standard_normal((n_samples, n_components))
+
+
+def check_init_array(array: Any, n_samples: int | None, n_components: int) -> np.ndarray:
+    """Validate a user-given initial embedding and return a float64 copy.
+
+    Parameters
+    ----------
+    array : array-like of shape (n_samples, n_components), finite
+    n_samples : int or None
+        None accepts any number of rows (when it is not known yet).
+    n_components : int
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components)
+    """
+    what = "The 'array' parameter of init 'array'"
+    if array is None:
+        raise GidrValueError(format_error(what, "an array of shape (n_samples, n_components)", None,
+                                          "Pass init=<array> (or init={'name': 'array', 'array': <array>}), "
+                                          "or pick init 'spectral', 'pca' or 'random'."))
+    Y = np.array(array, dtype=np.float64)
+    rows = Y.shape[0] if n_samples is None and Y.ndim == 2 else n_samples
+    if Y.shape != (rows, n_components):
+        expected = f"({'n_samples' if n_samples is None else n_samples}, {n_components})"
+        raise GidrValueError(format_error(what, f"an array of shape {expected} (n_samples, n_components)", Y))
+    if not np.all(np.isfinite(Y)):
+        raise GidrValueError(format_error(what, "finite", f"{int(np.size(Y) - np.isfinite(Y).sum())} NaN or "
+                                          "infinite value(s)"))
+    return Y

@@ -1,0 +1,257 @@
+"""Exact and precomputed k-nearest-neighbour graphs, in plain NumPy/SciPy.
+
+Conventions (binding for every neighbors backend):
+
+* the point itself is excluded *by index*; duplicates of a point are ordinary
+  neighbours at distance 0;
+* each row is sorted by ``(distance, index)``, so ties are broken by the smaller index
+  and the graph is fully deterministic;
+* distances are the true metric values (never squared, never square-rooted twice).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from gidr.types import KNNGraph
+from gidr.validation import GidrValueError, format_error
+
+__all__ = [
+    "METRICS",
+    "pairwise_distances",
+    "select_neighbors",
+    "exact_knn",
+    "knn_from_distance_matrix",
+    "check_knn_graph",
+]
+
+#: Metrics of the ``exact`` neighbors stage (the same list in every backend).
+METRICS = ("euclidean", "manhattan", "chebyshev", "cosine", "correlation")
+
+_SCIPY_NAMES = {"euclidean": "euclidean", "manhattan": "cityblock", "chebyshev": "chebyshev"}
+
+#: Memory budget (number of float64 entries) of one block of the distance matrix.
+_BLOCK_ENTRIES = 2**22
+
+
+def pairwise_distances(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Distances between the rows of ``A`` and the rows of ``B``.
+
+    ``euclidean``: ``sqrt(sum_f (a_f - b_f)^2)``; ``manhattan``: ``sum_f |a_f - b_f|``;
+    ``chebyshev``: ``max_f |a_f - b_f|``; ``cosine``: ``1 - a.b / (|a| |b|)``;
+    ``correlation``: cosine of the row-centred vectors. For cosine and correlation a zero
+    vector is at distance 0 from another zero vector and 1 from anything else (the
+    pynndescent convention), and rounding below 0 is clipped to 0.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_a, n_features)
+    B : ndarray of shape (n_b, n_features)
+    metric : str
+        One of :data:`METRICS`.
+
+    Returns
+    -------
+    D : ndarray of shape (n_a, n_b), float64
+    """
+    if metric in _SCIPY_NAMES:
+        return cdist(A, B, metric=_SCIPY_NAMES[metric])
+    if metric not in ("cosine", "correlation"):
+        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    if metric == "correlation":
+        A = A - A.mean(axis=1, keepdims=True)
+        B = B - B.mean(axis=1, keepdims=True)
+    norm_a = np.linalg.norm(A, axis=1)
+    norm_b = np.linalg.norm(B, axis=1)
+    zero_a, zero_b = norm_a == 0, norm_b == 0
+    safe_a = np.where(zero_a, 1.0, norm_a)
+    safe_b = np.where(zero_b, 1.0, norm_b)
+    D = 1.0 - (A / safe_a[:, None]) @ (B / safe_b[:, None]).T
+    np.clip(D, 0.0, 2.0, out=D)
+    D[zero_a[:, None] != zero_b[None, :]] = 1.0
+    D[zero_a[:, None] & zero_b[None, :]] = 0.0
+    return D
+
+
+def select_neighbors(D: np.ndarray, rows: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` smallest entries of each row of a distance block, self excluded.
+
+    Row ``r`` of ``D`` holds the distances from point ``rows[r]`` to every point; column
+    ``rows[r]`` (the point itself) is skipped whatever its value. Candidates are sorted by
+    ``(distance, index)``.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_rows, n_samples)
+    rows : ndarray of shape (n_rows,), int
+        The global index of each row.
+    n_neighbors : int
+        k, at most ``n_samples - 1``.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_rows, k), int64
+    distances : ndarray of shape (n_rows, k), float64
+    """
+    D = np.array(D, dtype=np.float64)  # a copy: the self entry is overwritten below
+    D[np.arange(len(rows)), rows] = np.inf
+    k = n_neighbors
+    # The k-th smallest value bounds the candidates; every tie at that value is kept so
+    # that the tie-break by index below sees all of them.
+    kth = np.partition(D, k - 1, axis=1)[:, k - 1]
+    indices = np.empty((len(rows), k), dtype=np.int64)
+    distances = np.empty((len(rows), k), dtype=np.float64)
+    for r in range(len(rows)):
+        candidates = np.flatnonzero(D[r] <= kth[r])
+        order = np.lexsort((candidates, D[r, candidates]))[:k]
+        indices[r] = candidates[order]
+        distances[r] = D[r, candidates[order]]
+    return indices, distances
+
+
+def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+    """Brute-force k nearest neighbours of every row of ``X``, self excluded.
+
+    ``knn(i) = the k indices j != i with the smallest (d(x_i, x_j), j)``, computed in
+    blocks of rows so that memory stays O(block * n_samples).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_neighbors : int
+        k, in ``[1, n_samples - 1]``.
+    metric : str
+        One of :data:`METRICS`.
+
+    Returns
+    -------
+    KNNGraph
+        int64 indices and float64 distances of shape (n_samples, k).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_samples = X.shape[0]
+    _check_n_neighbors(n_neighbors, n_samples)
+    block = max(1, _BLOCK_ENTRIES // max(n_samples, 1))
+    indices = np.empty((n_samples, n_neighbors), dtype=np.int64)
+    distances = np.empty((n_samples, n_neighbors), dtype=np.float64)
+    for start in range(0, n_samples, block):
+        rows = np.arange(start, min(start + block, n_samples))
+        D = pairwise_distances(X[rows], X, metric)
+        indices[rows], distances[rows] = select_neighbors(D, rows, n_neighbors)
+    return KNNGraph(indices, distances)
+
+
+def knn_from_distance_matrix(D: np.ndarray, n_neighbors: int) -> KNNGraph:
+    """k nearest neighbours read off a square distance matrix, self (the diagonal) excluded.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_samples, n_samples)
+        ``D[i, j]`` is the distance from i to j: finite and non-negative. The diagonal is
+        ignored; the matrix need not be symmetric (row i gives the neighbours of i).
+    n_neighbors : int
+
+    Returns
+    -------
+    KNNGraph
+    """
+    D = np.asarray(D)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise GidrValueError(format_error("The precomputed distance matrix X", "a square 2-D array", D))
+    D = D.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(D)):
+        raise GidrValueError(format_error("The precomputed distance matrix X", "finite", "NaN or infinite values",
+                                          "Replace them with large finite distances."))
+    if np.any(D < 0):
+        raise GidrValueError(format_error("The precomputed distance matrix X", "non-negative",
+                                          f"{int(np.count_nonzero(D < 0))} negative value(s)"))
+    _check_n_neighbors(n_neighbors, D.shape[0])
+    block = max(1, _BLOCK_ENTRIES // D.shape[0])
+    indices = np.empty((D.shape[0], n_neighbors), dtype=np.int64)
+    distances = np.empty((D.shape[0], n_neighbors), dtype=np.float64)
+    for start in range(0, D.shape[0], block):
+        rows = np.arange(start, min(start + block, D.shape[0]))
+        indices[rows], distances[rows] = select_neighbors(D[rows], rows, n_neighbors)
+    return KNNGraph(indices, distances)
+
+
+def check_knn_graph(graph: Any, n_neighbors: int) -> KNNGraph:
+    """Validate a user's kNN graph and return its first ``n_neighbors`` columns.
+
+    Each row is re-sorted by ``(distance, index)`` (a stable, deterministic order) before
+    the first k columns are taken. Rejected, each with its own message: mismatched or
+    non-2-D shapes, non-integer indices, indices out of ``[0, n_samples)``, a point listed
+    as its own neighbour, a neighbour listed twice in one row, negative or non-finite
+    distances, and fewer than ``n_neighbors`` columns.
+
+    Parameters
+    ----------
+    graph : KNNGraph or tuple (indices, distances)
+        Both arrays of shape (n_samples, m).
+    n_neighbors : int
+        k required by the similarity stage.
+
+    Returns
+    -------
+    KNNGraph
+        A new graph (the caller's arrays are not modified) of shape (n_samples, k).
+    """
+    if isinstance(graph, tuple) and len(graph) == 2:
+        graph = KNNGraph(np.asarray(graph[0]), np.asarray(graph[1]))
+    what = "The precomputed kNN graph"
+    if not isinstance(graph, KNNGraph):
+        raise GidrValueError(format_error(what, "a KNNGraph, an (indices, distances) tuple or a square distance "
+                                          "matrix", type(graph).__name__))
+    indices, distances = np.asarray(graph.indices), np.asarray(graph.distances)
+    if indices.ndim != 2 or indices.shape != distances.shape:
+        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
+                                          f"shapes {indices.shape} and {distances.shape}"))
+    if indices.dtype.kind not in "iu":
+        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
+                                          "Convert them with indices.astype(np.int64)."))
+    n_samples, n_columns = indices.shape
+    _check_graph_values(indices.astype(np.int64), distances.astype(np.float64), what)
+    if n_columns < n_neighbors:
+        raise GidrValueError(format_error(
+            f"The number of neighbour columns of {what}",
+            f"at least {n_neighbors} (the n_neighbors of the similarity stage, or floor(3 * perplexity) for "
+            "similarity 'tsne')", n_columns,
+            "Compute more neighbours, or lower the similarity's 'n_neighbors' (umap) or 'perplexity' (tsne)."))
+    indices = indices.astype(np.int64)
+    distances = distances.astype(np.float64)
+    order = np.lexsort((indices, distances), axis=-1)[:, :n_neighbors]
+    return KNNGraph(np.take_along_axis(indices, order, axis=1).copy(),
+                    np.take_along_axis(distances, order, axis=1).copy())
+
+
+def _check_graph_values(indices: np.ndarray, distances: np.ndarray, what: str) -> None:
+    n_samples = indices.shape[0]
+    if np.any((indices < 0) | (indices >= n_samples)):
+        bad = int(np.flatnonzero(np.any((indices < 0) | (indices >= n_samples), axis=1))[0])
+        raise GidrValueError(format_error(f"{what}'s indices", f"in [0, {n_samples}) (n_samples)",
+                                          f"out-of-range values, the first in row {bad}",
+                                          "Missing neighbours (-1) are not supported."))
+    is_self = indices == np.arange(n_samples)[:, None]
+    if np.any(is_self):
+        bad = int(np.flatnonzero(is_self.any(axis=1))[0])
+        raise GidrValueError(format_error(f"{what}'s indices", "neighbours other than the point itself",
+                                          f"row {bad} listing point {bad} itself",
+                                          "Drop the column that holds each point itself (often the first)."))
+    ordered = np.sort(indices, axis=1)
+    repeated = np.any(ordered[:, 1:] == ordered[:, :-1], axis=1)
+    if np.any(repeated):
+        raise GidrValueError(format_error(f"{what}'s indices", "distinct neighbours in each row",
+                                          f"a repeated neighbour in row {int(np.flatnonzero(repeated)[0])}"))
+    if not np.all(np.isfinite(distances)) or np.any(distances < 0):
+        raise GidrValueError(format_error(f"{what}'s distances", "finite and non-negative",
+                                          "negative, NaN or infinite values"))
+
+
+def _check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
+    if not 1 <= n_neighbors <= n_samples - 1:
+        raise GidrValueError(format_error("The number of neighbours", f"an int in [1, {n_samples - 1}] "
+                                          "(n_samples - 1)", n_neighbors))

@@ -1,0 +1,223 @@
+"""Reference stages of the graph half of the pipeline: neighbors, similarity, symmetrize, init.
+
+The classes bind validated parameters; the math is in :mod:`gidr_reference.neighbors`,
+:mod:`~gidr_reference.similarity`, :mod:`~gidr_reference.symmetrize` and
+:mod:`~gidr_reference.init`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from gidr.stages import Init, Neighbors, Similarity, Symmetrize
+from gidr.types import Context, KNNGraph
+from gidr.validation import ArrayLike, Boolean, GidrValueError, Interval, Options, Param, format_error
+from gidr_reference import MAX_SAMPLES
+from gidr_reference import init as init_math
+from gidr_reference import neighbors as neighbors_math
+from gidr_reference import similarity as similarity_math
+from gidr_reference import symmetrize as symmetrize_math
+
+__all__ = [
+    "ExactNeighbors", "PrecomputedNeighbors", "UmapSimilarity", "TsneSimilarity", "FuzzyUnionSymmetrize",
+    "MeanSymmetrize", "NoSymmetrize", "SpectralInit", "PcaInit", "RandomInit", "ArrayInit", "STAGES",
+]
+
+
+# ---------------------------------------------------------------------- neighbors
+class ExactNeighbors(Neighbors):
+    """Brute-force kNN, O(n^2) time, O(block * n) memory; ties broken by index."""
+
+    name = "exact"
+    backend = "reference"
+    priority = 0
+    max_samples = MAX_SAMPLES
+    params = (
+        Param("metric", "euclidean", (Options(neighbors_math.METRICS),),
+              "Distance in the input space: " + ", ".join(neighbors_math.METRICS) + "."),
+    )
+
+    def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
+        return neighbors_math.exact_knn(X, n_neighbors, self.metric)
+
+
+class PrecomputedNeighbors(Neighbors):
+    """Neighbours given by the user: a KNNGraph, an (indices, distances) tuple, or a square
+    distance matrix. The graph is validated, each row sorted by (distance, index), and its
+    first k columns kept."""
+
+    name = "precomputed"
+    backend = "reference"
+    priority = 0
+    params = ()
+
+    def compute(self, X: Any, n_neighbors: int, ctx: Context) -> KNNGraph:
+        if isinstance(X, (KNNGraph, tuple)):
+            return neighbors_math.check_knn_graph(X, n_neighbors)
+        return neighbors_math.knn_from_distance_matrix(X, n_neighbors)
+
+
+# ---------------------------------------------------------------------- similarity
+class UmapSimilarity(Similarity):
+    """UMAP's fuzzy memberships p_{j|i} = exp(-max(0, d_ij - rho_i) / sigma_i) (SPEC §3)."""
+
+    name = "umap"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("n_neighbors", 15, (Interval(int, 1, None),),
+              "k, the number of neighbours of each point (self excluded)."),
+        Param("pseudo_distance", True, (Boolean(),),
+              "Subtract rho_i (the distance to the nearest neighbour) before the kernel."),
+    )
+
+    def n_neighbors_required(self, n_samples: int) -> int:
+        return self.n_neighbors  # the pipeline clamps it to n_samples - 1, with a warning
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        sigma, rho = similarity_math.umap_sigmas(distances, self.pseudo_distance)
+        return similarity_math.umap_weights(distances, sigma, rho, self.pseudo_distance)
+
+
+class TsneSimilarity(Similarity):
+    """t-SNE's conditional probabilities with entropy log(perplexity) (SPEC §3)."""
+
+    name = "tsne"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("perplexity", 30.0, (Interval(float, 0, None, "neither"),),
+              "Effective number of neighbours; k = min(n - 1, floor(3 * perplexity)) are used."),
+        Param("pseudo_distance", False, (Boolean(),),
+              "Use max(0, d_ij - rho_i) in place of d_ij (the paper's ablation)."),
+    )
+
+    def n_neighbors_required(self, n_samples: int) -> int:
+        return max(1, min(n_samples - 1, math.floor(3 * self.perplexity)))
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])
+        beta = similarity_math.tsne_betas(distances, perplexity, self.pseudo_distance)
+        return similarity_math.tsne_weights(distances, beta, self.pseudo_distance)
+
+
+# ---------------------------------------------------------------------- symmetrize
+class FuzzyUnionSymmetrize(Symmetrize):
+    """p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j} (UMAP)."""
+
+    name = "fuzzy_union"
+    backend = "reference"
+    priority = 0
+
+    def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
+        return symmetrize_math.fuzzy_union(P_directed)
+
+
+class MeanSymmetrize(Symmetrize):
+    """p_ij = (p_{j|i} + p_{i|j}) / 2 (t-SNE)."""
+
+    name = "mean"
+    backend = "reference"
+    priority = 0
+
+    def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
+        return symmetrize_math.mean(P_directed)
+
+
+class NoSymmetrize(Symmetrize):
+    """p_ij = p_{j|i}: the directed matrix, cleaned but NOT symmetric (paper's ablation)."""
+
+    name = "none"
+    backend = "reference"
+    priority = 0
+
+    def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
+        return symmetrize_math.directed(P_directed)
+
+
+# ---------------------------------------------------------------------- init
+def _scale_param() -> Param:
+    return Param("scale", "auto", (Options(("auto",)), Interval(float, 0, None, "neither")),
+                 "'auto': std(Y[:, 0]) = 1e-4 when normalized, max|Y| = 10 when not; a float sets "
+                 "std(Y[:, 0]).")
+
+
+def _finish(Y: np.ndarray, scale: Any, ctx: Context, rng: np.random.Generator, jitter: bool) -> np.ndarray:
+    if jitter and not ctx.normalized:
+        Y = init_math.add_jitter(Y, rng)
+    return init_math.rescale(Y, scale, ctx.normalized)
+
+
+class SpectralInit(Init):
+    """Eigenvectors 1..d of the normalized Laplacian of P, per connected component."""
+
+    name = "spectral"
+    backend = "reference"
+    priority = 0
+    params = (_scale_param(),)
+
+    def compute(self, X: np.ndarray | None, P: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        rng = ctx.rng("init")
+        Y = init_math.spectral_layout(P, ctx.n_components, rng)
+        return _finish(Y, self.scale, ctx, rng, jitter=True)
+
+
+class PcaInit(Init):
+    """Scores on the top principal components of X (needs the data matrix)."""
+
+    name = "pca"
+    backend = "reference"
+    priority = 0
+    params = (_scale_param(),)
+
+    def compute(self, X: np.ndarray | None, P: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        if X is None:
+            raise GidrValueError(format_error(
+                f"The data for {self.describe()}", "the data matrix X", None,
+                "With precomputed neighbours there is no X: use init 'spectral' or 'random'."))
+        rng = ctx.rng("init")
+        Y = init_math.pca_layout(X, ctx.n_components, rng)
+        return _finish(Y, self.scale, ctx, rng, jitter=True)
+
+
+class RandomInit(Init):
+    """Standard normal positions from ctx.rng('init'), rescaled."""
+
+    name = "random"
+    backend = "reference"
+    priority = 0
+    params = (_scale_param(),)
+
+    def compute(self, X: np.ndarray | None, P: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        Y = init_math.random_layout(ctx.n_samples, ctx.n_components, ctx.rng("init"))
+        return init_math.rescale(Y, self.scale, ctx.normalized)
+
+
+class ArrayInit(Init):
+    """The user's own starting positions, used as given (shape and finiteness checked)."""
+
+    name = "array"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("array", None, (ArrayLike(),), "Starting positions, shape (n_samples, n_components).",
+              allow_none=True),
+    )
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        # n_samples is known only at run time; the shape's second axis and the values now
+        init_math.check_init_array(self.array, None, settings.get("n_components", 2))
+
+    def compute(self, X: np.ndarray | None, P: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        return init_math.check_init_array(self.array, ctx.n_samples, ctx.n_components)
+
+
+STAGES = [
+    ExactNeighbors, PrecomputedNeighbors,
+    UmapSimilarity, TsneSimilarity,
+    FuzzyUnionSymmetrize, MeanSymmetrize, NoSymmetrize,
+    SpectralInit, PcaInit, RandomInit, ArrayInit,
+]

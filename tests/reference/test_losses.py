@@ -1,0 +1,269 @@
+"""Reference losses: exact gradients against finite differences, the force decomposition
+against the gradient, stage parameters and metadata."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from gidr.stages import Loss
+from gidr.types import Context, PairTotals
+from gidr.validation import GidrValueError
+from gidr_reference import losses
+from gidr_reference.repulsion import exact_repulsion
+from gidr_reference.stages_forces import KL, Frobenius
+from tests.helpers import assert_matches
+
+N_POINTS = 30
+KERNELS = [(1.0, 1.0), (1.577, 0.895)]
+SETTINGS = [True, False]
+
+
+def random_affinities(n: int, normalized: bool, seed: int = 0, density: float = 0.2) -> sp.csr_matrix:
+    """A random sparse symmetric P with zero diagonal (summing to one when normalized)."""
+    rng = np.random.default_rng(seed)
+    upper = sp.random(n, n, density=density, random_state=rng, data_rvs=lambda k: rng.uniform(0.05, 1.0, k))
+    upper = sp.triu(upper, k=1)
+    P = sp.csr_matrix(upper + upper.T)
+    P.sort_indices()
+    if normalized:
+        P = P / P.sum()
+    return sp.csr_matrix(P)
+
+
+def random_embedding(n: int, d: int = 2, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def central_differences(f, Y: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Gradient of ``f`` at ``Y`` by central differences, coordinate by coordinate."""
+    grad = np.zeros_like(Y)
+    for index in np.ndindex(Y.shape):
+        step = np.zeros_like(Y)
+        step[index] = h
+        grad[index] = (f(Y + step) - f(Y - step)) / (2 * h)
+    return grad
+
+
+def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(actual - reference) / np.linalg.norm(reference))
+
+
+def make_loss(name: str, **params) -> Loss:
+    return {"kl": KL, "frobenius": Frobenius}[name](**params)
+
+
+def make_ctx(n: int, normalized: bool, a: float, b: float, d: int = 2) -> Context:
+    return Context(n_samples=n, n_components=d, normalized=normalized, a=a, b=b, seed=0)
+
+
+# --------------------------------------------------------------------------- gradients
+
+@pytest.mark.parametrize("name", ["kl", "frobenius"])
+@pytest.mark.parametrize("normalized", SETTINGS)
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_gradient_matches_finite_differences(name, normalized, a, b):
+    P = random_affinities(N_POINTS, normalized)
+    Y = random_embedding(N_POINTS)
+    loss, ctx = make_loss(name), make_ctx(N_POINTS, normalized, a, b)
+    numeric = central_differences(lambda Z: loss.value(P, Z, ctx), Y)
+    assert relative_error(loss.gradient(P, Y, ctx), numeric) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["kl", "frobenius"])
+@pytest.mark.parametrize("normalized", SETTINGS)
+def test_gradient_passes_scipy_check_grad(name, normalized):
+    from scipy.optimize import check_grad
+
+    P = random_affinities(N_POINTS, normalized, seed=3)
+    Y = random_embedding(N_POINTS, seed=4)
+    loss, ctx = make_loss(name), make_ctx(N_POINTS, normalized, 1.577, 0.895)
+    shape = Y.shape
+
+    def value(flat):
+        return loss.value(P, flat.reshape(shape), ctx)
+
+    def gradient(flat):
+        return loss.gradient(P, flat.reshape(shape), ctx).ravel()
+
+    error = check_grad(value, gradient, Y.ravel(), epsilon=1e-7)  # forward differences
+    assert error / np.linalg.norm(gradient(Y.ravel())) < 1e-5
+
+
+def test_gradient_in_three_dimensions():
+    P = random_affinities(20, normalized=True)
+    Y = random_embedding(20, d=3)
+    loss, ctx = KL(), make_ctx(20, True, 1.577, 0.895, d=3)
+    numeric = central_differences(lambda Z: loss.value(P, Z, ctx), Y)
+    assert relative_error(loss.gradient(P, Y, ctx), numeric) < 1e-5
+
+
+def test_normalized_kl_value_matches_dense_formula():
+    P = random_affinities(15, normalized=True)
+    Y = random_embedding(15)
+    ctx = make_ctx(15, True, 1.577, 0.895)
+    D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+    W = 1 / (1 + ctx.a * D**ctx.b)
+    np.fill_diagonal(W, 0.0)
+    Q = W / W.sum()
+    p = P.toarray()
+    mask = p > 0
+    assert_matches(actual=KL().value(P, Y, ctx), reference=np.sum(p[mask] * np.log(p[mask] / Q[mask])), rtol=1e-12)
+
+
+def test_unnormalized_losses_match_dense_formulas():
+    P = random_affinities(15, normalized=False)
+    Y = random_embedding(15)
+    ctx = make_ctx(15, False, 1.577, 0.895)
+    D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+    W = 1 / (1 + ctx.a * D**ctx.b)
+    p = P.toarray()
+    upper = np.triu_indices(15, k=1)
+    pu, wu = p[upper], W[upper]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross_entropy = np.where(pu > 0, pu * np.log(pu / wu), 0.0) + np.where(
+            pu < 1, (1 - pu) * np.log((1 - pu) / (1 - wu)), 0.0)
+    assert_matches(actual=KL().value(P, Y, ctx), reference=cross_entropy.sum(), rtol=1e-12)
+    assert_matches(actual=Frobenius().value(P, Y, ctx), reference=((pu - wu) ** 2).sum(), rtol=1e-12)
+
+
+def test_blocks_do_not_change_exact_results(monkeypatch):
+    P = random_affinities(N_POINTS, normalized=True)
+    Y = random_embedding(N_POINTS)
+    ctx = make_ctx(N_POINTS, True, 1.577, 0.895)
+    whole = Frobenius().gradient(P, Y, ctx), Frobenius().value(P, Y, ctx)
+    monkeypatch.setattr(losses, "BLOCK_ELEMENTS", 7 * N_POINTS * 2)  # blocks of 7 rows
+    blocked = Frobenius().gradient(P, Y, ctx), Frobenius().value(P, Y, ctx)
+    assert_matches(actual=blocked[0], reference=whole[0], rtol=1e-13)
+    assert_matches(actual=blocked[1], reference=whole[1], rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- forces
+
+def exact_forces(loss, P, Y, ctx):
+    sums = exact_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), ctx.a, ctx.b)
+    return losses.loss_forces(loss, P, Y, ctx, sums)
+
+
+@pytest.mark.parametrize("name, normalized", [("kl", True), ("frobenius", True), ("frobenius", False)])
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_force_decomposition_is_scaled_gradient(name, normalized, a, b):
+    P = random_affinities(N_POINTS, normalized)
+    Y = random_embedding(N_POINTS)
+    loss, ctx = make_loss(name), make_ctx(N_POINTS, normalized, a, b)
+    scale = loss.force_scale(losses.pair_totals(P, Y, a, b), ctx)
+    expected = scale * loss.gradient(P, Y, ctx)
+    assert_matches(actual=exact_forces(loss, P, Y, ctx), reference=expected, rtol=1e-9,
+                   atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_unnormalized_kl_forces_are_the_surrogate_gradient(a, b):
+    P = random_affinities(N_POINTS, normalized=False)
+    Y = random_embedding(N_POINTS)
+    ctx = make_ctx(N_POINTS, False, a, b)
+    p_mean = float(P.data.mean())
+    numeric = central_differences(lambda Z: losses.kl_surrogate_value(P, Z, a, b, p_mean), Y)
+    forces = exact_forces(KL(epsilon=0.0), P, Y, ctx)
+    assert relative_error(forces, numeric) < 1e-5
+    softened = exact_forces(KL(), P, Y, ctx)  # epsilon = 1e-3 softens the 1/D of close pairs
+    assert not np.array_equal(softened, forces)
+
+
+def test_surrogate_equals_cross_entropy_when_p_is_constant():
+    # with every pair on the graph at the same p, pbar = p and L_sur = L - constant
+    n = 12
+    P = sp.csr_matrix(np.full((n, n), 0.3) - 0.3 * np.eye(n))
+    Y = random_embedding(n)
+    ctx = make_ctx(n, False, 1.577, 0.895)
+    assert_matches(actual=exact_forces(KL(epsilon=0.0), P, Y, ctx), reference=KL().gradient(P, Y, ctx),
+                   rtol=1e-10)
+
+
+def test_force_scale_is_one_except_normalized_frobenius():
+    totals = PairTotals(sum_w=7.0, sum_w2=3.0, p_mean=0.2, sum_pw=0.1)
+    for normalized in SETTINGS:
+        ctx = make_ctx(5, normalized, 1.0, 1.0)
+        assert KL().force_scale(totals, ctx) == 1.0
+    assert Frobenius().force_scale(totals, make_ctx(5, False, 1.0, 1.0)) == 1.0
+    assert Frobenius().force_scale(totals, make_ctx(5, True, 1.0, 1.0)) == 7.0
+
+
+def test_repulsion_weights_follow_the_brief():
+    totals = PairTotals(sum_w=8.0, sum_w2=2.0, p_mean=0.25, sum_pw=0.125)
+    assert_matches(actual=KL().repulsion_weights(totals, make_ctx(5, True, 1, 1)), reference=[-0.5])
+    assert_matches(actual=KL().repulsion_weights(totals, make_ctx(5, False, 1, 1)), reference=[-0.75])
+    S = 2.0 / 8.0 - 0.125
+    assert_matches(actual=Frobenius().repulsion_weights(totals, make_ctx(5, True, 1, 1)),
+                   reference=[8 * S / 8.0, -1.0])
+    assert_matches(actual=Frobenius().repulsion_weights(totals, make_ctx(5, False, 1, 1)), reference=[-4.0, 0.0])
+
+
+@pytest.mark.parametrize("loss", [KL(), KL(epsilon=0.0), Frobenius()])
+@pytest.mark.parametrize("normalized", SETTINGS)
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_coefficients_are_finite_at_zero_distance(loss, normalized, a, b):
+    ctx = make_ctx(5, normalized, a, b)
+    D = np.array([0.0, 0.5, 2.0])
+    phi = loss.repulsion_channels(D, ctx)
+    assert phi.shape == (3, loss.n_channels)
+    assert np.isfinite(phi).all()
+    assert np.isfinite(loss.attraction(D, np.full(3, 0.1), ctx)).all()
+    if b != 1:
+        assert loss.attraction(D, np.full(3, 0.1), ctx)[0] == 0.0
+
+
+def test_kl_channel_is_softened_by_epsilon():
+    ctx = make_ctx(5, False, 1.577, 0.895)
+    D = np.array([0.0, 1e-3, 1.0])
+    expected = 2 * 0.895 / ((1e-3 + D) * (1 + 1.577 * D**0.895))
+    assert_matches(actual=KL().repulsion_channels(D, ctx)[:, 0], reference=expected, rtol=1e-14)
+    assert KL(epsilon=0.0).repulsion_channels(D, ctx)[0, 0] == 0.0
+
+
+def test_channels_keep_the_shape_of_distances():
+    ctx = make_ctx(5, True, 1.0, 1.0)
+    D = np.ones((4, 3))
+    assert KL().repulsion_channels(D, ctx).shape == (4, 3, 1)
+    assert Frobenius().repulsion_channels(D, ctx).shape == (4, 3, 2)
+
+
+def test_losses_do_not_modify_inputs():
+    P = random_affinities(N_POINTS, normalized=True)
+    Y = random_embedding(N_POINTS)
+    P_copy, Y_copy = P.copy(), Y.copy()
+    ctx = make_ctx(N_POINTS, True, 1.0, 1.0)
+    for loss in (KL(), Frobenius()):
+        loss.value(P, Y, ctx)
+        loss.gradient(P, Y, ctx)
+        exact_forces(loss, P, Y, ctx)
+    np.testing.assert_array_equal(Y, Y_copy)
+    np.testing.assert_array_equal(P.toarray(), P_copy.toarray())
+
+
+# --------------------------------------------------------------------------- stages
+
+def test_loss_stage_metadata():
+    assert (KL.name, KL.backend, KL.priority, KL.n_channels) == ("kl", "reference", 0, 1)
+    assert (Frobenius.name, Frobenius.backend, Frobenius.n_channels) == ("frobenius", "reference", 2)
+    assert KL().epsilon == 1e-3
+    assert KL().numba_forces(make_ctx(5, True, 1, 1)) is None
+    assert pickle.loads(pickle.dumps(KL(epsilon=0.5))).epsilon == 0.5
+
+
+def test_negative_epsilon_is_rejected():
+    with pytest.raises(GidrValueError, match=r"^The 'epsilon' parameter of loss 'kl' must be a float in "
+                                             r"\[0, inf\)\. Got -1\.0\.$"):
+        KL(epsilon=-1.0)
+
+
+def test_non_numeric_epsilon_is_rejected():
+    with pytest.raises(GidrValueError, match=r"The 'epsilon' parameter of loss 'kl' must be a float .* Got 'big'\."):
+        KL(epsilon="big")
+
+
+def test_frobenius_takes_no_parameters():
+    with pytest.raises(GidrValueError, match=r"A parameter name of loss 'frobenius' must be .* Got 'epsilon'\."):
+        Frobenius(epsilon=0.1)
