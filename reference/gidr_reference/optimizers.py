@@ -1,0 +1,445 @@
+"""Reference optimizers: ``gdr``, ``umap_sgd`` and ``tsne``, in plain NumPy.
+
+Every optimizer moves the embedding along the forces of the loss (see
+:mod:`gidr.stages.loss`): with ``D_ij = ||y_i - y_j||^2``::
+
+    F_i = sum_{j in row i of P} attraction(D_ij, p_ij) (y_i - y_j)
+        + sum_c theta_c * sum_{k != i} phi_c(D_ik) (y_i - y_k)
+
+and descent moves ``y_i -= lr * F_i``. The functions here take the loss and repulsion
+stages as plain objects (they only call their documented methods), never modify the
+caller's ``Y`` and return a new array.
+
+Three loops:
+
+- :func:`amplified_descent` ("gradient amplification", t-SNE's loop): all forces at the
+  epoch-start Y, early exaggeration of the attraction, momentum and per-coordinate gains;
+  constant learning rate for ``tsne``; for normalized ``gdr`` the rate decays linearly to 0
+  after the exaggeration, so that momentum averages out the noise of sampled repulsion.
+- :func:`clipped_descent` (GDR-UMAP): all forces at the epoch-start Y, each coordinate of
+  F clipped to ``±max_step``, learning rate decaying linearly to 0. ``gdr`` unnormalized.
+- :func:`umap_sgd` (umap-learn's schedule): edges sampled in proportion to p, negative
+  samples, per-update clipping, linear decay. The reference evaluates every update due in an
+  epoch at the epoch-start Y and applies them as one batch (paper §5.1: collecting the
+  updates of an epoch instead of applying them immediately changes nothing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from gidr.kernel import kernel
+from gidr.types import Context, Monitor, PairTotals
+
+__all__ = [
+    "Edges",
+    "AmplifiedSchedule",
+    "edge_list",
+    "scatter_rows",
+    "attraction_forces",
+    "pair_totals",
+    "gather_forces",
+    "update_gains",
+    "report_if_due",
+    "amplified_descent",
+    "clipped_descent",
+    "epochs_per_sample",
+    "negative_targets",
+    "sgd_epoch_step",
+    "umap_sgd",
+]
+
+
+@dataclass(frozen=True)
+class Edges:
+    """The stored entries of P as an edge list (both directions of every pair).
+
+    Attributes
+    ----------
+    rows, cols : ndarray of shape (n_edges,), intp
+        Edge ``e`` goes from ``rows[e]`` (the point it moves) to ``cols[e]``.
+    p : ndarray of shape (n_edges,), float64
+        The stored values ``P[rows[e], cols[e]]``.
+    n_samples : int
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    p: np.ndarray
+    n_samples: int
+
+    @property
+    def per_point(self) -> np.ndarray:
+        """Number of stored entries in each row of P, shape (n_samples,)."""
+        return np.bincount(self.rows, minlength=self.n_samples)
+
+
+@dataclass(frozen=True)
+class AmplifiedSchedule:
+    """Constants of :func:`amplified_descent`.
+
+    Attributes
+    ----------
+    learning_rate : float
+    exaggeration : float
+        Factor on the attraction during the first ``n_exaggerated`` epochs.
+    n_exaggerated : int
+    momentum, final_momentum : float
+        Momentum during, then after, the exaggeration phase.
+    min_gain : float
+        Floor of the per-coordinate gains.
+    anneal : bool
+        After the exaggeration, decay the learning rate linearly to 0 (GDR: its sampled
+        repulsion is a noisy estimate, and a decaying step averages the noise out, as in
+        UMAP's SGD). False: constant learning rate (t-SNE).
+    """
+
+    learning_rate: float
+    exaggeration: float
+    n_exaggerated: int
+    momentum: float
+    final_momentum: float
+    min_gain: float
+    anneal: bool = False
+
+    def rate(self, epoch: int, n_epochs: int) -> float:
+        """Learning rate of ``epoch``: constant, or ``lr (n_epochs - t) / (n_epochs - n_exaggerated)``
+        after the exaggeration when annealed."""
+        if not self.anneal or epoch < self.n_exaggerated:
+            return self.learning_rate
+        return self.learning_rate * (n_epochs - epoch) / (n_epochs - self.n_exaggerated)
+
+
+# ---------------------------------------------------------------------- shared helpers
+def edge_list(P: sp.spmatrix) -> Edges:
+    """The stored entries of ``P`` (CSR, both directions stored) as an :class:`Edges`."""
+    P = sp.csr_matrix(P)
+    n_samples = P.shape[0]
+    rows = np.repeat(np.arange(n_samples, dtype=np.intp), np.diff(P.indptr))
+    return Edges(rows=rows, cols=P.indices.astype(np.intp), p=np.asarray(P.data, dtype=np.float64),
+                 n_samples=n_samples)
+
+
+def scatter_rows(values: np.ndarray, index: np.ndarray, n_samples: int) -> np.ndarray:
+    """``out[i] = sum of values[e] over e with index[e] == i`` (deterministic order).
+
+    Parameters
+    ----------
+    values : ndarray of shape (m, n_components)
+    index : ndarray of shape (m,), int
+    n_samples : int
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components)
+    """
+    out = np.empty((n_samples, values.shape[1]))
+    for c in range(values.shape[1]):
+        out[:, c] = np.bincount(index, weights=values[:, c], minlength=n_samples)
+    return out
+
+
+def attraction_forces(Y: np.ndarray, edges: Edges, coefficients: np.ndarray, symmetric: bool) -> np.ndarray:
+    """Attractive part of the forces.
+
+    Edge ``e = (i, j)`` adds ``c_e (y_i - y_j)`` to ``F_i``; with ``symmetric`` it also adds
+    ``c_e (y_j - y_i)`` to ``F_j``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components)
+    edges : Edges
+    coefficients : ndarray of shape (n_edges,)
+        ``attraction(D_e, p_e)``, already multiplied by any exaggeration.
+    symmetric : bool
+
+    Returns
+    -------
+    F : ndarray of shape (n_samples, n_components)
+    """
+    pulls = coefficients[:, None] * (Y[edges.rows] - Y[edges.cols])
+    forces = scatter_rows(pulls, edges.rows, edges.n_samples)
+    if symmetric:
+        forces -= scatter_rows(pulls, edges.cols, edges.n_samples)
+    return forces
+
+
+def pair_totals(sums, edges: Edges, D: np.ndarray, ctx: Context) -> PairTotals:
+    """Global sums for ``loss.repulsion_weights``.
+
+    ``sum_w``, ``sum_w2`` come from the repulsion estimate; ``p_mean`` is the mean of the
+    stored values of P; ``sum_pw = sum_{(k, l) stored in P} p_kl w(D_kl)``.
+
+    Parameters
+    ----------
+    sums : RepulsionSums
+    edges : Edges
+    D : ndarray of shape (n_edges,)
+        Squared distances along the edges.
+    ctx : Context
+        Supplies the kernel's ``a`` and ``b``.
+    """
+    p_mean = float(edges.p.mean()) if edges.p.size else 0.0
+    sum_pw = float(np.sum(edges.p * kernel(D, ctx.a, ctx.b)))
+    return PairTotals(sum_w=float(sums.sum_w), sum_w2=float(sums.sum_w2), p_mean=p_mean, sum_pw=sum_pw)
+
+
+def gather_forces(Y, edges: Edges, loss, repulsion, ctx: Context, epoch: int, *,
+                  exaggeration: float = 1.0, symmetric: bool = False) -> np.ndarray:
+    """All forces at positions ``Y``: attraction over the edges plus estimated repulsion.
+
+    ``F_i = exaggeration * sum_{e=(i,j)} attraction(D_e, p_e) (y_i - y_j)
+    + sum_c theta_c channels[c, i]`` with ``channels`` from ``repulsion.estimate`` (passed
+    ``n_edges``, the number of stored entries of each row of P) and ``theta`` from
+    ``loss.repulsion_weights`` of the :func:`pair_totals`.
+
+    Returns
+    -------
+    F : ndarray of shape (n_samples, n_components)
+    """
+    diff = Y[edges.rows] - Y[edges.cols]
+    D = np.einsum("ij,ij->i", diff, diff)
+    coefficients = exaggeration * np.asarray(loss.attraction(D, edges.p, ctx), dtype=np.float64)
+    forces = attraction_forces(Y, edges, coefficients, symmetric)
+    sums = repulsion.estimate(Y, loss, ctx, epoch, edges.per_point)
+    theta = np.asarray(loss.repulsion_weights(pair_totals(sums, edges, D, ctx), ctx), dtype=np.float64)
+    channels = np.asarray(sums.channels, dtype=np.float64)
+    for c in range(theta.size):
+        forces += theta[c] * channels[c]
+    return forces
+
+
+def update_gains(gains: np.ndarray, update: np.ndarray, forces: np.ndarray, min_gain: float) -> np.ndarray:
+    """t-SNE's per-coordinate gains (openTSNE's rule).
+
+    ``g <- g + 0.2`` where ``sign(F) != sign(update)`` (the step keeps going downhill),
+    else ``g <- 0.8 g``; then ``g <- max(g, min_gain)``. Returns a new array.
+    """
+    grows = np.sign(forces) != np.sign(update)
+    return np.maximum(np.where(grows, gains + 0.2, gains * 0.8), min_gain)
+
+
+def report_if_due(monitor: Monitor, epoch: int, n_epochs: int, loss, P, Y: np.ndarray, ctx: Context) -> bool:
+    """Call the monitor for this epoch; True when a callback asks to stop.
+
+    When due, the reported loss is the exact ``loss.value(P, Y, ctx)``.
+    """
+    if not monitor.due(epoch, n_epochs):
+        return False
+    return bool(monitor.report(epoch, float(loss.value(P, Y, ctx)), Y.copy()))
+
+
+# ---------------------------------------------------------------------- the loops
+def amplified_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
+                      schedule: AmplifiedSchedule, symmetric_attraction: bool, n_epochs: int) -> np.ndarray:
+    """Gradient amplification (t-SNE's loop; ``tsne`` and normalized ``gdr``).
+
+    Per epoch ``t``, with ``F`` from :func:`gather_forces` at the epoch-start ``Y``, the
+    attraction multiplied by ``exaggeration`` and ``mu = momentum`` while
+    ``t < n_exaggerated``, else 1 and ``mu = final_momentum``::
+
+        gains  <- update_gains(gains, update, F)
+        update <- mu * update - lr_t * gains * F
+        Y      <- Y + update
+
+    ``update`` starts at 0 and ``gains`` at 1; both carry over the end of the exaggeration.
+    ``lr_t`` is :meth:`AmplifiedSchedule.rate` (constant unless annealed).
+
+    Parameters
+    ----------
+    Y0 : ndarray of shape (n_samples, n_components)
+        Not modified.
+    P : csr_matrix of shape (n_samples, n_samples)
+    loss, repulsion : Loss, Repulsion
+    ctx : Context
+    monitor : Monitor
+    schedule : AmplifiedSchedule
+    symmetric_attraction : bool
+    n_epochs : int
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    edges = edge_list(P)
+    Y = np.array(Y0, dtype=np.float64)
+    update = np.zeros_like(Y)
+    gains = np.ones_like(Y)
+    for epoch in range(n_epochs):
+        exaggerated = epoch < schedule.n_exaggerated
+        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, symmetric=symmetric_attraction,
+                               exaggeration=schedule.exaggeration if exaggerated else 1.0)
+        momentum = schedule.momentum if exaggerated else schedule.final_momentum
+        gains = update_gains(gains, update, forces, schedule.min_gain)
+        update = momentum * update - schedule.rate(epoch, n_epochs) * gains * forces
+        Y = Y + update
+        if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
+            break
+    return Y
+
+
+def clipped_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
+                    learning_rate: float, max_step: float, symmetric_attraction: bool,
+                    n_epochs: int) -> np.ndarray:
+    """GDR's unnormalized loop: clipped steps with a linearly decaying learning rate.
+
+    Per epoch ``t``, with ``F`` from :func:`gather_forces` at the epoch-start ``Y``::
+
+        Y <- Y - lr0 (1 - t / n_epochs) clip(F, -max_step, max_step)
+
+    (each coordinate of each point's total force is clipped, which tames the
+    ``1 / (eps + D)`` repulsion of the unnormalized KL between near-coincident points).
+
+    Parameters
+    ----------
+    Y0 : ndarray of shape (n_samples, n_components)
+        Not modified.
+    P : csr_matrix of shape (n_samples, n_samples)
+    loss, repulsion : Loss, Repulsion
+    ctx : Context
+    monitor : Monitor
+    learning_rate : float
+        ``lr0``.
+    max_step : float
+    symmetric_attraction : bool
+    n_epochs : int
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    edges = edge_list(P)
+    Y = np.array(Y0, dtype=np.float64)
+    for epoch in range(n_epochs):
+        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, symmetric=symmetric_attraction)
+        lr = learning_rate * (1.0 - epoch / n_epochs)
+        Y = Y - lr * np.clip(forces, -max_step, max_step)
+        if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
+            break
+    return Y
+
+
+# ---------------------------------------------------------------------- umap-learn's SGD
+def epochs_per_sample(p: np.ndarray) -> np.ndarray:
+    """umap-learn's schedule: edge ``e`` is processed every ``max(p) / p_e`` epochs.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n_edges,), >= 0
+
+    Returns
+    -------
+    ndarray of shape (n_edges,)
+        ``inf`` for stored zeros (never processed).
+    """
+    with np.errstate(divide="ignore"):
+        return p.max() / p
+
+
+def negative_targets(ctx: Context, epoch: int, heads: np.ndarray, edge_ids: np.ndarray,
+                     n_negative: int) -> np.ndarray:
+    """The negative samples of the processed edges.
+
+    Sample ``s`` of edge ``e`` (head ``i``) is
+    ``negative_sample(seed, epoch, i, slot=e * n_negative + s, n)``: uniform over the points
+    other than ``i``, from the counter-based hash of :mod:`gidr_reference.random`.
+
+    Returns
+    -------
+    ndarray of shape (len(heads), n_negative), intp
+    """
+    from gidr_reference.random import negative_sample
+
+    slots = edge_ids[:, None].astype(np.uint64) * np.uint64(n_negative) + np.arange(n_negative, dtype=np.uint64)
+    owners = np.broadcast_to(heads[:, None], slots.shape)
+    targets = negative_sample(ctx.seed, epoch, owners.astype(np.uint64), slots, ctx.n_samples)
+    return np.asarray(targets, dtype=np.intp).reshape(slots.shape)
+
+
+def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: int, *,
+                   n_negative: int, symmetric_attraction: bool, max_step: float) -> np.ndarray:
+    """Sum of the clipped umap-learn updates of the edges ``due``, all at positions ``Y``.
+
+    Edge ``e = (i, j)``: ``g = clip(attraction(D_ij, 1) (y_i - y_j))`` moves ``y_i`` by
+    ``-g`` and, with ``symmetric_attraction``, ``y_j`` by ``+g``. Each of its ``n_negative``
+    negatives ``k`` moves ``y_i`` by ``clip(phi_0(D_ik) (y_i - y_k))`` (theta = -1: the
+    ``1 - p`` factor is replaced by sampling), skipped when ``D_ik == 0``. ``clip`` bounds
+    every coordinate of every single update to ``±max_step``.
+
+    Returns
+    -------
+    delta : ndarray of shape (n_samples, n_components)
+        The step before multiplication by the learning rate.
+    """
+    n = edges.n_samples
+    heads, tails = edges.rows[due], edges.cols[due]
+    diff = Y[heads] - Y[tails]
+    D = np.einsum("ij,ij->i", diff, diff)
+    coefficients = np.asarray(loss.attraction(D, np.ones_like(D), ctx), dtype=np.float64)
+    pulls = np.clip(coefficients[:, None] * diff, -max_step, max_step)
+    delta = -scatter_rows(pulls, heads, n)
+    if symmetric_attraction:
+        delta += scatter_rows(pulls, tails, n)
+    if n_negative == 0 or due.size == 0:
+        return delta
+    targets = negative_targets(ctx, epoch, heads, due, n_negative).ravel()
+    owners = np.repeat(heads, n_negative)
+    diff = Y[owners] - Y[targets]
+    D = np.einsum("ij,ij->i", diff, diff)
+    phi = np.asarray(loss.repulsion_channels(D, ctx), dtype=np.float64)[..., 0]
+    phi = np.where(D > 0, phi, 0.0)
+    pushes = np.clip(phi[:, None] * diff, -max_step, max_step)
+    return delta + scatter_rows(pushes, owners, n)
+
+
+def umap_sgd(Y0, P, loss, ctx: Context, monitor: Monitor, *, n_negative: int, symmetric_attraction: bool,
+             learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
+    """umap-learn's optimization loop, with the updates of each epoch batched.
+
+    Every stored entry ``e`` of P is an edge with period ``max(P) / p_e``; it is due at
+    epoch ``t`` (0-based) when its next sampling time is ``<= t + 1`` and then scheduled one
+    period later (so edges of maximal weight are processed every epoch, the others in
+    proportion to ``p``). All updates due at epoch ``t`` are computed at the epoch-start
+    ``Y`` by :func:`sgd_epoch_step` and applied together::
+
+        Y <- Y + learning_rate (1 - t / n_epochs) delta
+
+    umap-learn applies each update immediately instead; the paper (§5.1) found that
+    collecting them per epoch does not change the embedding.
+
+    Parameters
+    ----------
+    Y0 : ndarray of shape (n_samples, n_components)
+        Not modified.
+    P : csr_matrix of shape (n_samples, n_samples)
+    loss : Loss
+        Unnormalized KL: ``attraction(D, 1)`` and ``phi_0`` are umap-learn's coefficients.
+    ctx : Context
+    monitor : Monitor
+    n_negative : int
+        Negative samples per processed edge.
+    symmetric_attraction : bool
+    learning_rate, max_step : float
+    n_epochs : int
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    edges = edge_list(P)
+    Y = np.array(Y0, dtype=np.float64)
+    if edges.p.size == 0:
+        return Y
+    period = epochs_per_sample(edges.p)
+    next_time = period.copy()
+    for epoch in range(n_epochs):
+        due = np.flatnonzero(next_time <= epoch + 1)
+        next_time[due] += period[due]
+        delta = sgd_epoch_step(Y, edges, due, loss, ctx, epoch, n_negative=n_negative,
+                               symmetric_attraction=symmetric_attraction, max_step=max_step)
+        Y = Y + learning_rate * (1.0 - epoch / n_epochs) * delta
+        if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
+            break
+    return Y

@@ -1,0 +1,188 @@
+"""Reference optimizer stages: ``gdr``, ``umap_sgd`` and ``tsne``.
+
+The classes bind validated parameters; the loops are the functions of
+:mod:`gidr_reference.optimizers`.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from gidr.stages import Optimizer
+from gidr.types import Context, Monitor
+from gidr.validation import Boolean, GidrValueError, Interval, Options, Param, format_error
+from gidr_reference import optimizers
+
+__all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES"]
+
+
+def _learning_rate_param(default: Any, doc: str) -> Param:
+    if default == "auto":
+        constraints = (Options(("auto",)), Interval(float, 0, None, "neither"))
+    else:
+        constraints = (Interval(float, 0, None, "neither"),)
+    return Param("learning_rate", default, constraints, doc)
+
+
+_SYMMETRIC_DOC = ("Edge (i, j) also moves y_j towards y_i (roughly doubles the attraction, since P "
+                  "stores both directions).")
+_MOMENTUM = Interval(float, 0, 1, "left")
+_POSITIVE = Interval(float, 0, None, "neither")
+
+
+def _setting(settings: Mapping[str, Any] | Context, name: str) -> Any:
+    """A pipeline switch from the validated settings dict (or a Context)."""
+    if isinstance(settings, Mapping):
+        return settings[name]
+    return getattr(settings, name)
+
+
+def _incompatible(owner: str, what: str, expected: str, got: Any, why: str) -> GidrValueError:
+    return GidrValueError(format_error(f"The {what} used with {owner}", expected, got, why))
+
+
+def _n_epochs(optimizer: Optimizer, ctx: Context) -> int:
+    return int(ctx.n_epochs) if ctx.n_epochs is not None else optimizer.default_n_epochs(ctx.n_samples)
+
+
+class GDROptimizer(Optimizer):
+    """GDR's loop: all forces gathered at the epoch-start Y, then applied.
+
+    Normalized: gradient amplification (early exaggeration of the attraction during the first
+    ``exaggeration_fraction`` of the epochs, momentum, gains), then the learning rate decays
+    linearly to 0 so that momentum averages out the noise of a sampled repulsion.
+    ``"auto"`` is ``max(n / early_exaggeration, 50) / 4``: the forces carry t-SNE's factor 4,
+    which openTSNE's rate ``n / early_exaggeration`` does not see.
+    Unnormalized: each coordinate of the force clipped to ``±max_step``, learning rate decaying
+    linearly from ``learning_rate`` (``"auto"`` is 1).
+    """
+
+    name = "gdr"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("symmetric_attraction", False, (Boolean(),), _SYMMETRIC_DOC),
+        _learning_rate_param("auto", "Initial step size; 'auto': max(n / early_exaggeration, 50) / 4 when "
+                                     "normalized, 1.0 when not."),
+        Param("early_exaggeration", 12.0, (_POSITIVE,),
+              "Factor on the attraction at the start (normalized only)."),
+        Param("exaggeration_fraction", 0.25, (Interval(float, 0, 1, "both"),),
+              "Share of the epochs run with early exaggeration and `momentum` (normalized only)."),
+        Param("momentum", 0.5, (_MOMENTUM,), "Momentum during the exaggeration (normalized only)."),
+        Param("final_momentum", 0.8, (_MOMENTUM,), "Momentum after the exaggeration (normalized only)."),
+        Param("min_gain", 0.01, (_POSITIVE,), "Floor of the per-coordinate gains (normalized only)."),
+        Param("max_step", 4.0, (_POSITIVE,), "Clip of each force coordinate (unnormalized only)."),
+    )
+
+    def default_n_epochs(self, n_samples: int) -> int:
+        return 500
+
+    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+                 monitor: Monitor) -> np.ndarray:
+        n_epochs = _n_epochs(self, ctx)
+        if ctx.normalized:
+            lr = self.learning_rate
+            if lr == "auto":
+                lr = max(ctx.n_samples / self.early_exaggeration, 50.0) / 4.0
+            schedule = optimizers.AmplifiedSchedule(
+                learning_rate=float(lr), exaggeration=self.early_exaggeration,
+                n_exaggerated=int(self.exaggeration_fraction * n_epochs), momentum=self.momentum,
+                final_momentum=self.final_momentum, min_gain=self.min_gain, anneal=True)
+            return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=schedule,
+                                                symmetric_attraction=self.symmetric_attraction,
+                                                n_epochs=n_epochs)
+        lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)
+        return optimizers.clipped_descent(Y, P, loss, repulsion, ctx, monitor, learning_rate=lr,
+                                          max_step=self.max_step,
+                                          symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
+
+
+class UmapSGDOptimizer(Optimizer):
+    """umap-learn's SGD: edges sampled in proportion to p, negative samples, clipped updates.
+
+    Valid only with unnormalized ``kl`` and ``sampled`` repulsion (whose ``n_negative`` sets
+    the negatives per processed edge). The reference applies each epoch's updates as one
+    batch at the epoch-start Y (see :func:`gidr_reference.optimizers.umap_sgd`).
+    """
+
+    name = "umap_sgd"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("symmetric_attraction", True, (Boolean(),), _SYMMETRIC_DOC),
+        _learning_rate_param(1.0, "Initial step size, decaying linearly to 0."),
+        Param("max_step", 4.0, (_POSITIVE,), "Clip of each coordinate of every single update."),
+    )
+
+    def default_n_epochs(self, n_samples: int) -> int:
+        return 500 if n_samples < 10_000 else 200
+
+    def check_compatible(self, loss, repulsion, settings) -> None:
+        owner = self.describe()
+        if _setting(settings, "normalized"):
+            raise _incompatible(owner, "'normalized' switch", "False", True,
+                                "umap_sgd samples repulsions in proportion to 1 - p, which only the "
+                                "unnormalized loss has; use optimizer='gdr' for normalized embeddings.")
+        if getattr(loss, "name", None) != "kl":
+            raise _incompatible(owner, "loss", "'kl'", getattr(loss, "name", loss),
+                                "umap_sgd's scalar sampling replaces the factors p and 1 - p of UMAP's "
+                                "cross-entropy; use optimizer='gdr' for other losses.")
+        if getattr(repulsion, "name", None) != "sampled":
+            raise _incompatible(owner, "repulsion", "'sampled'", getattr(repulsion, "name", repulsion),
+                                "umap_sgd draws its own negative samples (n_negative of the 'sampled' "
+                                "repulsion); use optimizer='gdr' for exact or Barnes-Hut repulsion.")
+
+    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+                 monitor: Monitor) -> np.ndarray:
+        return optimizers.umap_sgd(Y, P, loss, ctx, monitor, n_negative=int(repulsion.n_negative),
+                                   symmetric_attraction=self.symmetric_attraction,
+                                   learning_rate=float(self.learning_rate), max_step=self.max_step,
+                                   n_epochs=_n_epochs(self, ctx))
+
+
+class TSNEOptimizer(Optimizer):
+    """Standard Barnes-Hut t-SNE loop: ``exaggeration_iter`` epochs with early exaggeration and
+    ``momentum``, then ``final_momentum``; gains; learning rate ``"auto"`` = max(n / 12, 200).
+
+    Requires ``normalized=True``.
+    """
+
+    name = "tsne"
+    backend = "reference"
+    priority = 0
+    params = (
+        _learning_rate_param("auto", "Step size; 'auto': max(n / 12, 200)."),
+        Param("early_exaggeration", 12.0, (_POSITIVE,), "Factor on the attraction at the start."),
+        Param("exaggeration_iter", 250, (Interval(int, 0, None),), "Epochs run with early exaggeration."),
+        Param("momentum", 0.5, (_MOMENTUM,), "Momentum during the exaggeration."),
+        Param("final_momentum", 0.8, (_MOMENTUM,), "Momentum after the exaggeration."),
+        Param("min_gain", 0.01, (_POSITIVE,), "Floor of the per-coordinate gains."),
+        Param("symmetric_attraction", False, (Boolean(),), _SYMMETRIC_DOC),
+    )
+
+    def default_n_epochs(self, n_samples: int) -> int:
+        return 750
+
+    def check_compatible(self, loss, repulsion, settings) -> None:
+        if not _setting(settings, "normalized"):
+            raise _incompatible(self.describe(), "'normalized' switch", "True", False,
+                                "t-SNE's gradient amplification needs normalized P and Q (it is unstable "
+                                "on UMAP's unnormalized forces); use optimizer='gdr' or 'umap_sgd'.")
+
+    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+                 monitor: Monitor) -> np.ndarray:
+        lr = self.learning_rate
+        if lr == "auto":
+            lr = max(ctx.n_samples / 12.0, 200.0)
+        schedule = optimizers.AmplifiedSchedule(
+            learning_rate=float(lr), exaggeration=self.early_exaggeration,
+            n_exaggerated=self.exaggeration_iter, momentum=self.momentum,
+            final_momentum=self.final_momentum, min_gain=self.min_gain)
+        return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=schedule,
+                                            symmetric_attraction=self.symmetric_attraction,
+                                            n_epochs=_n_epochs(self, ctx))
+
+
+STAGES = [GDROptimizer, UmapSGDOptimizer, TSNEOptimizer]

@@ -1,0 +1,342 @@
+"""Reference optimizers: gdr, umap_sgd, tsne.
+
+The loops are exercised with small stand-in losses and repulsion estimators written here in
+a few lines of NumPy (exact O(n^2) forces), so that a failure points at the optimizer, not at
+another stage. The end-to-end runs with the real stages are in ``test_presets.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from gidr.types import Context, Monitor, RepulsionSums
+from gidr.validation import GidrValueError
+from gidr_reference.stages_optim import STAGES, GDROptimizer, TSNEOptimizer, UmapSGDOptimizer
+
+N_SAMPLES = 150
+
+
+# ---------------------------------------------------------------------- stand-in stages
+def squared_distances(Y):
+    sq = (Y**2).sum(1)
+    D = np.maximum(sq[:, None] + sq[None, :] - 2 * Y @ Y.T, 0.0)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+class NormalizedKL:
+    """t-SNE's KL with a = b = 1: attraction 4 w p, phi_0 = w^2, theta_0 = -4 / Z."""
+
+    name = "kl"
+    n_channels = 1
+
+    def value(self, P, Y, ctx):
+        W = 1.0 / (1.0 + squared_distances(Y))
+        np.fill_diagonal(W, 0.0)
+        coo = P.tocoo()
+        q = W[coo.row, coo.col] / W.sum()
+        return float(np.sum(coo.data * np.log(coo.data / q)))
+
+    def attraction(self, D, p, ctx):
+        return 4.0 * p / (1.0 + D)
+
+    def repulsion_channels(self, D, ctx):
+        return (1.0 / (1.0 + D) ** 2)[..., None]
+
+    def repulsion_weights(self, totals, ctx):
+        return np.array([-4.0 / totals.sum_w])
+
+
+class UnnormalizedKL:
+    """UMAP's cross-entropy with a = b = 1 over unordered pairs; eps = 1e-3."""
+
+    name = "kl"
+    n_channels = 1
+
+    def value(self, P, Y, ctx):
+        iu = np.triu_indices(Y.shape[0], 1)
+        p = P.toarray()[iu]
+        w = np.clip(1.0 / (1.0 + squared_distances(Y)[iu]), 1e-12, 1 - 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = np.where(p > 0, p * np.log(p / w), 0.0) + np.where(p < 1, (1 - p) * np.log((1 - p) / (1 - w)), 0.0)
+        return float(total.sum())
+
+    def attraction(self, D, p, ctx):
+        return 2.0 * p / (1.0 + D)
+
+    def repulsion_channels(self, D, ctx):
+        return (2.0 / ((1e-3 + D) * (1.0 + D)))[..., None]
+
+    def repulsion_weights(self, totals, ctx):
+        return np.array([-(1.0 - totals.p_mean)])
+
+
+class ExactRepulsion:
+    """channels[c, i] = sum_{k != i} phi_c(D_ik) (y_i - y_k), and exact Z, sum w^2."""
+
+    name = "exact"
+
+    def estimate(self, Y, loss, ctx, epoch, n_edges=None):
+        D = squared_distances(Y)
+        phi = loss.repulsion_channels(D, ctx).copy()
+        diagonal = np.arange(Y.shape[0])
+        phi[diagonal, diagonal] = 0.0
+        channels = np.stack([phi[..., c].sum(1)[:, None] * Y - phi[..., c] @ Y for c in range(phi.shape[-1])])
+        W = 1.0 / (1.0 + D)
+        np.fill_diagonal(W, 0.0)
+        return RepulsionSums(channels=channels, sum_w=float(W.sum()), sum_w2=float((W**2).sum()))
+
+
+class SpikeRepulsion(ExactRepulsion):
+    """Exact repulsion plus one absurd force on point 0 (as from two coincident points)."""
+
+    def estimate(self, Y, loss, ctx, epoch, n_edges=None):
+        sums = super().estimate(Y, loss, ctx, epoch, n_edges)
+        channels = sums.channels.copy()
+        channels[0, 0] = 1e30
+        return RepulsionSums(channels=channels, sum_w=sums.sum_w, sum_w2=sums.sum_w2)
+
+
+class Named:
+    """A stage stand-in that only has a name (for check_compatible)."""
+
+    def __init__(self, name, **attributes):
+        self.name = name
+        self.__dict__.update(attributes)
+
+
+# ---------------------------------------------------------------------- problems
+def three_blobs(normalized, n_samples=N_SAMPLES, k=10):
+    """A fuzzy-union kNN graph of 3 Gaussian blobs in 10-D, and a small random init."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), n_samples // 3)
+    X = rng.normal(size=(n_samples, 10)) + 6.0 * np.eye(3, 10)[labels]
+    distances = np.sqrt(squared_distances(X))
+    neighbors = np.argsort(distances, axis=1)[:, 1:k + 1]
+    d = np.take_along_axis(distances, neighbors, axis=1)
+    weights = np.exp(-((d / d.mean(axis=1, keepdims=True)) ** 2))
+    rows = np.repeat(np.arange(n_samples), k)
+    P = sp.csr_matrix((weights.ravel(), (rows, neighbors.ravel())), shape=(n_samples, n_samples))
+    P = (P + P.T - P.multiply(P.T)).tocsr()
+    Y0 = rng.normal(size=(n_samples, 2))
+    if normalized:
+        P = (P / P.sum()).tocsr()
+        Y0 *= 1e-4 / Y0[:, 0].std()
+    else:
+        Y0 *= 10.0 / np.abs(Y0).max()
+    return P, Y0, labels
+
+
+def context(normalized, n_epochs, seed=0):
+    return Context(n_samples=N_SAMPLES, n_components=2, normalized=normalized, a=1.0, b=1.0, seed=seed,
+                   n_epochs=n_epochs)
+
+
+# (optimizer, normalized, loss, repulsion, n_epochs)
+CASES = {
+    "gdr-normalized": (lambda: GDROptimizer(), True, NormalizedKL, ExactRepulsion, 200),
+    "gdr-unnormalized": (lambda: GDROptimizer(), False, UnnormalizedKL, ExactRepulsion, 100),
+    "tsne": (lambda: TSNEOptimizer(exaggeration_iter=50), True, NormalizedKL, ExactRepulsion, 200),
+    "umap_sgd": (lambda: UmapSGDOptimizer(), False, UnnormalizedKL, lambda: Named("sampled", n_negative=5), 100),
+}
+
+
+def run_case(name, *, optimizer=None, monitor=None, seed=0, repulsion=None, Y0=None):
+    make_optimizer, normalized, make_loss, make_repulsion, n_epochs = CASES[name]
+    P, default_Y0, _ = three_blobs(normalized)
+    optimizer = optimizer if optimizer is not None else make_optimizer()
+    repulsion = repulsion if repulsion is not None else make_repulsion()
+    ctx = context(normalized, n_epochs, seed)
+    Y0 = default_Y0 if Y0 is None else Y0
+    Y = optimizer.optimize(Y0, P, make_loss(), repulsion, ctx, monitor if monitor is not None else Monitor())
+    return Y, P, Y0, ctx
+
+
+# ---------------------------------------------------------------------- tests
+def test_stage_declarations():
+    assert [cls.name for cls in STAGES] == ["gdr", "umap_sgd", "tsne"]
+    assert all(cls.kind == "optimizer" and cls.backend == "reference" and cls.priority == 0 for cls in STAGES)
+    assert GDROptimizer().values == {
+        "symmetric_attraction": False, "learning_rate": "auto", "early_exaggeration": 12.0,
+        "exaggeration_fraction": 0.25, "momentum": 0.5, "final_momentum": 0.8, "min_gain": 0.01, "max_step": 4.0,
+    }
+    assert UmapSGDOptimizer().values == {"symmetric_attraction": True, "learning_rate": 1.0, "max_step": 4.0}
+    assert TSNEOptimizer().values == {
+        "learning_rate": "auto", "early_exaggeration": 12.0, "exaggeration_iter": 250, "momentum": 0.5,
+        "final_momentum": 0.8, "min_gain": 0.01, "symmetric_attraction": False,
+    }
+
+
+def test_default_n_epochs():
+    assert GDROptimizer().default_n_epochs(100_000) == 500
+    assert UmapSGDOptimizer().default_n_epochs(9_999) == 500
+    assert UmapSGDOptimizer().default_n_epochs(10_000) == 200
+    assert TSNEOptimizer().default_n_epochs(10) == 750
+
+
+@pytest.mark.parametrize("stage", [GDROptimizer, TSNEOptimizer])
+def test_learning_rate_rejects_a_negative_value(stage):
+    with pytest.raises(GidrValueError, match=r"The 'learning_rate' parameter of optimizer '\w+' must be"):
+        stage(learning_rate=-1.0)
+
+
+def test_momentum_rejects_one():
+    with pytest.raises(GidrValueError,
+                       match=r"'final_momentum' parameter of optimizer 'gdr' must be a float in \[0, 1\)"):
+        GDROptimizer(final_momentum=1.0)
+
+
+# umap_sgd's few negative samples repel far less than the cross-entropy's all-pairs term (it
+# does not descend the exact loss: Damrich & Hamprecht, 2021), so it is only asked to end lower.
+@pytest.mark.parametrize("name, factor", [("gdr-normalized", 0.5), ("gdr-unnormalized", 0.5), ("tsne", 0.5),
+                                          ("umap_sgd", 1.0)])
+def test_optimizer_decreases_its_loss(name, factor):
+    monitor = Monitor(every=10)
+    Y, P, Y0, ctx = run_case(name, monitor=monitor)
+    loss = CASES[name][2]()
+    start, end = loss.value(P, Y0, ctx), loss.value(P, Y, ctx)
+    assert np.all(np.isfinite(Y))
+    assert end < factor * start
+    assert monitor.history[-1] == (ctx.n_epochs, pytest.approx(end))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_input_is_not_modified(name):
+    _, _, Y0, _ = run_case(name)
+    Y0_before = Y0.copy()
+    Y, _, _, _ = run_case(name, Y0=Y0)
+    np.testing.assert_array_equal(Y0, Y0_before)
+    assert not np.shares_memory(Y, Y0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_seed_gives_identical_output(name):
+    first, *_ = run_case(name, seed=3)
+    second, *_ = run_case(name, seed=3)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_umap_sgd_negatives_depend_on_the_seed():
+    first, *_ = run_case("umap_sgd", seed=3)
+    second, *_ = run_case("umap_sgd", seed=4)
+    assert not np.allclose(first, second)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_monitor_receives_epoch_loss_and_embedding(name):
+    calls = []
+
+    def callback(epoch, loss, Y):
+        calls.append((epoch, loss, Y.copy()))
+
+    monitor = Monitor(every=25, callback=callback)
+    Y, P, _, ctx = run_case(name, monitor=monitor)
+    assert [c[0] for c in calls] == list(range(25, ctx.n_epochs + 1, 25))
+    assert all(isinstance(c[1], float) and np.isfinite(c[1]) for c in calls)
+    np.testing.assert_array_equal(calls[-1][2], Y)
+    assert calls[-1][1] == pytest.approx(CASES[name][2]().value(P, Y, ctx))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_callback_returning_true_stops_early(name):
+    seen = []
+
+    def callback(epoch, loss, Y):
+        seen.append((epoch, Y.copy()))
+        return epoch >= 20
+
+    Y, *_ = run_case(name, monitor=Monitor(every=10, callback=callback))
+    assert [epoch for epoch, _ in seen] == [10, 20]
+    np.testing.assert_array_equal(Y, seen[-1][1])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_symmetric_attraction_changes_the_result(name):
+    cls = type(CASES[name][0]())
+    default = cls().symmetric_attraction
+    extra = {"exaggeration_iter": 50} if cls is TSNEOptimizer else {}
+    flipped, *_ = run_case(name, optimizer=cls(symmetric_attraction=not default, **extra))
+    original, *_ = run_case(name)
+    assert np.all(np.isfinite(flipped))
+    assert not np.allclose(flipped, original)
+
+
+def test_unnormalized_gdr_clips_a_huge_repulsion():
+    Y, _, Y0, ctx = run_case("gdr-unnormalized", repulsion=SpikeRepulsion())
+    assert np.all(np.isfinite(Y))
+    # lr decays linearly from 1: the total move of a coordinate is at most max_step * sum(lr_t).
+    bound = 4.0 * sum(1.0 - t / ctx.n_epochs for t in range(ctx.n_epochs))
+    assert np.all(np.abs(Y - Y0) <= bound + 1e-9)
+    # theta_0 < 0: the huge channel pushes point 0 by the full clipped step every epoch.
+    assert Y[0, 0] - Y0[0, 0] == pytest.approx(bound)
+
+
+# ---------------------------------------------------------------------- compatibility
+def settings(normalized):
+    return {"normalized": normalized, "n_components": 2, "scalars": "fit"}
+
+
+def test_umap_sgd_rejects_normalized():
+    with pytest.raises(GidrValueError, match=r"'normalized' switch used with optimizer 'umap_sgd' must be False"):
+        UmapSGDOptimizer().check_compatible(Named("kl"), Named("sampled", n_negative=5), settings(True))
+
+
+def test_umap_sgd_rejects_barnes_hut():
+    with pytest.raises(GidrValueError, match=r"repulsion used with optimizer 'umap_sgd' must be 'sampled'\. "
+                                             r"Got 'barnes_hut'"):
+        UmapSGDOptimizer().check_compatible(Named("kl"), Named("barnes_hut"), settings(False))
+
+
+def test_umap_sgd_rejects_frobenius():
+    with pytest.raises(GidrValueError, match=r"loss used with optimizer 'umap_sgd' must be 'kl'\. Got 'frobenius'"):
+        UmapSGDOptimizer().check_compatible(Named("frobenius"), Named("sampled", n_negative=5), settings(False))
+
+
+def test_tsne_rejects_unnormalized():
+    with pytest.raises(GidrValueError, match=r"'normalized' switch used with optimizer 'tsne' must be True"):
+        TSNEOptimizer().check_compatible(Named("kl"), Named("barnes_hut"), settings(False))
+
+
+def test_compatible_combinations_pass():
+    UmapSGDOptimizer().check_compatible(Named("kl"), Named("sampled", n_negative=5), settings(False))
+    TSNEOptimizer().check_compatible(Named("kl"), Named("barnes_hut"), settings(True))
+    for normalized in (False, True):
+        GDROptimizer().check_compatible(Named("frobenius"), Named("exact"), settings(normalized))
+
+
+# ---------------------------------------------------------------------- with the real stages
+def real_stage(kind, name, **params):
+    from gidr.plugins import get_registry
+
+    return get_registry().get(kind, name, "reference")(**params)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("loss_name", ["kl", "frobenius"])
+def test_gdr_with_sampled_repulsion_is_reproducible_and_descends(normalized, loss_name):
+    P, Y0, _ = three_blobs(normalized)
+    loss, repulsion = real_stage("loss", loss_name), real_stage("repulsion", "sampled")
+    runs = {}
+    for seed in (0, 0, 1):
+        ctx = context(normalized, 150, seed)
+        runs.setdefault(seed, []).append(GDROptimizer().optimize(Y0, P, loss, repulsion, ctx, Monitor()))
+    np.testing.assert_array_equal(runs[0][0], runs[0][1])
+    assert not np.allclose(runs[0][0], runs[1][0])
+    ctx = context(normalized, 150)
+    assert np.all(np.isfinite(runs[0][0]))
+    if normalized:  # the unnormalized sampled forces descend a surrogate, not the exact loss
+        assert loss.value(P, runs[0][0], ctx) < 0.9 * loss.value(P, Y0, ctx)
+
+
+def test_umap_sgd_with_the_real_kl_and_fitted_kernel():
+    from gidr.metrics import knn_accuracy
+
+    P, Y0, labels = three_blobs(False)
+    ctx = Context(n_samples=N_SAMPLES, n_components=2, normalized=False, a=1.577, b=0.895, seed=0, n_epochs=100)
+    loss, repulsion = real_stage("loss", "kl"), real_stage("repulsion", "sampled", n_negative=5)
+    Y = UmapSGDOptimizer().optimize(Y0, P, loss, repulsion, ctx, Monitor())
+    assert np.all(np.isfinite(Y))
+    # (with b < 1 the exact cross-entropy may end higher: UMAP's SGD does not descend it)
+    assert knn_accuracy(Y0, labels, k=15) < 0.6
+    assert knn_accuracy(Y, labels, k=15) == 1.0
