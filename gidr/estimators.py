@@ -70,6 +70,7 @@ class _Base(TransformerMixin, BaseEstimator):
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
         self.result_ = result
         self.embedding_ = result.embedding
+        self.n_iter_ = result.config["resolved"]["epochs_run"]
         self.pipeline_ = pipeline
         self._X_fit = X_checked
         self.n_features_in_ = X_checked.shape[1]
@@ -94,8 +95,9 @@ class _Base(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embedding_")
         X_new = check_array(X, min_samples=1, allow_sparse=True)
         if X_new.shape[1] != self.n_features_in_:
-            raise GidrValueError(format_error("The number of features of X in transform",
-                                              f"{self.n_features_in_} (as in fit)", X_new.shape[1]))
+            raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input (as in fit). Pass data with the "
+                                 f"same columns as the training data.")
         with _threads(self.n_jobs):
             return transform_new_points(self.pipeline_, self.result_, self._X_fit, X_new)
 

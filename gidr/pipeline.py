@@ -48,6 +48,9 @@ PIPELINE_PARAMS: dict[str, Param] = {
     )
 }
 
+#: Sparse input is densified for neighbors stages that need dense data, up to this many cells.
+_MAX_DENSIFIED = 50_000_000
+
 #: Below this many samples, ``neighbors = "auto"`` computes exact neighbours.
 AUTO_EXACT_MAX_SAMPLES = 4096
 
@@ -202,6 +205,7 @@ class Pipeline:
             "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
             "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
             "n_neighbors": n_neighbors,
+            "epochs_run": monitor.epochs_run,
         }
         return Result(embedding=Y, graph=graph, affinities=Affinities(P, ctx.normalized), timings=timings,
                       loss_history=list(monitor.history), config=config)
@@ -220,7 +224,14 @@ class Pipeline:
             if D.shape[0] != D.shape[1]:
                 raise GidrValueError(format_error("The precomputed distance matrix X", "square", Described(f"shape {D.shape}")))
             return D, D.shape[0]
-        X = check_array(X, allow_sparse=getattr(self._stages["neighbors"], "accepts_sparse", False))
+        X = check_array(X, allow_sparse=True)
+        if sp.issparse(X) and not getattr(self._neighbors_for(X.shape[0]), "accepts_sparse", False):
+            if X.shape[0] * X.shape[1] > _MAX_DENSIFIED:
+                raise GidrValueError(format_error(
+                    "The input X", f"a dense array, or a sparse matrix of at most {_MAX_DENSIFIED} cells for the "
+                    f"'{self._config['neighbors']['name']}' neighbors stage", Described(f"shape {X.shape}"),
+                    "Use neighbors='pynndescent', which searches sparse data directly."))
+            X = X.toarray()
         return X, X.shape[0]
 
     def _neighbors_for(self, n_samples: int) -> Stage:

@@ -143,7 +143,10 @@ class Monitor:
     progress: Any = None
     history: list = field(default_factory=list)
 
+    epochs_run: int = 0
+
     def due(self, epoch: int, n_epochs: int) -> bool:
+        self.epochs_run = epoch + 1
         if self.progress is not None:
             self.progress.update(1)
         if self.every <= 0:

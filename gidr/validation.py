@@ -255,13 +255,14 @@ def check_array(
             )
         if arr.dtype.kind == "c":
             raise GidrValueError(
-                format_error(f"The input {name}", "a real-valued array", Described(f"an array of dtype {arr.dtype}"))
+                format_error(f"The input {name}", "a real-valued array", Described(f"an array of dtype {arr.dtype}"),
+                             "Complex data not supported: pass the real part, the modulus, or both as columns.")
             )
         if arr.ndim != 2:
             raise GidrValueError(
                 format_error(f"The input {name}", "a 2-D array of shape (n_samples, n_features)",
                              Described(f"an array with {arr.ndim} dimension(s), shape {arr.shape}"),
-                             "Reshape it, e.g. X.reshape(-1, 1) for a single feature.")
+                             "Reshape your data, e.g. X.reshape(-1, 1) for a single feature.")
             )
         n_rows, n_cols = arr.shape
         if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
@@ -275,7 +276,8 @@ def check_array(
         )
     if n_cols < 1:
         raise GidrValueError(
-            format_error(f"The input {name}", "an array with at least 1 feature", Described("0 features"))
+            format_error(f"The input {name}", "an array with at least 1 feature",
+                         Described(f"0 feature(s) (shape={(n_rows, n_cols)}) while a minimum of 1 is required"))
         )
     finite = np.isfinite(data)
     if not finite.all():

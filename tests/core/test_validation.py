@@ -222,13 +222,13 @@ def test_one_sample():
 
 def test_no_features():
     with pytest.raises(GidrValueError, match=r"^The input X must be an array with at least 1 feature\. "
-                                             r"Got 0 features\.$"):
+                                             r"Got 0 feature\(s\) \(shape=\(4, 0\)\) while a minimum of 1 is required\.$"):
         check_array(np.empty((4, 0)))
 
 
 def test_one_dimensional():
     with pytest.raises(GidrValueError, match=r"must be a 2-D array of shape \(n_samples, n_features\)\. Got an array "
-                                             r"with 1 dimension\(s\), shape \(5,\)\. Reshape it, e.g\. "
+                                             r"with 1 dimension\(s\), shape \(5,\)\. Reshape your data, e.g\. "
                                              r"X\.reshape\(-1, 1\)"):
         check_array(np.ones(5))
 
@@ -258,7 +258,7 @@ def test_objects():
 
 def test_complex():
     with pytest.raises(GidrValueError, match=r"^The input X must be a real-valued array\. Got an array of dtype "
-                                             r"complex128\.$"):
+                                             r"complex128\. Complex data not supported"):
         check_array(np.ones((3, 2), dtype=complex))
 
 

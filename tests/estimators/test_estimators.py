@@ -94,7 +94,7 @@ def test_pickle_round_trip_transform_identical(name, digits):
 def test_transform_wrong_feature_count(digits):
     X, _ = digits
     est = _make("GDR").fit(X[:200])
-    with pytest.raises(ValueError, match="The number of features of X in transform must be 64"):
+    with pytest.raises(ValueError, match="X has 10 features, but GDR is expecting 64 features as input"):
         est.transform(X[:10, :10])
 
 

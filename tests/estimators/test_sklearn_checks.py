@@ -9,6 +9,9 @@ Checks we expect to fail, and why:
   positions exactly.
 - ``check_methods_subset_invariance``, ``check_methods_sample_order_invariance``: an
   embedding of a subset (or a permutation) is a different optimization problem.
+- ``check_dtype_object``: scikit-learn expects object arrays of numbers to be converted;
+  gidr rejects object dtype on purpose (a clear error beats a silent, possibly lossy
+  conversion of mixed objects), as its reliability contract requires.
 """
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -20,6 +23,7 @@ EXPECTED_FAILURES = {
     "check_transformer_data_not_an_array": "same as check_transformer_general",
     "check_methods_subset_invariance": "an embedding of a subset is a different problem",
     "check_methods_sample_order_invariance": "a permutation changes the stochastic optimization",
+    "check_dtype_object": "object dtype is rejected with a clear error, by design",
 }
 
 
