@@ -65,7 +65,7 @@ class Pipeline:
     --------
     >>> from sklearn.datasets import load_digits
     >>> X = load_digits().data[:300]
-    >>> result = Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=50).run(X)
+    >>> result = gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=50).run(X)
     >>> np.asarray(result).shape
     (300, 2)
     """

@@ -1,5 +1,4 @@
 """The Sphinx docs build without warnings, and their code examples run (doctest)."""
-import shutil
 import subprocess
 import sys
 from pathlib import Path

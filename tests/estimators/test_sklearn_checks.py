@@ -13,7 +13,6 @@ Checks we expect to fail, and why:
   gidr rejects object dtype on purpose (a clear error beats a silent, possibly lossy
   conversion of mixed objects), as its reliability contract requires.
 """
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gidr.estimators import GDR, TSNE, UMAP
