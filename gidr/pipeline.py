@@ -240,10 +240,8 @@ class Pipeline:
             return self._stages["neighbors"]
         section.pop("name")
         backend = section.pop("backend", self._config["pipeline"].get("backend", "auto"))
-        name = "exact"
-        if n_samples > AUTO_EXACT_MAX_SAMPLES and "pynndescent" in self._registry.names("neighbors"):
-            name = "pynndescent"
-        return self._registry.get("neighbors", name, backend)(**section)
+        return self._registry.get("neighbors", _auto_neighbors_name(self._registry, n_samples, section), backend)(
+            **section)
 
     def _context(self, n_samples: int) -> Context:
         s = self._settings
@@ -345,6 +343,18 @@ def _override_help(config, registry, backend) -> str:
     for kind in KINDS:
         names |= set(_stage_class(config, kind, registry, backend).param_names())
     return "a stage kind, a pipeline switch or a parameter of the chosen stages: " + ", ".join(sorted(names))
+
+
+def _auto_neighbors_name(registry, n_samples: int, section: Mapping[str, Any]) -> str:
+    """``neighbors="auto"``: exact below :data:`AUTO_EXACT_MAX_SAMPLES` points; above, our cached
+    NN-descent for the metrics it supports, else pynndescent, else exact."""
+    names = registry.names("neighbors")
+    if n_samples <= AUTO_EXACT_MAX_SAMPLES:
+        return "exact"
+    metric = section.get("metric", "euclidean")
+    if "nndescent" in names and metric in ("euclidean", "cosine"):
+        return "nndescent"
+    return "pynndescent" if "pynndescent" in names else "exact"
 
 
 def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:
