@@ -1,0 +1,42 @@
+"""Smoke test of asv_bench/compare.py: one quick gidr preset on digits, in fresh processes."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "asv_bench" / "compare.py"
+
+
+def _compare(tmp_path: Path, *arguments: str) -> tuple[str, dict]:
+    out = tmp_path / "compare.md"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out), *arguments],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    return out.read_text(), json.loads(out.with_suffix(".json").read_text())
+
+
+def test_quick_gdr_umap_writes_a_row_with_good_accuracy(tmp_path):
+    text, raw = _compare(tmp_path, "--methods", "gdr-umap", "--profile")
+    [row] = raw["rows"]
+    assert (row["method"], row["n"], row["status"]) == ("gdr-umap", 1797, "ok")
+    assert math.isfinite(row["knn_accuracy"]) and row["knn_accuracy"] > 0.8
+    assert 0 < row["fit_seconds"] <= row["process_seconds"]
+    assert row["peak_mb"] > 0
+    assert set(row["timings"]) == {"neighbors", "similarity", "symmetrize", "init", "optimize"}
+    table_row = next(line for line in text.splitlines() if line.startswith("| gdr-umap |"))
+    assert f"{row['knn_accuracy']:.3f}" in table_row
+    assert text.startswith("Machine: ")
+
+
+def test_a_failing_child_becomes_a_row_not_a_crash(tmp_path):
+    # A 0.001 s limit kills the child (and its process group) before it can import anything.
+    text, raw = _compare(tmp_path, "--methods", "umap", "--timeout", "0.001")
+    [row] = raw["rows"]
+    assert row["status"] == "timeout" and "knn_accuracy" not in row
+    assert "timeout after 0.001 s" in next(line for line in text.splitlines() if line.startswith("| umap |"))
