@@ -17,7 +17,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from gidr.pipeline import Pipeline
-from gidr.validation import GidrValueError, check_array, format_error
+from gidr.types import KNNGraph
+from gidr.validation import Described, GidrValueError, check_array, format_error
 
 __all__ = ["UMAP", "TSNE", "GDR"]
 
@@ -35,6 +36,11 @@ class _Base(TransformerMixin, BaseEstimator):
     def _pipeline(self) -> Pipeline:
         overrides = self._overrides()
         overrides.update(random_state=self.random_state, backend=self.backend)
+        if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
+            del overrides["metric"]
+            overrides["neighbors"] = "precomputed"
+            if overrides.get("init") == "pca":
+                overrides["init"] = "spectral"  # PCA needs the data matrix
         init = overrides.get("init")
         if isinstance(init, str) and init not in ("spectral", "pca", "random"):
             raise GidrValueError(format_error(f"The 'init' parameter of {type(self).__name__}",
@@ -58,10 +64,12 @@ class _Base(TransformerMixin, BaseEstimator):
             raise GidrValueError(format_error("A keyword argument of fit", "'callback' or 'callback_every'",
                                               sorted(unknown)[0]))
         pipeline = self._pipeline()
-        X_checked = check_array(X, allow_sparse=True)
+        precomputed = self.metric == "precomputed" if hasattr(self, "metric") else False
+        X_checked = _precomputed_input(X) if precomputed else check_array(X, allow_sparse=True)
+        n_samples = X_checked.n_samples if isinstance(X_checked, KNNGraph) else X_checked.shape[0]
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory:
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
-            total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(X_checked.shape[0])
+            total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
             with progress_factory(total) as progress:
                 result = pipeline.run(X_checked, callback=fit_params.get("callback"),
                                       callback_every=fit_params.get("callback_every", 0), progress=progress)
@@ -72,8 +80,8 @@ class _Base(TransformerMixin, BaseEstimator):
         self.embedding_ = result.embedding
         self.n_iter_ = result.config["resolved"]["epochs_run"]
         self.pipeline_ = pipeline
-        self._X_fit = X_checked
-        self.n_features_in_ = X_checked.shape[1]
+        self._X_fit = None if precomputed else X_checked
+        self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
         return self
 
     def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
@@ -93,6 +101,10 @@ class _Base(TransformerMixin, BaseEstimator):
         from gidr.transform import transform_new_points
 
         check_is_fitted(self, "embedding_")
+        if self._X_fit is None:
+            raise GidrValueError(format_error(f"The 'metric' parameter of {type(self).__name__} for transform",
+                                              "a metric name (not 'precomputed')", "precomputed",
+                                              "transform needs the training data; fit with a metric name."))
         X_new = check_array(X, min_samples=1, allow_sparse=True)
         if X_new.shape[1] != self.n_features_in_:
             raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
@@ -249,3 +261,19 @@ def _verbosity(verbose):
         yield lambda total: contextlib.nullcontext(None)
         return
     yield lambda total: tqdm(total=total, desc="gidr epochs", unit="epoch", file=sys.stderr)
+
+
+def _precomputed_input(X):
+    """With ``metric="precomputed"``: a square distance matrix, or a kNN graph given as a
+    :class:`~gidr.types.KNNGraph` or an ``(indices, distances)`` pair."""
+    if isinstance(X, KNNGraph):
+        return X
+    if isinstance(X, tuple) and len(X) == 2:
+        return KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
+    D = check_array(X, name="X (precomputed distances)")
+    if D.shape[0] != D.shape[1]:
+        raise GidrValueError(format_error("The precomputed distance matrix X", "square",
+                                          Described(f"shape {D.shape}"),
+                                          "With metric='precomputed', pass an (n, n) distance matrix or an "
+                                          "(indices, distances) kNN pair."))
+    return D

@@ -164,3 +164,43 @@ def test_quiet_by_default(digits, capsys):
     GDR(n_epochs=20, random_state=0).fit(X[:100])
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_precomputed_distance_matrix_and_knn_pair(digits):
+    from scipy.spatial.distance import cdist
+    from sklearn.neighbors import NearestNeighbors
+
+    X, y = digits
+    X = X[:300]
+    D = cdist(X, X)
+    Y_matrix = GDR(metric="precomputed", n_epochs=100, random_state=0).fit_transform(D)
+    Y_data = GDR(n_epochs=100, random_state=0).fit_transform(X)
+    np.testing.assert_allclose(Y_matrix, Y_data, rtol=1e-10, atol=1e-10)
+    distances, indices = NearestNeighbors(n_neighbors=16).fit(X).kneighbors(X)
+    est = UMAP(metric="precomputed", n_epochs=50, random_state=0)
+    Y_pair = est.fit_transform((indices[:, 1:], distances[:, 1:]))
+    assert Y_pair.shape == (300, 2) and knn_accuracy(Y_pair, y[:300], k=15) > 0.9
+    with pytest.raises(ValueError, match="transform needs the training data"):
+        est.transform(X[:5])
+
+
+def test_precomputed_must_be_square(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="The precomputed distance matrix X must be square"):
+        GDR(metric="precomputed").fit(X[:50])
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "cosine", "correlation", "chebyshev"])
+def test_metrics(metric, digits):
+    X, y = digits
+    Y = GDR(metric=metric, n_epochs=100, random_state=0).fit_transform(X[:300])
+    assert knn_accuracy(Y, y[:300], k=15) > 0.85
+
+
+def test_sparse_input(digits):
+    import scipy.sparse as sp
+
+    X, _ = digits
+    Y_sparse = GDR(n_epochs=30, random_state=0).fit_transform(sp.csr_matrix(X[:200]))
+    Y_dense = GDR(n_epochs=30, random_state=0).fit_transform(X[:200])
+    np.testing.assert_array_equal(Y_sparse, Y_dense)
