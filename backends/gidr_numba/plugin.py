@@ -4,14 +4,8 @@ from gidr.plugins import hookimpl
 
 @hookimpl
 def gidr_register_stages(registry):
-    import importlib
+    from gidr_numba import stages_forces, stages_graph, stages_optim
 
-    for module_name in ("gidr_numba.stages_graph", "gidr_numba.stages_forces", "gidr_numba.stages_optim"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # not written yet
+    for module in (stages_graph, stages_forces, stages_optim):
         for stage_class in module.STAGES:
             registry.add(stage_class)

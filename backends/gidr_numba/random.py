@@ -1,0 +1,111 @@
+"""Counter-based random numbers for numba kernels: the scalar twin of
+:mod:`gidr_reference.random`, equal to it bit for bit.
+
+A draw depends only on ``(seed, epoch, i, slot)``, never on a shared state, so a kernel
+that runs over points in parallel draws exactly the same numbers whatever the number of
+threads and whatever order the threads take. The hash is the splitmix64 finalizer::
+
+    mix(z): z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27;
+            z *= 0x94D049BB133111EB; z ^= z >> 31          (uint64, wrapping)
+    h = mix(seed + 0x9E3779B97F4A7C15 * (epoch + 1))
+    h = mix(h ^ i); h = mix(h ^ slot)
+
+``negative_sample`` maps ``h`` to a point ``k != i`` uniform over the other ``n - 1``
+points (``k = h % (n - 1)``, shifted past ``i``); ``uniform`` maps it to a float in
+[0, 1) with 53 random bits.
+
+Kernels that draw many samples can hoist the shared mixes out of their loops: the first
+with :func:`epoch_key` (per epoch, then :func:`negative_sample_from_key`), the second with
+:func:`row_key` (per point, then :func:`negative_sample_from_row_key`). Every path gives
+the same numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["mix", "epoch_key", "row_key", "counter_hash", "negative_sample", "negative_sample_from_key",
+           "negative_sample_from_row_key", "uniform"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True)
+def mix(z):
+    """The splitmix64 finalizer of a uint64 (wrapping arithmetic)."""
+    z = np.uint64(z)
+    z = z ^ (z >> _S30)
+    z = z * _MUL1
+    z = z ^ (z >> _S27)
+    z = z * _MUL2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def epoch_key(seed, epoch):
+    """``mix(seed + 0x9E3779B97F4A7C15 * (epoch + 1))``: the part of the hash shared by an epoch."""
+    return mix(np.uint64(seed) + _GOLDEN * (np.uint64(epoch) + np.uint64(1)))
+
+
+@njit(cache=True)
+def row_key(key, i):
+    """``mix(epoch_key ^ i)``: the part of the hash shared by point ``i``'s draws in an epoch."""
+    return mix(np.uint64(key) ^ np.uint64(i))
+
+
+@njit(cache=True)
+def _hash_from_key(key, i, slot):
+    return mix(row_key(key, i) ^ np.uint64(slot))
+
+
+@njit(cache=True)
+def negative_sample_from_row_key(point_key, i, slot, n):
+    """:func:`negative_sample` with point ``i``'s :func:`row_key` precomputed."""
+    k = np.int64(mix(np.uint64(point_key) ^ np.uint64(slot)) % np.uint64(n - 1))
+    if k >= i:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def counter_hash(seed, epoch, i, slot):
+    """The uint64 hash of ``(seed, epoch, i, slot)``."""
+    return _hash_from_key(epoch_key(seed, epoch), i, slot)
+
+
+@njit(cache=True)
+def negative_sample_from_key(key, i, slot, n):
+    """:func:`negative_sample` with the epoch's key from :func:`epoch_key` precomputed."""
+    h = _hash_from_key(key, i, slot)
+    k = np.int64(h % np.uint64(n - 1))
+    if k >= i:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def negative_sample(seed, epoch, i, slot, n):
+    """A point index ``k != i`` in ``[0, n)``, uniform over the ``n - 1`` others (int64).
+
+    Parameters
+    ----------
+    seed, epoch, i, slot : int
+        Non-negative; the draw is a pure function of them.
+    n : int
+        Number of points, at least 2.
+    """
+    return negative_sample_from_key(epoch_key(seed, epoch), i, slot, n)
+
+
+@njit(cache=True)
+def uniform(seed, epoch, i, slot):
+    """A float in [0, 1): the top 53 bits of the hash times 2**-53."""
+    h = counter_hash(seed, epoch, i, slot)
+    return np.float64(h >> _S11) * _TWO_M53

@@ -1,0 +1,131 @@
+"""t-SNE's gradient amplification in numba: the ``tsne`` optimizer, and normalized ``gdr``.
+
+:func:`amplified_descent` is :func:`gidr_reference.optimizers.amplified_descent`: the forces
+of :class:`gidr_numba.gdr.ForceField` at the epoch-start Y, then momentum and per-coordinate
+gains (:func:`amplified_step`, a ``prange`` over points that writes only its own point's
+row). Normalized ``gdr`` runs it with the fused sampled pass and a rate annealed after the
+exaggeration; ``tsne`` with t-SNE's schedule: early exaggeration of the attraction and
+``momentum`` for the first ``exaggeration_iter`` epochs, then ``final_momentum``; a constant
+learning rate (``"auto"``: ``max(n / 12, 200)``). For ``tsne`` the repulsion stage's
+``estimate`` (the numba Barnes-Hut tree of :mod:`gidr_numba.barnes_hut` in the ``tsne``
+preset) supplies the channels and ``Z`` each epoch, and
+:func:`~gidr_numba.gdr.gather_attraction` the attraction. The result does not depend on the
+number of threads (as long as the estimator's does not either).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from gidr_numba.gdr import Forces, ForceField, point_force, report, threads_for
+from gidr_reference.optimizers import AmplifiedSchedule
+
+__all__ = ["amplified_step", "amplified_descent", "tsne_learning_rate", "tsne_schedule"]
+
+
+@njit(cache=True)
+def _sign(x):
+    return (x > 0.0) - (x < 0.0)
+
+
+@njit(cache=True, parallel=True)
+def amplified_step(Y, parts, weights, state, constants):
+    """t-SNE's gradient amplification, in place on ``Y`` and ``state``::
+
+        gains  <- max(gains + 0.2 if sign(F) != sign(update) else 0.8 gains, min_gain)
+        update <- momentum * update - learning_rate * gains * F
+        Y      <- Y + update
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components)
+    parts : tuple (attraction, channels, channel_scale)
+        ``attraction`` (n, d) from the gathering kernels; ``channels`` (C, n, d) (at least
+        ``len(theta)`` channels); ``channel_scale`` (n,): ``(n - 1) / m_i`` for normalized
+        sampled repulsion, else 1.
+    weights : tuple (attraction_scale, theta)
+        ``attraction_scale``: exaggeration, times 2 for symmetric attraction on a symmetric
+        P; ``theta`` (n_channels,): the loss's repulsion weights.
+    state : tuple (update, gains)
+        Arrays of shape (n, d), updated in place.
+    constants : tuple (learning_rate, momentum, min_gain)
+    """
+    update, gains = state
+    learning_rate, momentum, min_gain = constants
+    n, d = Y.shape
+    for i in prange(n):
+        for c in range(d):
+            f = point_force(i, c, parts, weights)
+            u = update[i, c]
+            g = gains[i, c] + 0.2 if _sign(f) != _sign(u) else gains[i, c] * 0.8
+            g = max(g, min_gain)
+            u = momentum * u - learning_rate * g * f
+            gains[i, c] = g
+            update[i, c] = u
+            Y[i, c] = Y[i, c] + u
+
+
+def amplified_descent(Y0, P, loss, repulsion, ctx, monitor, *, forces: Forces, schedule,
+                      symmetric_attraction: bool, n_epochs: int) -> np.ndarray:
+    """Gradient amplification (normalized ``gdr`` and ``tsne``), as the reference's loop.
+
+    Per epoch ``t`` (exaggeration and ``momentum`` while ``t < schedule.n_exaggerated``)::
+
+        F      <- ForceField(Y, t)              (epoch-start Y)
+        gains  <- max(gains + 0.2 if sign(F) != sign(update) else 0.8 gains, min_gain)
+        update <- mu * update - lr_t * gains * F;   Y <- Y + update
+
+    with ``lr_t = schedule.rate(t, n_epochs)`` (constant, or annealed after the exaggeration).
+
+    Parameters
+    ----------
+    Y0 : ndarray of shape (n_samples, n_components)
+        Not modified.
+    P : csr_matrix
+    loss, repulsion : Loss, Repulsion
+    ctx : Context
+    monitor : Monitor
+    forces : Forces
+    schedule : gidr_reference.optimizers.AmplifiedSchedule
+    symmetric_attraction : bool
+    n_epochs : int
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    Y = np.array(Y0, dtype=np.float64, order="C")
+    field = ForceField(P, loss, repulsion, ctx, forces, symmetric_attraction, Y.shape[1])
+    with threads_for(field.work):
+        _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs)
+    return Y
+
+
+def _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs: int) -> None:
+    update = np.zeros_like(Y)
+    gains = np.ones_like(Y)
+    for epoch in range(n_epochs):
+        exaggerated = epoch < schedule.n_exaggerated
+        parts, weights = field(Y, epoch, schedule.exaggeration if exaggerated else 1.0)
+        momentum = schedule.momentum if exaggerated else schedule.final_momentum
+        amplified_step(Y, parts, weights, (update, gains),
+                       (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain)))
+        if report(monitor, epoch, n_epochs, loss, P, field.graph, Y, ctx):
+            break
+
+
+def tsne_learning_rate(learning_rate, n_samples: int) -> float:
+    """``"auto"`` → ``max(n / 12, 200)``; a float is used as given."""
+    if learning_rate == "auto":
+        return max(n_samples / 12.0, 200.0)
+    return float(learning_rate)
+
+
+def tsne_schedule(*, learning_rate, n_samples: int, early_exaggeration: float, exaggeration_iter: int,
+                  momentum: float, final_momentum: float, min_gain: float) -> AmplifiedSchedule:
+    """The reference's :class:`~gidr_reference.optimizers.AmplifiedSchedule` for t-SNE's constants."""
+    return AmplifiedSchedule(learning_rate=tsne_learning_rate(learning_rate, n_samples),
+                             exaggeration=float(early_exaggeration), n_exaggerated=int(exaggeration_iter),
+                             momentum=float(momentum), final_momentum=float(final_momentum),
+                             min_gain=float(min_gain))
+

@@ -1,0 +1,293 @@
+"""umap-learn's SGD in numba: edges sampled in proportion to p, parallel and deterministic.
+
+The schedule is the reference's (:func:`gidr_reference.optimizers.umap_sgd`): stored entry
+``e`` of P is due at epoch ``t`` when its next sampling time is ``<= t + 1``, and is then
+scheduled ``max(P) / p_e`` epochs later. With ``lr = learning_rate (1 - t / n_epochs)`` and
+``clip`` bounding each coordinate to ``±max_step``, processing a due edge ``e = (i, j)``
+is umap-learn's::
+
+    y_i -= lr clip(attraction(D_ij, 1) (y_i - y_j))            (and y_j towards y_i, below)
+    for s in 0 .. n_negative - 1:
+        k = negative_sample(seed, t, i, slot = e * n_negative + s, n)
+        y_i += lr clip(phi_0(D_ik) (y_i - y_k))                 (skipped when D_ik == 0)
+
+Order of the updates. umap-learn applies each update at once, in a serial loop (seeded) or
+a racy parallel one; the reference batches an epoch's updates at the epoch-start Y. Here
+points are processed in parallel (``prange``) and each one owns its moves:
+
+* point ``i`` walks its row of P in order and applies its own updates at once (each sees
+  the previous ones: ``y_i`` is current), against the other points' epoch-start positions;
+* the pull that symmetric attraction gives ``y_i`` when umap-learn processes a due entry
+  ``(j, i)`` is applied by point ``i`` itself, right after its own pull towards ``j``
+  (entries ``(j, i)`` with no stored ``(i, j)`` come after its row).
+
+An epoch is one parallel pass (:func:`sgd_points`): point ``i`` reads the epoch-start
+positions, writes only its row of the output, and marks its own entries due for the next
+epoch; the position buffers and the flag arrays are swapped between epochs. Every draw is a
+counter hash, so the result is the same bits whatever the number of threads.
+
+Measured (70 000 Fashion-MNIST points, 200 epochs, quiet 2-core machine): 15.7 s against
+24.8 s for the same updates in umap-learn's serial order and 15.2 s for umap-learn's own
+parallel loop; 15-NN accuracy 0.786, 0.786 and 0.782.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange, types
+
+from gidr_numba.forces import ATTRACTION_TYPE, REPULSION_TYPE
+from gidr_numba.gdr import Forces, csr_arrays, report, threads_for
+from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
+
+__all__ = ["mark_due", "sgd_points", "epochs_per_sample", "reverse_entries", "unmatched_transpose", "umap_sgd"]
+
+_f8, _i8 = types.float64, types.int64
+_ROWS_TYPE = types.Tuple((_i8[::1], types.int32[::1], _i8[::1]))
+_SCHEDULE_TYPE = types.Tuple((types.boolean[::1], types.boolean[::1], _f8[::1], _f8[::1], _f8))
+_SGD_POINTS_SIGNATURE = types.void(
+    _f8[:, ::1], _f8[:, ::1], _ROWS_TYPE, _ROWS_TYPE, _SCHEDULE_TYPE, ATTRACTION_TYPE, REPULSION_TYPE,
+    types.UniTuple(_f8, 3), types.Tuple((types.uint64, _i8)), types.Tuple((_f8, _f8, types.boolean)))
+
+
+@njit(cache=True)
+def _clip(x, bound):
+    return min(max(x, -bound), bound)
+
+
+@njit(cache=True)
+def _mark_row(indptr, i, period, next_time, now, due):
+    """Row ``i``: ``due[e] = next_time[e] <= now``; due entries advance ``next_time`` by ``period``."""
+    for e in range(indptr[i], indptr[i + 1]):
+        due[e] = next_time[e] <= now
+        if due[e]:
+            next_time[e] += period[e]
+
+
+@njit(cache=True, parallel=True)
+def mark_due(indptr, period, next_time, now, due):
+    """:func:`_mark_row` for every row (in place on ``next_time`` and ``due``)."""
+    for i in prange(indptr.shape[0] - 1):
+        _mark_row(indptr, i, period, next_time, now, due)
+
+
+@njit(cache=True)
+def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step):
+    """``y`` moved by ``-lr clip(attraction(D, 1) (y - x))``."""
+    a, b, _ = kernel_params
+    learning_rate, max_step, _ = step
+    d0 = y0 - x0
+    d1 = y1 - x1
+    coefficient = attraction(d0 * d0 + d1 * d1, 1.0, a, b)
+    y0 = y0 - learning_rate * _clip(coefficient * d0, max_step)
+    return y0, y1 - learning_rate * _clip(coefficient * d1, max_step)
+
+
+@njit(cache=True)
+def _pull(Y, i, x, attraction, kernel_params, step):
+    """:func:`_pull_2d` for any number of components, in place on ``Y[i]``."""
+    a, b, _ = kernel_params
+    learning_rate, max_step, _ = step
+    D = 0.0
+    for c in range(Y.shape[1]):
+        diff = Y[i, c] - x[c]
+        D += diff * diff
+    coefficient = attraction(D, 1.0, a, b)
+    for c in range(Y.shape[1]):
+        Y[i, c] = Y[i, c] - learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step)
+
+
+@njit(cache=True)
+def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step):
+    """Every update of point ``i`` in one epoch, from ``previous[i]`` into ``Y[i]``, in registers."""
+    indptr, indices, reverse = rows
+    t_indptr, t_indices, t_entry = transpose
+    a, b, epsilon = kernel_params
+    key, n_negative = draws
+    learning_rate, max_step, symmetric_attraction = step
+    n = Y.shape[0]
+    point_key = row_key(key, i)
+    y0, y1 = previous[i, 0], previous[i, 1]
+    for e in range(indptr[i], indptr[i + 1]):
+        j = indices[e]
+        if due[e]:
+            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
+        if symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]:
+            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
+        if not due[e]:
+            continue
+        for s in range(n_negative):
+            k = negative_sample_from_row_key(point_key, i, e * n_negative + s, n)
+            d0 = y0 - previous[k, 0]
+            d1 = y1 - previous[k, 1]
+            D = d0 * d0 + d1 * d1
+            if D == 0.0:
+                continue
+            phi = repulsion(D, a, b, epsilon)[0]
+            y0 += learning_rate * _clip(phi * d0, max_step)
+            y1 += learning_rate * _clip(phi * d1, max_step)
+    if symmetric_attraction:
+        for t in range(t_indptr[i], t_indptr[i + 1]):
+            if due[t_entry[t]]:
+                j = t_indices[t]
+                y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
+    Y[i, 0] = y0
+    Y[i, 1] = y1
+
+
+@njit(cache=True)
+def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step):
+    """:func:`_point_2d` for any number of components (the same arithmetic, so the same bits)."""
+    indptr, indices, reverse = rows
+    t_indptr, t_indices, t_entry = transpose
+    a, b, epsilon = kernel_params
+    key, n_negative = draws
+    learning_rate, max_step, symmetric_attraction = step
+    n, d = Y.shape
+    point_key = row_key(key, i)
+    for c in range(d):
+        Y[i, c] = previous[i, c]
+    for e in range(indptr[i], indptr[i + 1]):
+        j = indices[e]
+        if due[e]:
+            _pull(Y, i, previous[j], attraction, kernel_params, step)
+        if symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]:
+            _pull(Y, i, previous[j], attraction, kernel_params, step)
+        if not due[e]:
+            continue
+        for s in range(n_negative):
+            k = negative_sample_from_row_key(point_key, i, e * n_negative + s, n)
+            D = 0.0
+            for c in range(d):
+                diff = Y[i, c] - previous[k, c]
+                D += diff * diff
+            if D == 0.0:
+                continue
+            phi = repulsion(D, a, b, epsilon)[0]
+            for c in range(d):
+                Y[i, c] = Y[i, c] + learning_rate * _clip(phi * (Y[i, c] - previous[k, c]), max_step)
+    if symmetric_attraction:
+        for t in range(t_indptr[i], t_indptr[i + 1]):
+            if due[t_entry[t]]:
+                _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step)
+
+
+@njit(_SGD_POINTS_SIGNATURE, cache=True, parallel=True)
+def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step):
+    """One epoch's updates of every point (see the module docstring), and the next epoch's due entries.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components), float64
+        Output: row ``i`` is written by point ``i`` only.
+    previous : ndarray of shape (n_samples, n_components)
+        The epoch-start positions (each point starts from its own row).
+    rows : tuple (indptr, indices, reverse)
+        CSR structure of P, and ``reverse[e]``: the position of entry ``(j, i)`` for
+        ``e = (i, j)``, or -1 (:func:`reverse_entries`).
+    transpose : tuple (indptr, indices, entry)
+        Per point ``i``, the entries ``(j, i)`` of P without a stored ``(i, j)``
+        (:func:`unmatched_transpose`): ``indices`` holds ``j``, ``entry`` their positions.
+    schedule : tuple (due, due_next, period, next_time, next_now)
+        This epoch's due entries (read); ``due_next`` receives the next epoch's, marked with
+        ``next_now = epoch + 2`` by :func:`_mark_row` (which advances ``next_time``) once the
+        point's row is done: the two flag arrays are swapped between epochs.
+    attraction, repulsion : numba functions
+        The loss's force functions (see :mod:`gidr_numba.forces`).
+    kernel_params : tuple (a, b, epsilon)
+    draws : tuple (key, n_negative)
+        ``epoch_key(seed, epoch)`` and the negatives per processed edge.
+    step : tuple (learning_rate, max_step, symmetric_attraction)
+    """
+    due, due_next, period, next_time, next_now = schedule
+    for i in prange(Y.shape[0]):
+        if Y.shape[1] == 2:
+            _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+        else:
+            _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+        _mark_row(rows[0], i, period, next_time, next_now, due_next)
+
+
+def epochs_per_sample(p: np.ndarray) -> np.ndarray:
+    """``max(p) / p`` per stored entry (``inf`` for stored zeros: never processed)."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return p.max() / p
+
+
+def _entry_rows(indptr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+
+
+def reverse_entries(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """For every stored entry ``e = (i, j)``, the position of ``(j, i)``, or -1 (int64, shape (nnz,))."""
+    n = len(indptr) - 1
+    rows, cols = _entry_rows(indptr), np.asarray(indices, dtype=np.int64)
+    if cols.size == 0:
+        return np.empty(0, dtype=np.int64)
+    keys = rows * n + cols
+    order = np.argsort(keys, kind="stable")
+    wanted = cols * n + rows
+    found_at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    return np.where(keys[order][found_at] == wanted, order[found_at], -1).astype(np.int64)
+
+
+def unmatched_transpose(indptr: np.ndarray, indices: np.ndarray, reverse: np.ndarray):
+    """``(indptr, indices, entry)``: for each point ``i``, the entries ``(j, i)`` with no ``(i, j)``."""
+    n = len(indptr) - 1
+    unmatched = np.flatnonzero(reverse < 0)
+    T = sp.csr_matrix((unmatched.astype(np.float64) + 1.0, (np.asarray(indices)[unmatched],
+                                                            _entry_rows(indptr)[unmatched])), shape=(n, n))
+    T.sort_indices()
+    return (T.indptr.astype(np.int64), T.indices.astype(np.int32), T.data.astype(np.int64) - 1)
+
+
+def umap_sgd(Y0, P, loss, ctx, monitor, *, forces: Forces, n_negative: int, symmetric_attraction: bool,
+             learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
+    """umap-learn's loop (see the module docstring); returns a new array.
+
+    Parameters
+    ----------
+    Y0 : ndarray of shape (n_samples, n_components)
+        Not modified.
+    P : csr_matrix of shape (n_samples, n_samples)
+    loss : Loss
+        Unnormalized KL (only used for the monitor's loss estimate).
+    ctx : Context
+    monitor : Monitor
+        Reported the estimate of :func:`gidr_numba.gdr.estimate_loss`.
+    forces : Forces
+        Unnormalized KL's: ``attraction(D, 1)`` and ``phi_0`` are umap-learn's coefficients.
+    n_negative : int
+    symmetric_attraction : bool
+    learning_rate, max_step : float
+    n_epochs : int
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    """
+    Y = np.array(Y0, dtype=np.float64, order="C")
+    graph = csr_arrays(P)
+    indptr, indices, data = graph
+    if data.size == 0 or Y.shape[0] < 2:
+        return Y
+    reverse = reverse_entries(indptr, indices)
+    rows, transpose = (indptr, indices, reverse), unmatched_transpose(indptr, indices, reverse)
+    period = epochs_per_sample(data)
+    next_time, due, due_next = period.copy(), np.zeros(data.size, dtype=np.bool_), np.zeros(data.size, dtype=np.bool_)
+    mark_due(indptr, period, next_time, 1.0, due)
+    out = np.empty_like(Y)
+    kernel_params = (float(ctx.a), float(ctx.b), float(forces.epsilon))
+    with threads_for(data.size * (1 + int(n_negative))):
+        for epoch in range(n_epochs):
+            step = (float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step), bool(symmetric_attraction))
+            sgd_points(out, Y, rows, transpose, (due, due_next, period, next_time, float(epoch + 2)),
+                       forces.attraction, forces.repulsion, kernel_params,
+                       (np.uint64(epoch_key(ctx.seed, epoch)), int(n_negative)), step)
+            Y, out, due, due_next = out, Y, due_next, due
+            if report(monitor, epoch, n_epochs, loss, P, graph, Y, ctx):
+                break
+    return Y
