@@ -22,10 +22,12 @@ _LAZY = {"UMAP": "gidr.estimators", "TSNE": "gidr.estimators", "GDR": "gidr.esti
 
 def __getattr__(name):
     """Import the scikit-learn estimators on first use (keeps ``import gidr`` fast)."""
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("datasets", "metrics", "estimators", "study", "testing"):
+        return importlib.import_module(f"gidr.{name}")
     raise AttributeError(f"module 'gidr' has no attribute {name!r}")
 
 
