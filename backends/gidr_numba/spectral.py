@@ -23,16 +23,15 @@ reference, so the layout is reproducible.
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
+from scipy.sparse.linalg import eigsh
 
 from gidr_numba.symmetrize import mean
 from gidr_reference.init import fix_signs
+from gidr_reference.init import spectral_layout as reference_spectral_layout
 
 __all__ = ["DENSE_EIGEN_MAX", "EIGEN_TOL", "laplacian_eigenmap", "spectral_layout"]
 
@@ -40,8 +39,6 @@ __all__ = ["DENSE_EIGEN_MAX", "EIGEN_TOL", "laplacian_eigenmap", "spectral_layou
 DENSE_EIGEN_MAX = 500
 #: ARPACK's relative tolerance on the eigenvalues (umap-learn's value).
 EIGEN_TOL = 1e-4
-#: Components laid out separately sit on a unit grid, each within this radius of its cell.
-COMPONENT_RADIUS = 0.4
 
 
 def _normalized_adjacency(A: sp.csr_matrix) -> sp.csr_matrix:
@@ -94,56 +91,12 @@ def laplacian_eigenmap(A: sp.csr_matrix, n_components: int, rng: np.random.Gener
 
 
 def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """Spectral initialization from the affinity graph ``P`` (the reference's layout rules).
-
-    Parameters
-    ----------
-    P : sparse matrix of shape (n_samples, n_samples)
-    n_components : int
-    rng : numpy.random.Generator
+    """Spectral initialization from the affinity graph ``P``: the reference's layout rules
+    (:func:`gidr_reference.init.spectral_layout`: components, grid, fallbacks, warnings) with
+    this module's faster eigensolver and symmetrization.
 
     Returns
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
-    A = mean(sp.csr_matrix(P, dtype=np.float64))
-    n_parts, labels = connected_components(A, directed=False)
-    if n_parts == 1:
-        return _component_layout(A, n_components, rng)
-    warnings.warn(
-        f"The affinity graph has {n_parts} connected components; the spectral init lays out each one "
-        f"separately and places them on a grid. A larger n_neighbors may connect the graph.",
-        UserWarning, stacklevel=3,
-    )
-    sizes = np.bincount(labels, minlength=n_parts)
-    order = np.lexsort((np.arange(n_parts), -sizes))  # largest first, then by label
-    centres = _grid(n_parts, n_components)
-    Y = np.empty((A.shape[0], n_components))
-    for position, part in enumerate(order):
-        members = np.flatnonzero(labels == part)
-        layout = _component_layout(A[members][:, members].tocsr(), n_components, rng)
-        layout = layout - layout.mean(axis=0)
-        size = np.abs(layout).max()
-        layout = layout / size if size > 0 else layout
-        Y[members] = centres[position] + COMPONENT_RADIUS * layout
-    return Y
-
-
-def _component_layout(A: sp.csr_matrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    m = A.shape[0]
-    if m <= n_components + 1:
-        return rng.uniform(-1.0, 1.0, size=(m, n_components))
-    try:
-        return laplacian_eigenmap(A, n_components, rng)
-    except (ArpackNoConvergence, ArpackError, np.linalg.LinAlgError) as exc:
-        warnings.warn(f"The spectral init's eigensolver failed ({exc}); using a random init for "
-                      f"{m} points instead.", UserWarning, stacklevel=4)
-        return rng.uniform(-1.0, 1.0, size=(m, n_components))
-
-
-def _grid(n_points: int, n_dims: int) -> np.ndarray:
-    """The first ``n_points`` points of the unit grid {0, ..., s-1}^d, s^d >= n_points."""
-    side = 1
-    while side**n_dims < n_points:
-        side += 1
-    return np.stack(np.unravel_index(np.arange(n_points), (side,) * n_dims), axis=1).astype(np.float64)
+    return reference_spectral_layout(P, n_components, rng, eigenmap=laplacian_eigenmap, symmetrize=mean)

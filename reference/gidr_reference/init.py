@@ -7,7 +7,7 @@ randomness from the :class:`numpy.random.Generator` it is given.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Callable, Any
 
 import numpy as np
 import scipy.linalg
@@ -147,7 +147,8 @@ def laplacian_eigenmap(A: sp.spmatrix, n_components: int, rng: np.random.Generat
     return fix_signs(vectors[:, -2::-1][:, :n_components])
 
 
-def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator, *,
+                    eigenmap: Callable = None, symmetrize: Callable = None) -> np.ndarray:
     """Spectral initialization from the affinity graph ``P``.
 
     ``P`` is symmetrized as ``A = (P + P^T) / 2`` (it may be directed with
@@ -163,16 +164,22 @@ def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator)
     P : sparse matrix of shape (n_samples, n_samples)
     n_components : int
     rng : numpy.random.Generator
+    eigenmap : callable, optional
+        ``eigenmap(A, n_components, rng)`` for one connected component; default
+        :func:`laplacian_eigenmap` (faster backends pass their own solver).
+    symmetrize : callable, optional
+        ``symmetrize(P) -> (P + P^T) / 2`` as clean CSR; default the reference's.
 
     Returns
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
+    eigenmap = eigenmap or laplacian_eigenmap
     A = sp.csr_matrix(P, dtype=np.float64)
-    A = clean((A + A.T) * 0.5)
+    A = symmetrize(A) if symmetrize is not None else clean((A + A.T) * 0.5)
     n_parts, labels = connected_components(A, directed=False)
     if n_parts == 1:
-        return _component_layout(A, n_components, rng)
+        return _component_layout(A, n_components, rng, eigenmap)
     warnings.warn(
         f"The affinity graph has {n_parts} connected components; the spectral init lays out each one "
         f"separately and places them on a grid. A larger n_neighbors may connect the graph.",
@@ -184,7 +191,7 @@ def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator)
     Y = np.empty((A.shape[0], n_components))
     for position, part in enumerate(order):
         members = np.flatnonzero(labels == part)
-        layout = _component_layout(A[members][:, members], n_components, rng)
+        layout = _component_layout(A[members][:, members].tocsr(), n_components, rng, eigenmap)
         layout = layout - layout.mean(axis=0)
         size = np.abs(layout).max()
         layout = layout / size if size > 0 else layout
@@ -192,12 +199,13 @@ def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator)
     return Y
 
 
-def _component_layout(A: sp.csr_matrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _component_layout(A: sp.csr_matrix, n_components: int, rng: np.random.Generator,
+                      eigenmap: Callable) -> np.ndarray:
     m = A.shape[0]
     if m <= n_components + 1:
         return rng.uniform(-1.0, 1.0, size=(m, n_components))
     try:
-        return laplacian_eigenmap(A, n_components, rng)
+        return eigenmap(A, n_components, rng)
     except (ArpackNoConvergence, ArpackError, np.linalg.LinAlgError) as exc:
         warnings.warn(f"The spectral init's eigensolver failed ({exc}); using a random init for "
                       f"{m} points instead.", UserWarning, stacklevel=4)
