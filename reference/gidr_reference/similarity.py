@@ -9,21 +9,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 
-from gidr.types import KNNGraph
 
 __all__ = [
     "SIGMA_FLOOR_SCALE",
     "umap_rho",
     "umap_sigmas",
     "umap_weights",
-    "umap_similarity",
     "effective_perplexity",
     "tsne_betas",
     "tsne_weights",
-    "tsne_similarity",
-    "directed_matrix",
 ]
 
 #: sigma_i is floored at SIGMA_FLOOR_SCALE * mean(d_i.) (umap-learn's MIN_K_DIST_SCALE).
@@ -130,19 +125,6 @@ def umap_weights(
     return np.exp(-x / sigma[:, None])
 
 
-def umap_similarity(graph: KNNGraph, pseudo_distance: bool = True) -> sp.csr_matrix:
-    """UMAP's directed fuzzy memberships (SPEC §3, similarity ``umap``).
-
-    Returns
-    -------
-    P_directed : csr_matrix of shape (n_samples, n_samples)
-        Row i holds p_{j|i} on the kNN edges of i (entries that underflow to 0 are dropped).
-    """
-    sigma, rho = umap_sigmas(graph.distances, pseudo_distance)
-    weights = umap_weights(graph.distances, sigma, rho, pseudo_distance)
-    return directed_matrix(graph.indices, weights)
-
-
 def effective_perplexity(perplexity: float, n_neighbors: int) -> float:
     """The perplexity actually used with k neighbours: ``min(perplexity, k)``.
 
@@ -227,40 +209,3 @@ def tsne_weights(distances: np.ndarray, beta: np.ndarray, pseudo_distance: bool 
     with np.errstate(over="ignore"):
         e = np.exp(-beta[:, None] * s)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def tsne_similarity(graph: KNNGraph, perplexity: float, pseudo_distance: bool = False) -> sp.csr_matrix:
-    """t-SNE's conditional probabilities (SPEC §3, similarity ``tsne``).
-
-    A perplexity above the number of neighbours k is lowered to k with a warning
-    (:func:`effective_perplexity`).
-
-    Returns
-    -------
-    P_directed : csr_matrix of shape (n_samples, n_samples)
-        Row i holds p_{j|i}; each row sums to 1.
-    """
-    perplexity = effective_perplexity(perplexity, graph.n_neighbors)
-    beta = tsne_betas(graph.distances, perplexity, pseudo_distance)
-    return directed_matrix(graph.indices, tsne_weights(graph.distances, beta, pseudo_distance))
-
-
-def directed_matrix(indices: np.ndarray, weights: np.ndarray) -> sp.csr_matrix:
-    """CSR matrix with ``weights[i, m]`` at (i, indices[i, m]); zeros dropped, indices sorted.
-
-    Parameters
-    ----------
-    indices : ndarray of shape (n_samples, k), int
-    weights : ndarray of shape (n_samples, k)
-
-    Returns
-    -------
-    csr_matrix of shape (n_samples, n_samples), float64
-    """
-    n_samples, k = indices.shape
-    rows = np.repeat(np.arange(n_samples), k)
-    P = sp.csr_matrix((np.asarray(weights, dtype=np.float64).ravel(), (rows, np.asarray(indices).ravel())),
-                      shape=(n_samples, n_samples))
-    P.eliminate_zeros()
-    P.sort_indices()
-    return P
