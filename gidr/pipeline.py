@@ -115,12 +115,8 @@ class Pipeline:
         backend = self._config["pipeline"].get("backend", "auto")
         stages = {}
         for kind in KINDS:
-            section = dict(self._config[kind])
-            name = section.pop("name")
-            stage_backend = section.pop("backend", backend)
-            lookup_name = "exact" if (kind == "neighbors" and name == "auto") else name
-            cls = self._registry.get(kind, lookup_name, stage_backend)
-            stages[kind] = cls(**section)
+            params = {k: v for k, v in self._config[kind].items() if k not in ("name", "backend")}
+            stages[kind] = _stage_class(self._config, kind, self._registry, backend)(**params)
         return stages
 
     # ------------------------------------------------------------------ introspection
@@ -333,6 +329,7 @@ def _set_stage_name(config: dict[str, Any], kind: str, value: Any) -> None:
 
 
 def _stage_class(config, kind, registry, backend):
+    """The class a configuration section selects (``neighbors="auto"`` is checked as ``exact``)."""
     name = config[kind]["name"]
     name = "exact" if (kind == "neighbors" and name == "auto") else name
     return registry.get(kind, name, config[kind].get("backend", backend))
