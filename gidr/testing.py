@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from gidr.kernel import kernel
 from gidr.stages import BASES, KINDS, Stage
 from gidr.types import Context, PairTotals
 from gidr.validation import GidrValueError
@@ -93,11 +94,11 @@ def check_loss_forces(loss, ctx: Context, n: int = 25, seed: int = 0, rtol: floa
     diff = Y[:, None, :] - Y[None, :, :]
     D = np.sum(diff ** 2, axis=2)
     off = ~np.eye(n, dtype=bool)
-    w = 1.0 / (1.0 + ctx.a * D ** ctx.b)
+    w = kernel(D, ctx.a, ctx.b)
     phi = loss.repulsion_channels(D, ctx) * off[..., None]
     channels = np.einsum("ikc,ikd->cid", phi, diff)
     totals = PairTotals(sum_w=float(w[off].sum()), sum_w2=float((w[off] ** 2).sum()),
-                        p_mean=float(P.data.mean()), sum_pw=float(coo.data @ (1.0 / (1.0 + ctx.a * D_edges ** ctx.b))))
+                        p_mean=float(P.data.mean()), sum_pw=float(coo.data @ kernel(D_edges, ctx.a, ctx.b)))
     F += np.tensordot(loss.repulsion_weights(totals, ctx), channels, axes=1)
     expected = loss.force_scale(totals, ctx) * loss.gradient(P, Y, ctx)
     err = np.linalg.norm(F - expected) / max(np.linalg.norm(expected), 1e-300)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from gidr.kernel import kernel
 from gidr.types import Context, PairTotals, Result
 
 __all__ = ["transform_new_points"]
@@ -52,7 +53,7 @@ def transform_new_points(pipeline, result: Result, X_train, X_new, n_epochs: int
         weights = weights * (row_sum / max(weights.sum(axis=1).mean(), 1e-300))
     Y = _weighted_start(Y_train, indices, weights)
     loss = stages["loss"]
-    theta = loss.repulsion_weights(_training_totals(Y_train, P, loss, ctx), ctx)
+    theta = loss.repulsion_weights(_training_totals(Y_train, P, ctx), ctx)
     epochs = n_epochs or max(30, resolved["n_epochs"] // 3)
     return _optimize_new(Y, Y_train, indices, weights, loss, theta, ctx, epochs)
 
@@ -64,18 +65,18 @@ def _weighted_start(Y_train, indices, weights) -> np.ndarray:
     return np.einsum("mk,mkd->md", w, Y_train[indices])
 
 
-def _training_totals(Y_train, P, loss, ctx) -> PairTotals:
+def _training_totals(Y_train, P, ctx) -> PairTotals:
     """Estimate sum_w, sum_w2 over the training embedding from sampled pairs; sum_pw exactly."""
     rng = ctx.rng("transform-totals")
     n = len(Y_train)
     m = min(_TOTALS_SAMPLE, n * (n - 1))
     i = rng.integers(0, n, m)
     j = (i + rng.integers(1, n, m)) % n
-    w = 1.0 / (1.0 + ctx.a * np.sum((Y_train[i] - Y_train[j]) ** 2, axis=1) ** ctx.b)
+    w = kernel(np.sum((Y_train[i] - Y_train[j]) ** 2, axis=1), ctx.a, ctx.b)
     scale = n * (n - 1) / m
     coo = P.tocoo()
     D_edges = np.sum((Y_train[coo.row] - Y_train[coo.col]) ** 2, axis=1)
-    w_edges = 1.0 / (1.0 + ctx.a * D_edges ** ctx.b)
+    w_edges = kernel(D_edges, ctx.a, ctx.b)
     return PairTotals(sum_w=float(w.sum() * scale), sum_w2=float((w * w).sum() * scale),
                       p_mean=float(P.data.mean()) if P.nnz else 0.0, sum_pw=float(coo.data @ w_edges))
 
