@@ -18,8 +18,9 @@ points are processed in parallel (``prange``) and each one owns its moves:
 * point ``i`` walks its row of P in order and applies its own updates at once (each sees
   the previous ones: ``y_i`` is current), against the other points' epoch-start positions;
 * the pull that symmetric attraction gives ``y_i`` when umap-learn processes a due entry
-  ``(j, i)`` is applied by point ``i`` itself, right after its own pull towards ``j``
-  (entries ``(j, i)`` with no stored ``(i, j)`` come after its row).
+  ``(j, i)`` is applied by point ``i`` itself, evaluated with its own pull towards ``j``
+  (so, when both entries are due, the own pull counts twice: one attraction evaluation
+  instead of two); entries ``(j, i)`` with no stored ``(i, j)`` are evaluated after its row.
 
 An epoch is one parallel pass (:func:`sgd_points`): point ``i`` reads the epoch-start
 positions, writes only its row of the output, and marks its own entries due for the next
@@ -72,19 +73,19 @@ def mark_due(indptr, period, next_time, now, due):
 
 
 @njit(cache=True)
-def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step):
-    """``y`` moved by ``-lr clip(attraction(D, 1) (y - x))``."""
+def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times):
+    """``y`` moved by ``-times * lr * clip(attraction(D, 1) (y - x))``."""
     a, b, _ = kernel_params
     learning_rate, max_step, _ = step
     d0 = y0 - x0
     d1 = y1 - x1
     coefficient = attraction(d0 * d0 + d1 * d1, 1.0, a, b)
-    y0 = y0 - learning_rate * _clip(coefficient * d0, max_step)
-    return y0, y1 - learning_rate * _clip(coefficient * d1, max_step)
+    y0 = y0 - times * (learning_rate * _clip(coefficient * d0, max_step))
+    return y0, y1 - times * (learning_rate * _clip(coefficient * d1, max_step))
 
 
 @njit(cache=True)
-def _pull(Y, i, x, attraction, kernel_params, step):
+def _pull(Y, i, x, attraction, kernel_params, step, times):
     """:func:`_pull_2d` for any number of components, in place on ``Y[i]``."""
     a, b, _ = kernel_params
     learning_rate, max_step, _ = step
@@ -94,7 +95,7 @@ def _pull(Y, i, x, attraction, kernel_params, step):
         D += diff * diff
     coefficient = attraction(D, 1.0, a, b)
     for c in range(Y.shape[1]):
-        Y[i, c] = Y[i, c] - learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step)
+        Y[i, c] = Y[i, c] - times * (learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step))
 
 
 @njit(cache=True)
@@ -110,10 +111,10 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
     y0, y1 = previous[i, 0], previous[i, 1]
     for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
-        if due[e]:
-            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
-        if symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]:
-            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
+        partner = symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]
+        if due[e] or partner:
+            times = 1.0 + (due[e] and partner)
+            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, times)
         if not due[e]:
             continue
         for s in range(n_negative):
@@ -130,7 +131,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
         for t in range(t_indptr[i], t_indptr[i + 1]):
             if due[t_entry[t]]:
                 j = t_indices[t]
-                y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step)
+                y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, 1.0)
     Y[i, 0] = y0
     Y[i, 1] = y1
 
@@ -149,10 +150,9 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
         Y[i, c] = previous[i, c]
     for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
-        if due[e]:
-            _pull(Y, i, previous[j], attraction, kernel_params, step)
-        if symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]:
-            _pull(Y, i, previous[j], attraction, kernel_params, step)
+        partner = symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]
+        if due[e] or partner:
+            _pull(Y, i, previous[j], attraction, kernel_params, step, 1.0 + (due[e] and partner))
         if not due[e]:
             continue
         for s in range(n_negative):
@@ -169,7 +169,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
     if symmetric_attraction:
         for t in range(t_indptr[i], t_indptr[i + 1]):
             if due[t_entry[t]]:
-                _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step)
+                _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step, 1.0)
 
 
 @njit(_SGD_POINTS_SIGNATURE, cache=True, parallel=True)
