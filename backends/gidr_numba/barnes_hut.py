@@ -178,11 +178,48 @@ _TRAVERSE_SIGNATURE = types.void(types.float64[:, ::1], types.Tuple(_TREE), REPU
                                  types.float64[:, ::1])
 
 
+@numba.njit(cache=True, inline="always")
+def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion, a, b, epsilon,
+                    theta, stack, acc, diff, out, totals):
+    """Point ``order[t]``'s walk down the tree (inlined into :func:`_traverse`; arrays are
+    passed one by one: writes to arrays unpacked from a tuple inside an inlined function were
+    lost in a test)."""
+    d = Y.shape[1]
+    i = order[t]  # node v holds y_i when start[v] <= t < stop[v]
+    acc[:] = 0.0
+    sum_w = sum_w2 = 0.0
+    stack[0], top = 0, 1
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        D = 0.0
+        for k in range(d):
+            D += (Y[i, k] - com[v, k]) * (Y[i, k] - com[v, k])
+        if not (start[v] <= t < stop[v]) and width[v] < theta * np.sqrt(D):
+            count = float(stop[v] - start[v])
+            w = add_interaction(Y, i, com, v, count, repulsion, a, b, epsilon, acc, diff)
+            sum_w += count * w
+            sum_w2 += count * w * w
+        elif is_leaf[v]:
+            for position in range(start[v], stop[v]):
+                if position != t:
+                    w = add_interaction(Y, i, Y, order[position], 1.0, repulsion, a, b, epsilon, acc, diff)
+                    sum_w += w
+                    sum_w2 += w * w
+        else:
+            for child in range(first_child[v] + n_children[v] - 1, first_child[v] - 1, -1):
+                stack[top] = child
+                top += 1
+    store_point(i, acc, sum_w, sum_w2, out, totals)
+
+
 def _traverse(Y, tree, repulsion, a, b, epsilon, theta, out, totals):
     """Write every point's channels into ``out`` and its sums of w, w^2 into ``totals``.
 
     ``repulsion`` is a built-in loss's marker or a force function (:func:`kernel_argument`).
     Points are visited in tree order, so that neighbouring points walk the same cells.
+    ``b == 1`` is passed on as the literal 1.0, so that the compiler drops ``D^b`` (see
+    :func:`gidr_numba.gdr._gather_sampled_kernel`).
     """
     order, start, stop, is_leaf, first_child, n_children, width, com = tree
     n, d = Y.shape
@@ -190,32 +227,12 @@ def _traverse(Y, tree, repulsion, a, b, epsilon, theta, out, totals):
     for chunk in prange(n_chunks(n)):
         stack, acc, diff = np.empty(stack_size, dtype=np.int64), np.empty((2, d)), np.empty(d)
         for t in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            i = order[t]  # node v holds y_i when start[v] <= t < stop[v]
-            acc[:] = 0.0
-            sum_w = sum_w2 = 0.0
-            stack[0], top = 0, 1
-            while top > 0:
-                top -= 1
-                v = stack[top]
-                D = 0.0
-                for k in range(d):
-                    D += (Y[i, k] - com[v, k]) * (Y[i, k] - com[v, k])
-                if not (start[v] <= t < stop[v]) and width[v] < theta * np.sqrt(D):
-                    count = float(stop[v] - start[v])
-                    w = add_interaction(Y, i, com, v, count, repulsion, a, b, epsilon, acc, diff)
-                    sum_w += count * w
-                    sum_w2 += count * w * w
-                elif is_leaf[v]:
-                    for position in range(start[v], stop[v]):
-                        if position != t:
-                            w = add_interaction(Y, i, Y, order[position], 1.0, repulsion, a, b, epsilon, acc, diff)
-                            sum_w += w
-                            sum_w2 += w * w
-                else:
-                    for child in range(first_child[v] + n_children[v] - 1, first_child[v] - 1, -1):
-                        stack[top] = child
-                        top += 1
-            store_point(i, acc, sum_w, sum_w2, out, totals)
+            if b == 1.0:
+                _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion,
+                                a, 1.0, epsilon, theta, stack, acc, diff, out, totals)
+            else:
+                _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion,
+                                a, b, epsilon, theta, stack, acc, diff, out, totals)
 
 
 _traverse_markers, _traverse_functions = compile_twice(_traverse, _TRAVERSE_SIGNATURE)

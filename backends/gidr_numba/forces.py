@@ -56,6 +56,7 @@ __all__ = [
     "force_pair",
     "kernel_argument",
     "is_marker",
+    "kernel_arguments",
     "call_attraction",
     "call_repulsion",
     "compile_twice",
@@ -208,6 +209,16 @@ def kernel_argument(function):
 def is_marker(argument) -> bool:
     """Whether ``argument`` (from :func:`kernel_argument`) is a built-in loss's marker."""
     return type(argument) in _MARKER_PAIRS
+
+
+def kernel_arguments(*functions):
+    """``(arguments, markers)``: the built-in markers of ``functions`` and True when every one
+    of them has a marker (the kernel specialized on a built-in loss runs, its forces inlined),
+    else the functions themselves and False (the kernel that calls through pointers runs)."""
+    arguments = tuple(kernel_argument(function) for function in functions)
+    if all(is_marker(argument) for argument in arguments):
+        return arguments, True
+    return functions, False
 
 
 def call_attraction(attraction, D, p, a, b):

@@ -31,10 +31,10 @@ is applied as ``s_att = 2``, with no write to another point's row; otherwise
 :func:`gather_attraction` also runs over the rows of ``P^T``. Both are race-free.
 
 Force functions are jitted scalars ``attraction(D, p, a, b) -> float`` and
-``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)`` (:mod:`gidr_numba.forces`). The kernels
-that call them have explicit signatures with first-class function types, so they are
-compiled once, cached on disk, and serve every loss, third-party ones included (measured:
-a kernel typed on the dispatchers themselves misses the cache in every new process).
+``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)`` (:mod:`gidr_numba.forces`). Each kernel
+that calls them is compiled twice (:func:`gidr_numba.forces.compile_twice`): specialized on
+each built-in loss, its forces inlined, and once with first-class function types, which
+serves every third-party loss through function pointers. Both are cached on disk.
 """
 from __future__ import annotations
 
@@ -48,29 +48,22 @@ import scipy.sparse as sp
 from numba import njit, prange, types
 
 from gidr.types import PairTotals
-from gidr_numba.forces import ATTRACTION_TYPE, REPULSION_TYPE
+from gidr_numba.forces import (ATTRACTION_TYPE, REPULSION_TYPE, call_attraction, call_repulsion, compile_twice,
+                               kernel_arguments, kernel_w)
 from gidr_numba.random import epoch_key, negative_sample_from_key, negative_sample_from_row_key, row_key
 
 __all__ = [
-    "kernel_w",
     "gather_sampled",
     "gather_attraction",
     "point_force",
     "forces_array",
     "clipped_step",
     "loss_statistics",
+    "column_sums",
 ]
 
 #: Columns of the per-point partial sums written by :func:`gather_sampled`.
 SUM_W, SUM_W2, SUM_PW = 0, 1, 2
-
-
-@njit(cache=True)
-def kernel_w(D, a, b):
-    """``w = 1 / (1 + a D^b)`` (``D^1`` taken as ``D``: equal to ``pow(D, 1.0)`` bit for bit)."""
-    if b == 1.0:
-        return 1.0 / (1.0 + a * D)
-    return 1.0 / (1.0 + a * D**b)
 
 
 @njit(cache=True)
@@ -82,7 +75,7 @@ def _squared_distance(Y, i, j):
     return D
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
     """``out[i] = sum_e attraction(D_e, p_e) (y_i - y_j)`` over row ``i``; returns ``sum_e p_e w_e``."""
     d = Y.shape[1]
@@ -92,14 +85,14 @@ def _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
     for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
         D = _squared_distance(Y, i, j)
-        coefficient = attraction(D, data[e], a, b)
+        coefficient = call_attraction(attraction, D, data[e], a, b)
         for c in range(d):
             out[i, c] += coefficient * (Y[i, c] - Y[j, c])
         sum_pw += data[e] * kernel_w(D, a, b)
     return sum_pw
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out):
     """:func:`_row_attraction` for two components, accumulated in registers (same bits)."""
     y0, y1 = Y[i, 0], Y[i, 1]
@@ -111,7 +104,7 @@ def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out):
         d0 = y0 - Y[j, 0]
         d1 = y1 - Y[j, 1]
         D = d0 * d0 + d1 * d1
-        coefficient = attraction(D, data[e], a, b)
+        coefficient = call_attraction(attraction, D, data[e], a, b)
         f0 += coefficient * d0
         f1 += coefficient * d1
         sum_pw += data[e] * kernel_w(D, a, b)
@@ -120,10 +113,9 @@ def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out):
     return sum_pw
 
 
-@njit(cache=True)
-def _row_samples(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out):
+@njit(cache=True, inline="always")
+def _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out):
     """Point ``i``'s ``m`` negative samples: its rows of ``channels_out`` and ``sums_out``."""
-    a, b, epsilon = kernel_params
     n, d = Y.shape
     for c in range(d):
         channels_out[0, i, c] = 0.0
@@ -134,7 +126,7 @@ def _row_samples(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out)
     for s in range(m):
         k = negative_sample_from_row_key(point_key, i, s, n)
         D = _squared_distance(Y, i, k)
-        phi_0, phi_1 = repulsion(D, a, b, epsilon)
+        phi_0, phi_1 = call_repulsion(repulsion, D, a, b, epsilon)
         for c in range(d):
             diff = Y[i, c] - Y[k, c]
             channels_out[0, i, c] += phi_0 * diff
@@ -146,10 +138,9 @@ def _row_samples(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out)
     sums_out[i, SUM_W2] = sum_w2
 
 
-@njit(cache=True)
-def _row_samples_2d(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out):
+@njit(cache=True, inline="always")
+def _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out):
     """:func:`_row_samples` for two components, accumulated in registers (same bits)."""
-    a, b, epsilon = kernel_params
     n = Y.shape[0]
     y0, y1 = Y[i, 0], Y[i, 1]
     point_key = row_key(key, i)
@@ -164,7 +155,7 @@ def _row_samples_2d(Y, i, repulsion, kernel_params, key, m, channels_out, sums_o
         d0 = y0 - Y[k, 0]
         d1 = y1 - Y[k, 1]
         D = d0 * d0 + d1 * d1
-        phi_0, phi_1 = repulsion(D, a, b, epsilon)
+        phi_0, phi_1 = call_repulsion(repulsion, D, a, b, epsilon)
         c00 += phi_0 * d0
         c01 += phi_0 * d1
         c10 += phi_1 * d0
@@ -190,8 +181,62 @@ _GATHER_ATTRACTION_SIGNATURE = types.void(
     _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, _f8, _f8, _f8[:, ::1], _f8[::1])
 
 
-@njit(_GATHER_SAMPLED_SIGNATURE, cache=True, parallel=True)
-def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out):
+@njit(cache=True, inline="always")
+def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
+                   attraction_out, channels_out, sums_out):
+    n, d = Y.shape
+    m = n_negative * (indptr[i + 1] - indptr[i]) if n > 1 else 0
+    if d == 2:
+        sums_out[i, SUM_PW] = _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
+        _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
+    else:
+        sums_out[i, SUM_PW] = _row_attraction(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
+        _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
+
+
+def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out):
+    """Body of :func:`gather_sampled` (compiled twice: see :func:`gidr_numba.forces.compile_twice`).
+
+    ``b == 1`` (GDR's default) is passed on as the literal 1.0 to the inlined row helpers, so
+    that the compiler removes ``D^b``: with ``b`` a variable, it evaluates ``pow`` for every
+    pair even where ``b == 1`` selects the other branch (measured 4x slower).
+    """
+    indptr, indices, data = graph
+    attraction_out, channels_out, sums_out = out
+    a, b, epsilon = kernel_params
+    for i in prange(Y.shape[0]):
+        if b == 1.0:
+            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, 1.0, epsilon, key, n_negative,
+                           attraction_out, channels_out, sums_out)
+        else:
+            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
+                           attraction_out, channels_out, sums_out)
+
+
+@njit(cache=True, inline="always")
+def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
+    if Y.shape[1] == 2:
+        return _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out)
+    return _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+
+
+def _gather_attraction_kernel(Y, graph, attraction, a, b, out, sum_pw_out):
+    """Body of :func:`gather_attraction` (compiled twice; ``b == 1`` as in :func:`_gather_sampled_kernel`)."""
+    indptr, indices, data = graph
+    for i in prange(Y.shape[0]):
+        if b == 1.0:
+            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, 1.0, out)
+        else:
+            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+
+
+_gather_sampled_markers, _gather_sampled_functions = compile_twice(_gather_sampled_kernel,
+                                                                   _GATHER_SAMPLED_SIGNATURE)
+_gather_attraction_markers, _gather_attraction_functions = compile_twice(_gather_attraction_kernel,
+                                                                         _GATHER_ATTRACTION_SIGNATURE)
+
+
+def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out) -> None:
     """Attraction, sampled repulsion channels and per-point totals, in one pass.
 
     Parameters
@@ -215,22 +260,12 @@ def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negati
         ``sums_out`` (n, 3): per point, the sums over its samples of ``w`` and ``w^2``, and
         over its row of ``p w``. Every row is overwritten.
     """
-    indptr, indices, data = graph
-    attraction_out, channels_out, sums_out = out
-    a, b, _ = kernel_params
-    n, d = Y.shape
-    for i in prange(n):
-        m = n_negative * (indptr[i + 1] - indptr[i]) if n > 1 else 0
-        if d == 2:
-            sums_out[i, SUM_PW] = _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
-            _row_samples_2d(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out)
-        else:
-            sums_out[i, SUM_PW] = _row_attraction(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
-            _row_samples(Y, i, repulsion, kernel_params, key, m, channels_out, sums_out)
+    (attraction, repulsion), markers = kernel_arguments(attraction, repulsion)
+    kernel = _gather_sampled_markers if markers else _gather_sampled_functions
+    kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out)
 
 
-@njit(_GATHER_ATTRACTION_SIGNATURE, cache=True, parallel=True)
-def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out):
+def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out) -> None:
     """``out[i] = sum_{e in row i} attraction(D_e, p_e) (y_i - y_j)`` and ``sum_pw_out[i] = sum p w``.
 
     Parameters
@@ -245,12 +280,9 @@ def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out):
     sum_pw_out : ndarray of shape (n_samples,)
         Overwritten.
     """
-    indptr, indices, data = graph
-    for i in prange(Y.shape[0]):
-        if Y.shape[1] == 2:
-            sum_pw_out[i] = _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out)
-        else:
-            sum_pw_out[i] = _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+    (attraction,), markers = kernel_arguments(attraction)
+    kernel = _gather_attraction_markers if markers else _gather_attraction_functions
+    kernel(Y, graph, attraction, a, b, out, sum_pw_out)
 
 
 @njit(cache=True)
@@ -291,6 +323,33 @@ def _xlogy(x, y):
     return 0.0 if x == 0.0 else x * np.log(y)
 
 
+@njit(cache=True, inline="always")
+def _point_loss_statistics(Y, i, indptr, indices, data, a, b, key, out):
+    n = Y.shape[0]
+    for col in range(out.shape[1]):
+        out[i, col] = 0.0
+    for e in range(indptr[i], indptr[i + 1]):
+        p = data[e]
+        D = _squared_distance(Y, i, indices[e])
+        w = kernel_w(D, a, b)
+        one_minus_w = a * D**b * w
+        out[i, 0] += _xlogy(p, p)
+        out[i, 1] += _xlogy(p, w)
+        out[i, 2] += p * w
+        out[i, 3] += w * w
+        out[i, 4] += p * p
+        out[i, 5] += _xlogy(1.0 - p, 1.0 - p) - _xlogy(1.0 - p, one_minus_w)
+        out[i, 6] -= np.log(one_minus_w)
+    if n < 2:
+        return
+    for s in range(max(indptr[i + 1] - indptr[i], 1)):
+        D = _squared_distance(Y, i, negative_sample_from_key(key, i, s, n))
+        w = kernel_w(D, a, b)
+        out[i, 7] += w
+        out[i, 8] += w * w
+        out[i, 9] -= np.log(a * D**b * w)
+
+
 @njit(cache=True, parallel=True)
 def loss_statistics(Y, graph, a, b, key, out):
     """Per-point sums from which :mod:`gidr_numba.stages_optim` estimates a loss value.
@@ -303,30 +362,21 @@ def loss_statistics(Y, graph, a, b, key, out):
     ``1 - w`` is computed as ``a D^b w`` (no cancellation).
     """
     indptr, indices, data = graph
-    n = Y.shape[0]
-    for i in prange(n):
-        for col in range(out.shape[1]):
-            out[i, col] = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            p = data[e]
-            D = _squared_distance(Y, i, indices[e])
-            w = kernel_w(D, a, b)
-            one_minus_w = a * D**b * w
-            out[i, 0] += _xlogy(p, p)
-            out[i, 1] += _xlogy(p, w)
-            out[i, 2] += p * w
-            out[i, 3] += w * w
-            out[i, 4] += p * p
-            out[i, 5] += _xlogy(1.0 - p, 1.0 - p) - _xlogy(1.0 - p, one_minus_w)
-            out[i, 6] -= np.log(one_minus_w)
-        if n < 2:
-            continue
-        for s in range(max(indptr[i + 1] - indptr[i], 1)):
-            D = _squared_distance(Y, i, negative_sample_from_key(key, i, s, n))
-            w = kernel_w(D, a, b)
-            out[i, 7] += w
-            out[i, 8] += w * w
-            out[i, 9] -= np.log(a * D**b * w)
+    for i in prange(Y.shape[0]):
+        if b == 1.0:
+            _point_loss_statistics(Y, i, indptr, indices, data, a, 1.0, key, out)
+        else:
+            _point_loss_statistics(Y, i, indptr, indices, data, a, b, key, out)
+
+
+@njit(cache=True)
+def column_sums(values):
+    """``values.sum(axis=0)`` of a C-ordered 2-D array, row after row (the same bits as NumPy)."""
+    totals = np.zeros(values.shape[1])
+    for i in range(values.shape[0]):
+        for c in range(values.shape[1]):
+            totals[c] += values[i, c]
+    return totals
 
 
 # ---------------------------------------------------------------------- Python side
@@ -426,7 +476,7 @@ class ForceField:
             gather_sampled(Y, self.graph, self.functions.attraction, self.functions.repulsion,
                            (float(ctx.a), float(ctx.b), float(self.functions.epsilon)), key, self.n_negative,
                            (self.attraction, self.channels, self.sums))
-            totals = self.sums.sum(axis=0)
+            totals = column_sums(self.sums)
             sum_w, sum_w2 = self.pair_scale * totals[SUM_W], self.pair_scale * totals[SUM_W2]
             sum_pw, channels = totals[SUM_PW], self.channels
         else:

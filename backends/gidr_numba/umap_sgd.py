@@ -37,7 +37,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange, types
 
-from gidr_numba.forces import ATTRACTION_TYPE, REPULSION_TYPE
+from gidr_numba.forces import (ATTRACTION_TYPE, REPULSION_TYPE, call_attraction, call_repulsion, compile_twice,
+                               kernel_arguments)
 from gidr_numba.gdr import Forces, csr_arrays, report, threads_for
 from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
 
@@ -79,7 +80,7 @@ def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times):
     learning_rate, max_step, _ = step
     d0 = y0 - x0
     d1 = y1 - x1
-    coefficient = attraction(d0 * d0 + d1 * d1, 1.0, a, b)
+    coefficient = call_attraction(attraction, d0 * d0 + d1 * d1, 1.0, a, b)
     y0 = y0 - times * (learning_rate * _clip(coefficient * d0, max_step))
     return y0, y1 - times * (learning_rate * _clip(coefficient * d1, max_step))
 
@@ -93,7 +94,7 @@ def _pull(Y, i, x, attraction, kernel_params, step, times):
     for c in range(Y.shape[1]):
         diff = Y[i, c] - x[c]
         D += diff * diff
-    coefficient = attraction(D, 1.0, a, b)
+    coefficient = call_attraction(attraction, D, 1.0, a, b)
     for c in range(Y.shape[1]):
         Y[i, c] = Y[i, c] - times * (learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step))
 
@@ -124,7 +125,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
             D = d0 * d0 + d1 * d1
             if D == 0.0:
                 continue
-            phi = repulsion(D, a, b, epsilon)[0]
+            phi = call_repulsion(repulsion, D, a, b, epsilon)[0]
             y0 += learning_rate * _clip(phi * d0, max_step)
             y1 += learning_rate * _clip(phi * d1, max_step)
     if symmetric_attraction:
@@ -163,7 +164,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
                 D += diff * diff
             if D == 0.0:
                 continue
-            phi = repulsion(D, a, b, epsilon)[0]
+            phi = call_repulsion(repulsion, D, a, b, epsilon)[0]
             for c in range(d):
                 Y[i, c] = Y[i, c] + learning_rate * _clip(phi * (Y[i, c] - previous[k, c]), max_step)
     if symmetric_attraction:
@@ -172,8 +173,21 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
                 _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step, 1.0)
 
 
-@njit(_SGD_POINTS_SIGNATURE, cache=True, parallel=True)
-def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step):
+def _sgd_points_kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step):
+    """Body of :func:`sgd_points` (compiled twice: see :func:`gidr_numba.forces.compile_twice`)."""
+    due, due_next, period, next_time, next_now = schedule
+    for i in prange(Y.shape[0]):
+        if Y.shape[1] == 2:
+            _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+        else:
+            _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+        _mark_row(rows[0], i, period, next_time, next_now, due_next)
+
+
+_sgd_points_markers, _sgd_points_functions = compile_twice(_sgd_points_kernel, _SGD_POINTS_SIGNATURE)
+
+
+def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step) -> None:
     """One epoch's updates of every point (see the module docstring), and the next epoch's due entries.
 
     Parameters
@@ -199,14 +213,9 @@ def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, ke
         ``epoch_key(seed, epoch)`` and the negatives per processed edge.
     step : tuple (learning_rate, max_step, symmetric_attraction)
     """
-    due, due_next, period, next_time, next_now = schedule
-    for i in prange(Y.shape[0]):
-        if Y.shape[1] == 2:
-            _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
-        else:
-            _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
-        _mark_row(rows[0], i, period, next_time, next_now, due_next)
-
+    (attraction, repulsion), markers = kernel_arguments(attraction, repulsion)
+    kernel = _sgd_points_markers if markers else _sgd_points_functions
+    kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step)
 
 def epochs_per_sample(p: np.ndarray) -> np.ndarray:
     """``max(p) / p`` per stored entry (``inf`` for stored zeros: never processed)."""
