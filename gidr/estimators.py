@@ -36,6 +36,8 @@ class _Base(TransformerMixin, BaseEstimator):
     def _pipeline(self) -> Pipeline:
         overrides = self._overrides()
         overrides.update(random_state=self.random_state, backend=self.backend)
+        if overrides.get("n_epochs", 0) is None:  # None: the preset's number, else the optimizer's default
+            del overrides["n_epochs"]
         if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"

@@ -268,12 +268,33 @@ def _call_repulsion_jit(repulsion, D, a, b, epsilon):
     return through_pointer
 
 
+class _CompiledOnFirstCall:
+    """A kernel compiled for an explicit signature when it is first called, not at import:
+    only third-party losses use the pointer twins, and loading one from the cache costs
+    10-50 ms of every fresh process's start."""
+
+    def __init__(self, body, signature):
+        self._body, self._signature, self._dispatcher = body, signature, None
+        self.__name__ = getattr(body, "__name__", "kernel")
+        self.__doc__ = getattr(body, "__doc__", None)
+
+    @property
+    def dispatcher(self):
+        """The numba dispatcher (compiled, or loaded from the cache, on first access)."""
+        if self._dispatcher is None:
+            self._dispatcher = numba.njit(self._signature, cache=True, parallel=True)(self._body)
+        return self._dispatcher
+
+    def __call__(self, *args):
+        return self.dispatcher(*args)
+
+
 def compile_twice(body, signature):
     """Compile a kernel ``body`` (parallel, cached) for markers and for function pointers.
 
     Returns ``(for_markers, for_functions)``: the first is typed lazily, once per built-in
-    loss; the second is compiled now for ``signature`` (force functions typed as
-    :data:`REPULSION_TYPE` or :data:`ATTRACTION_TYPE`). Both share one cache index.
+    loss; the second is compiled for ``signature`` (force functions typed as
+    :data:`REPULSION_TYPE` or :data:`ATTRACTION_TYPE`) when first called. Both share one
+    cache index.
     """
-    return (numba.njit(cache=True, parallel=True)(body),
-            numba.njit(signature, cache=True, parallel=True)(body))
+    return (numba.njit(cache=True, parallel=True)(body), _CompiledOnFirstCall(body, signature))

@@ -75,17 +75,6 @@ class GDROptimizer(reference.GDROptimizer):
     backend = "numba"
     priority = 10
 
-    def schedule(self, n_samples: int, n_epochs: int) -> AmplifiedSchedule:
-        """The normalized loop's constants, as the reference twin sets them: ``"auto"`` rate
-        ``max(n / early_exaggeration, 50) / 4``, annealed after the exaggeration."""
-        lr = self.learning_rate
-        if lr == "auto":
-            lr = max(n_samples / self.early_exaggeration, 50.0) / 4.0
-        return AmplifiedSchedule(
-            learning_rate=float(lr), exaggeration=self.early_exaggeration,
-            n_exaggerated=int(self.exaggeration_fraction * n_epochs), momentum=self.momentum,
-            final_momentum=self.final_momentum, min_gain=self.min_gain, anneal=True)
-
     def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
         forces = numba_forces_of(loss, ctx)
@@ -94,7 +83,7 @@ class GDROptimizer(reference.GDROptimizer):
             return super().optimize(Y, P, loss, repulsion, ctx, monitor)
         n_epochs = _n_epochs(self, ctx)
         if ctx.normalized:
-            schedule = self.schedule(ctx.n_samples, n_epochs)
+            schedule = self.schedule(ctx.n_samples, n_epochs, loss)
             return tsne.amplified_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces, schedule=schedule,
                                           symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
         lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)

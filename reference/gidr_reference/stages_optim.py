@@ -53,8 +53,11 @@ class GDROptimizer(Optimizer):
     Normalized: gradient amplification (early exaggeration of the attraction during the first
     ``exaggeration_fraction`` of the epochs, momentum, gains), then the learning rate decays
     linearly to 0 so that momentum averages out the noise of a sampled repulsion.
-    ``"auto"`` is ``max(n / early_exaggeration, 50) / 4``: the forces carry t-SNE's factor 4,
-    which openTSNE's rate ``n / early_exaggeration`` does not see.
+    ``"auto"`` is ``max(n / early_exaggeration, 50) / 4`` (scikit-learn's rate: the forces carry
+    t-SNE's factor 4, which openTSNE's rate ``n / early_exaggeration`` does not see), doubled
+    for KL, whose annealed steps average out the sampled repulsion's noise: on Fashion-MNIST
+    (70,000 points, 1,000 epochs) 100-NN accuracy 0.816 against 0.802. Frobenius does not take
+    the doubled rate (digits: 15-NN accuracy 0.889 against 0.975), nor do other losses.
     Unnormalized: each coordinate of the force clipped to ``±max_step``, learning rate decaying
     linearly from ``learning_rate`` (``"auto"`` is 1).
     """
@@ -65,7 +68,7 @@ class GDROptimizer(Optimizer):
     params = (
         Param("symmetric_attraction", False, (Boolean(),), _SYMMETRIC_DOC),
         _learning_rate_param("auto", "Initial step size; 'auto': max(n / early_exaggeration, 50) / 4 when "
-                                     "normalized, 1.0 when not."),
+                                     "normalized (/ 2 with the kl loss), 1.0 when not."),
         Param("early_exaggeration", 12.0, (_POSITIVE,),
               "Factor on the attraction at the start (normalized only)."),
         Param("exaggeration_fraction", 0.25, (Interval(float, 0, 1, "both"),),
@@ -79,18 +82,28 @@ class GDROptimizer(Optimizer):
     def default_n_epochs(self, n_samples: int) -> int:
         return 500
 
+    #: ``"auto"`` learning rate of the normalized loop: ``max(n / early_exaggeration, 50)``
+    #: divided by this, per loss name (4 for a loss not listed).
+    AUTO_RATE_DIVISOR = {"kl": 2.0}
+
+    def schedule(self, n_samples: int, n_epochs: int, loss=None) -> optimizers.AmplifiedSchedule:
+        """The normalized loop's constants: the ``"auto"`` rate (:attr:`AUTO_RATE_DIVISOR`),
+        annealed after the exaggeration."""
+        lr = self.learning_rate
+        if lr == "auto":
+            divisor = self.AUTO_RATE_DIVISOR.get(getattr(loss, "name", None), 4.0)
+            lr = max(n_samples / self.early_exaggeration, 50.0) / divisor
+        return optimizers.AmplifiedSchedule(
+            learning_rate=float(lr), exaggeration=self.early_exaggeration,
+            n_exaggerated=int(self.exaggeration_fraction * n_epochs), momentum=self.momentum,
+            final_momentum=self.final_momentum, min_gain=self.min_gain, anneal=True)
+
     def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
         n_epochs = _n_epochs(self, ctx)
         if ctx.normalized:
-            lr = self.learning_rate
-            if lr == "auto":
-                lr = max(ctx.n_samples / self.early_exaggeration, 50.0) / 4.0
-            schedule = optimizers.AmplifiedSchedule(
-                learning_rate=float(lr), exaggeration=self.early_exaggeration,
-                n_exaggerated=int(self.exaggeration_fraction * n_epochs), momentum=self.momentum,
-                final_momentum=self.final_momentum, min_gain=self.min_gain, anneal=True)
-            return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=schedule,
+            return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor,
+                                                schedule=self.schedule(ctx.n_samples, n_epochs, loss),
                                                 symmetric_attraction=self.symmetric_attraction,
                                                 n_epochs=n_epochs)
         lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)

@@ -363,3 +363,19 @@ def test_stages_mirror_the_reference_stages():
         assert stage_class.params == by_name[stage_class.name].params
     assert BarnesHutRepulsion().theta == 0.5 and SampledRepulsion().n_negative == 1
     assert stages_forces.KL().epsilon == 1e-3
+
+
+def test_exit_handler_freezes_the_collector_unless_asked_not_to(monkeypatch):
+    import gc
+
+    import gidr_numba
+
+    try:
+        monkeypatch.setenv("GIDR_NO_EXIT_FREEZE", "1")
+        gidr_numba._freeze_at_exit()
+        assert gc.get_freeze_count() == 0
+        monkeypatch.delenv("GIDR_NO_EXIT_FREEZE")
+        gidr_numba._freeze_at_exit()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
