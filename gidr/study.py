@@ -1,6 +1,8 @@
 """Reproduce the paper's experiments: ``python -m gidr.study [--dataset NAME] [--quick]``.
 
-Writes markdown tables and PNG figures into ``--out`` (default ``results/``):
+Writes markdown tables and PNG figures into ``--out`` (default ``results/``), and their
+numbers into ``summary.json`` (a later run with the same data and ``--skip`` keeps the
+numbers of the experiments it skips):
 
 - ``table5.md``: 100-NN accuracy and V-measure for ``umap``, ``gdr-umap``, ``tsne`` and
   ``gdr-tsne``, each with its original setting and with each Table 2 switch flipped;
@@ -86,10 +88,11 @@ import time, numpy as np
 X = np.load({str(X_path)!r})
 t0 = time.perf_counter()
 method = {method!r}
-if method == "umap-learn":
-    import umap; umap.UMAP(random_state=0).fit_transform(X)
+if method == "umap-learn":  # no random_state: umap-learn runs its SGD on one thread when seeded
+    import umap; umap.UMAP(n_jobs=-1).fit_transform(X)
 elif method.startswith("openTSNE"):
-    import openTSNE; openTSNE.TSNE(negative_gradient_method=method.split("-")[1], random_state=0).fit(X)
+    import openTSNE
+    openTSNE.TSNE(negative_gradient_method=method.split("-")[1], n_jobs=-1, random_state=0).fit(X)
 else:
     import gidr; gidr.Pipeline.from_preset(method, random_state=0, n_epochs={n_epochs!r}).run(X)
 print(time.perf_counter() - t0)
@@ -232,6 +235,10 @@ def main(argv=None) -> int:
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--out", default="results")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few epochs (CI smoke run)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="fresh processes per method for Table 6 (median; default 3, 1 with --quick)")
+    parser.add_argument("--scaling-sizes", type=int, nargs="+", default=None,
+                        help="sizes for Fig. 5 (default n/4, n/2, n, 2n)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["table5", "runtimes", "scaling", "angles", "grid"])
     args = parser.parse_args(argv)
@@ -241,19 +248,25 @@ def main(argv=None) -> int:
     X, y = datasets.load(args.dataset, n_samples=n_samples, random_state=0)
     X = np.asarray(X, dtype=np.float32 if X.shape[1] > 100 else np.float64)
     n_epochs = 30 if args.quick else None
-    summary = {"dataset": args.dataset, "n_samples": len(X)}
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if (summary.get("dataset"), summary.get("n_samples")) != (args.dataset, len(X)):
+        summary = {}  # results of another dataset or size: start afresh
+    summary.update(dataset=args.dataset, n_samples=len(X))
     if "table5" not in args.skip:
         text, summary["table5"] = table5(X, y, n_epochs)
         (out / "table5.md").write_text(f"# Table 5 on {args.dataset} (n = {len(X)})\n\n{text}")
     methods = ["gdr-umap", "gdr-tsne", "umap", "tsne", "umap-learn", "openTSNE-fft", "openTSNE-bh"]
     if "runtimes" not in args.skip:
         available = [m for m in methods if _peer_installed(m)]
-        text, summary["runtimes"] = runtimes(X, out, available, n_epochs, repeats=1 if args.quick else 3)
+        text, summary["runtimes"] = runtimes(X, out, available, n_epochs,
+                                               repeats=args.repeats or (1 if args.quick else 3))
         (out / "table6.md").write_text(f"# Runtimes on {args.dataset} (n = {len(X)}), seconds, fresh process, "
                                        f"import excluded\n\n{text}")
         _bar_plot(out / "fig4_runtimes.png", summary["runtimes"], f"{args.dataset}, n = {len(X)}")
     if "scaling" not in args.skip:
-        sizes = [100, 200, 400] if args.quick else [len(X) // 4, len(X) // 2, len(X), 2 * len(X)]
+        sizes = args.scaling_sizes or ([100, 200, 400] if args.quick else
+                                       [len(X) // 4, len(X) // 2, len(X), 2 * len(X)])
         series = scaling(X, out, sizes, ["gdr-umap", "gdr-tsne", "umap", "tsne"], n_epochs)
         summary["scaling"] = {"sizes": sizes, **series}
         _line_plot(out / "fig5_scaling.png", sizes, series, "n", "seconds", logy=True)
@@ -264,7 +277,7 @@ def main(argv=None) -> int:
                    "mean angle (rad)")
     if "grid" not in args.skip:
         normalization_grid(X, y, out, n_epochs)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))
     print(f"wrote {out}/")
     return 0
 

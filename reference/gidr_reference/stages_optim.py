@@ -80,7 +80,10 @@ class GDROptimizer(Optimizer):
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
-        return 500
+        """500, or 400 above 10,000 points (umap-learn likewise shortens its schedule for large
+        inputs): on Fashion-MNIST (70,000) gdr-umap's 100-NN accuracy is 0.786 / 0.785 (seeds 0 / 1)
+        with 400 epochs and 0.788 / 0.788 with 500, for 20 % less time."""
+        return 500 if n_samples < 10_000 else 400
 
     #: ``"auto"`` learning rate of the normalized loop: ``max(n / early_exaggeration, 50)``
     #: divided by this, per loss name (4 for a loss not listed).
@@ -130,7 +133,11 @@ class UmapSGDOptimizer(Optimizer):
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
-        return 500 if n_samples < 10_000 else 200
+        """500, or 300 above 10,000 points where umap-learn runs 200: this loop applies each
+        epoch's updates against the epoch-start positions (deterministic in parallel), which on
+        Fashion-MNIST (70,000) reached 100-NN accuracy 0.776 / 0.781 (seeds 0 / 1) with 200 epochs
+        against 0.785 / 0.786 with 300 (umap-learn: 0.789)."""
+        return 500 if n_samples < 10_000 else 300
 
     def check_compatible(self, loss, repulsion, settings) -> None:
         owner = self.describe()

@@ -60,6 +60,13 @@ def test_gdr_normalized_selects_tsne_like_preset(digits):
     assert est.result_.config["optimizer"]["name"] == "gdr"
 
 
+def test_n_epochs_none_keeps_the_presets_number():
+    """GDR(normalized=True) runs gdr-tsne's 1,000 epochs, not the optimizer's default of 500."""
+    assert GDR(normalized=True)._pipeline().config["pipeline"]["n_epochs"] == 1000
+    assert GDR(normalized=True, n_epochs=30)._pipeline().config["pipeline"]["n_epochs"] == 30
+    assert GDR()._pipeline().config["pipeline"].get("n_epochs") is None
+
+
 @pytest.mark.parametrize("name, margin", [("UMAP", 0.05), ("GDR", 0.05), ("TSNE", 0.05)])
 def test_transform_held_out_accuracy_close_to_in_sample(name, margin, digits):
     """Half of digits fitted, the other half transformed: the held-out points, classified by
