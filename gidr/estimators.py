@@ -36,8 +36,6 @@ class _Base(TransformerMixin, BaseEstimator):
     def _pipeline(self) -> Pipeline:
         overrides = self._overrides()
         overrides.update(random_state=self.random_state, backend=self.backend)
-        if overrides.get("n_epochs", 0) is None:  # None: the preset's number, else the optimizer's default
-            del overrides["n_epochs"]
         if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"
@@ -161,11 +159,14 @@ class GDR(_Base):
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
     ``"kl"`` or ``"frobenius"`` (or a plugin's loss). Other names follow umap-learn;
     ``scalars="one"`` uses a = b = 1 (GDR's default), ``"fit"`` fits them to min_dist/spread.
+    ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
+    400 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
+    epochs and 1 negative).
     """
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
-                 init="spectral", negative_sample_rate=1, random_state=None, n_jobs=-1, verbose=False,
+                 init="spectral", negative_sample_rate=None, random_state=None, n_jobs=-1, verbose=False,
                  backend="auto"):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -192,7 +193,8 @@ class GDR(_Base):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
                 "normalized": self.normalized, "loss": self.loss, "min_dist": self.min_dist,
                 "spread": self.spread, "scalars": self.scalars, "n_epochs": self.n_epochs,
-                "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate}
+                "learning_rate": self.learning_rate, "init": self.init,
+                **({} if self.negative_sample_rate is None else {"n_negative": self.negative_sample_rate})}
 
 
 class TSNE(_Base):

@@ -91,7 +91,8 @@ class Pipeline:
         pipeline switch (``normalized=True``, ``scalars="one"``, ``backend="reference"``,
         ``random_state=0``), or a stage parameter (``perplexity=50``,
         ``symmetric_attraction=True``), which is set on every stage that declares it.
-        ``"kind.param"`` (or ``kind__param``) targets one stage.
+        ``"kind.param"`` (or ``kind__param``) targets one stage. ``n_epochs=None`` keeps
+        the preset's number of epochs (the optimizer's default when the preset sets none).
         """
         from gidr.plugins import get_presets
 
@@ -294,6 +295,8 @@ def _apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any], regis
     for key, value in overrides.items():
         if key in KINDS:
             _set_stage_name(config, key, value)
+        elif key == "n_epochs" and value is None:
+            continue  # the preset's number, else the optimizer's default
         elif key in PIPELINE_PARAMS:
             config["pipeline"][key] = value
         else:

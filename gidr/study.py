@@ -242,6 +242,10 @@ def main(argv=None) -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["table5", "runtimes", "scaling", "angles", "grid"])
     args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.scaling_sizes is not None and min(args.scaling_sizes) < 2:
+        parser.error("--scaling-sizes must be at least 2 each")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n_samples = args.n_samples or (300 if args.quick else None)
@@ -250,9 +254,10 @@ def main(argv=None) -> int:
     n_epochs = 30 if args.quick else None
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if (summary.get("dataset"), summary.get("n_samples")) != (args.dataset, len(X)):
-        summary = {}  # results of another dataset or size: start afresh
-    summary.update(dataset=args.dataset, n_samples=len(X))
+    if (summary.get("dataset"), summary.get("n_samples"), summary.get("quick", False)) != \
+            (args.dataset, len(X), args.quick):
+        summary = {}  # results of another dataset, size or mode: start afresh
+    summary.update(dataset=args.dataset, n_samples=len(X), quick=args.quick)
     if "table5" not in args.skip:
         text, summary["table5"] = table5(X, y, n_epochs)
         (out / "table5.md").write_text(f"# Table 5 on {args.dataset} (n = {len(X)})\n\n{text}")

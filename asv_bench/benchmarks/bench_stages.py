@@ -2,10 +2,15 @@
 
 Each class times one stage with the others' outputs precomputed in ``setup``; a
 (stage, backend) pair that is not installed is skipped with NotImplementedError.
+``track_`` methods follow the quality of the approximate stages: the neighbours' recall
+against the exact search, the repulsion estimators' error against exact repulsion, and the
+100-NN accuracy after the optimizers' epochs. The similarity, symmetrization and
+initialization stages are exact (their tests compare them with the reference and with
+scikit-learn), so only their time and memory are tracked.
 """
 import numpy as np
 
-from .common import SIZES, blobs
+from .common import SIZES, blobs, knn_accuracy
 
 BACKENDS = ["numba", "reference"]
 
@@ -57,6 +62,14 @@ class Neighbors:
 
     def peakmem_compute(self, name, backend, n):
         self.stage.compute(self.X, 15, _context(n))
+
+    def track_recall(self, name, backend, n):
+        """Share of the exact 15 nearest neighbours found."""
+        found = self.stage.compute(self.X, 15, _context(n)).indices
+        exact = _stage("neighbors", "exact", "numba").compute(self.X, 15, _context(n)).indices
+        return float(np.mean([np.isin(found[i], exact[i]).mean() for i in range(n)]))
+
+    track_recall.unit = "share"
 
 
 class Similarity:
@@ -132,6 +145,17 @@ class Repulsion:
     def time_estimate(self, name, backend, normalized, n):
         self.stage.estimate(self.Y, self.loss, self.ctx, 1, self.n_edges)
 
+    def peakmem_estimate(self, name, backend, normalized, n):
+        self.stage.estimate(self.Y, self.loss, self.ctx, 1, self.n_edges)
+
+    def track_channel_error(self, name, backend, normalized, n):
+        """Relative error of the repulsion channels against exact repulsion (one epoch's draw)."""
+        estimate = self.stage.estimate(self.Y, self.loss, self.ctx, 1, self.n_edges).channels
+        exact = _stage("repulsion", "exact", "numba").estimate(self.Y, self.loss, self.ctx, 1, self.n_edges).channels
+        return float(np.linalg.norm(estimate - exact) / np.linalg.norm(exact))
+
+    track_channel_error.unit = "relative"
+
 
 class Optimizer:
     """Fixed number of epochs of each optimizer with its preset's loss and repulsion."""
@@ -148,13 +172,26 @@ class Optimizer:
         result = pipeline.run(X)
         self.args = (pipeline.stages, result)
         self.pipeline = pipeline
+        self.labels = blobs(n)[1]
 
-    def time_optimize_50_epochs(self, preset, backend, n):
+    def _optimize(self, n):
         from gidr.types import Context, Monitor
 
         stages, result = self.args
         r = result.config["resolved"]
         ctx = Context(n_samples=n, normalized=result.affinities.normalized, a=r["a"], b=r["b"], seed=0,
                       n_epochs=50)
-        stages["optimizer"].optimize(result.embedding, result.affinities.P, stages["loss"],
-                                     stages["repulsion"], ctx, Monitor())
+        return stages["optimizer"].optimize(result.embedding, result.affinities.P, stages["loss"],
+                                            stages["repulsion"], ctx, Monitor())
+
+    def time_optimize_50_epochs(self, preset, backend, n):
+        self._optimize(n)
+
+    def peakmem_optimize_50_epochs(self, preset, backend, n):
+        self._optimize(n)
+
+    def track_knn_accuracy_after_50_epochs(self, preset, backend, n):
+        """100-NN accuracy of the labels (10 blobs) after another 50 epochs from the run's end."""
+        return knn_accuracy(self._optimize(n), self.labels)
+
+    track_knn_accuracy_after_50_epochs.unit = "accuracy"

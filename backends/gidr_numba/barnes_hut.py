@@ -188,7 +188,8 @@ def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, 
     i = order[t]  # node v holds y_i when start[v] <= t < stop[v]
     acc[:] = 0.0
     sum_w = sum_w2 = 0.0
-    stack[0], top = 0, 1
+    stack[0] = 0
+    top = 1
     while top > 0:
         top -= 1
         v = stack[top]

@@ -217,6 +217,7 @@ def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, ke
     kernel = _sgd_points_markers if markers else _sgd_points_functions
     kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step)
 
+
 def epochs_per_sample(p: np.ndarray) -> np.ndarray:
     """``max(p) / p`` per stored entry (``inf`` for stored zeros: never processed)."""
     p = np.asarray(p, dtype=np.float64)

@@ -5,6 +5,7 @@ The classes bind validated parameters; the loops are the functions of
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
@@ -53,8 +54,9 @@ class GDROptimizer(Optimizer):
     Normalized: gradient amplification (early exaggeration of the attraction during the first
     ``exaggeration_fraction`` of the epochs, momentum, gains), then the learning rate decays
     linearly to 0 so that momentum averages out the noise of a sampled repulsion.
-    ``"auto"`` is ``max(n / early_exaggeration, 50) / 4`` (scikit-learn's rate: the forces carry
-    t-SNE's factor 4, which openTSNE's rate ``n / early_exaggeration`` does not see), doubled
+    ``"auto"`` is ``max(n / early_exaggeration, 50) / 4`` (above 600 points scikit-learn's
+    ``n / early_exaggeration / 4``: the forces carry t-SNE's factor 4, which openTSNE's rate
+    ``n / early_exaggeration`` does not see), doubled
     for KL, whose annealed steps average out the sampled repulsion's noise: on Fashion-MNIST
     (70,000 points, 1,000 epochs) 100-NN accuracy 0.816 against 0.802. Frobenius does not take
     the doubled rate (digits: 15-NN accuracy 0.889 against 0.975), nor do other losses.
@@ -80,16 +82,16 @@ class GDROptimizer(Optimizer):
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
-        """500, or 400 above 10,000 points (umap-learn likewise shortens its schedule for large
+        """500 below 10,000 points, else 400 (umap-learn likewise shortens its schedule for large
         inputs): on Fashion-MNIST (70,000) gdr-umap's 100-NN accuracy is 0.786 / 0.785 (seeds 0 / 1)
         with 400 epochs and 0.788 / 0.788 with 500, for 20 % less time."""
         return 500 if n_samples < 10_000 else 400
 
     #: ``"auto"`` learning rate of the normalized loop: ``max(n / early_exaggeration, 50)``
     #: divided by this, per loss name (4 for a loss not listed).
-    AUTO_RATE_DIVISOR = {"kl": 2.0}
+    AUTO_RATE_DIVISOR = MappingProxyType({"kl": 2.0})
 
-    def schedule(self, n_samples: int, n_epochs: int, loss=None) -> optimizers.AmplifiedSchedule:
+    def schedule(self, n_samples: int, n_epochs: int, loss) -> optimizers.AmplifiedSchedule:
         """The normalized loop's constants: the ``"auto"`` rate (:attr:`AUTO_RATE_DIVISOR`),
         annealed after the exaggeration."""
         lr = self.learning_rate
@@ -133,7 +135,7 @@ class UmapSGDOptimizer(Optimizer):
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
-        """500, or 300 above 10,000 points where umap-learn runs 200: this loop applies each
+        """500 below 10,000 points, else 300 where umap-learn runs 200: this loop applies each
         epoch's updates against the epoch-start positions (deterministic in parallel), which on
         Fashion-MNIST (70,000) reached 100-NN accuracy 0.776 / 0.781 (seeds 0 / 1) with 200 epochs
         against 0.785 / 0.786 with 300 (umap-learn: 0.789)."""

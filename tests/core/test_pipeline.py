@@ -353,3 +353,10 @@ def test_too_few_samples_for_the_neighbors_warns(build, digits):
 def test_one_sample_is_rejected(build, digits):
     with pytest.raises(GidrValueError, match=r"at least 2 samples\. Got 1 sample\(s\)\."):
         build("gdr-umap", **SMALL).run(digits[:1])
+
+
+def test_n_epochs_none_keeps_the_presets_number():
+    """The study and the estimators pass n_epochs=None to mean "the preset's own number"."""
+    assert Pipeline.from_preset("gdr-tsne", n_epochs=None).config["pipeline"]["n_epochs"] == 1000
+    assert Pipeline.from_preset("gdr-tsne", n_epochs=40).config["pipeline"]["n_epochs"] == 40
+    assert Pipeline.from_preset("gdr-umap", n_epochs=None).config["pipeline"].get("n_epochs") is None

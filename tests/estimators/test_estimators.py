@@ -60,11 +60,18 @@ def test_gdr_normalized_selects_tsne_like_preset(digits):
     assert est.result_.config["optimizer"]["name"] == "gdr"
 
 
-def test_n_epochs_none_keeps_the_presets_number():
-    """GDR(normalized=True) runs gdr-tsne's 1,000 epochs, not the optimizer's default of 500."""
+def test_gdr_defaults_are_the_presets():
+    """GDR() builds gdr-umap and GDR(normalized=True) gdr-tsne, epochs and negatives included."""
+    for normalized, preset in ((False, "gdr-umap"), (True, "gdr-tsne")):
+        built = GDR(normalized=normalized, random_state=0)._pipeline()
+        expected = gidr.Pipeline.from_preset(preset, random_state=0)
+        for kind in ("similarity", "symmetrize", "init", "loss", "repulsion", "optimizer"):
+            assert type(built.stages[kind]) is type(expected.stages[kind]), kind
+            assert built.stages[kind].values == expected.stages[kind].values, kind
+        assert built.config["pipeline"].get("n_epochs") == expected.config["pipeline"].get("n_epochs")
     assert GDR(normalized=True)._pipeline().config["pipeline"]["n_epochs"] == 1000
     assert GDR(normalized=True, n_epochs=30)._pipeline().config["pipeline"]["n_epochs"] == 30
-    assert GDR()._pipeline().config["pipeline"].get("n_epochs") is None
+    assert GDR(negative_sample_rate=3)._pipeline().config["repulsion"]["n_negative"] == 3
 
 
 @pytest.mark.parametrize("name, margin", [("UMAP", 0.05), ("GDR", 0.05), ("TSNE", 0.05)])

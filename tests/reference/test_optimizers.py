@@ -169,12 +169,12 @@ def test_stage_declarations():
 
 
 def test_gdr_auto_learning_rate_depends_on_the_loss():
-    """KL takes twice scikit-learn's max(n / 12, 50) / 4; Frobenius and unknown losses keep it."""
+    """KL takes twice max(n / 12, 50) / 4; Frobenius and unknown losses keep it."""
     n, n_epochs = 12_000, 1000
     kl, frobenius = real_stage("loss", "kl"), real_stage("loss", "frobenius")
     assert GDROptimizer().schedule(n, n_epochs, kl).learning_rate == 500.0
     assert GDROptimizer().schedule(n, n_epochs, frobenius).learning_rate == 250.0
-    assert GDROptimizer().schedule(n, n_epochs).learning_rate == 250.0
+    assert GDROptimizer().schedule(n, n_epochs, None).learning_rate == 250.0
     assert GDROptimizer().schedule(100, n_epochs, kl).learning_rate == 25.0  # the floor of 50
     assert GDROptimizer(learning_rate=7.0).schedule(n, n_epochs, kl).learning_rate == 7.0
     assert GDROptimizer().schedule(n, n_epochs, kl).n_exaggerated == 250

@@ -7,7 +7,7 @@ stage is used is decided by the registry (by declared priority), never by plugin
 from gidr.plugins import hookimpl
 from gidr_example.loss import HellingerLoss
 
-#: GDR, UMAP-like (as the built-in 'gdr-umap') with the Hellinger loss.
+#: GDR, UMAP-like (the paper's gdr-umap: one negative per edge) with the Hellinger loss.
 GDR_HELLINGER = {
     "description": "GDR, UMAP-like, with the Hellinger loss sum (sqrt(p) - sqrt(w))^2 "
                    "(gidr-plugin-example).",
