@@ -182,15 +182,21 @@ _GATHER_ATTRACTION_SIGNATURE = types.void(
 
 
 @njit(cache=True, inline="always")
+def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
+    if Y.shape[1] == 2:
+        return _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out)
+    return _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+
+
+@njit(cache=True, inline="always")
 def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
                    attraction_out, channels_out, sums_out):
     n, d = Y.shape
     m = n_negative * (indptr[i + 1] - indptr[i]) if n > 1 else 0
+    sums_out[i, SUM_PW] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
     if d == 2:
-        sums_out[i, SUM_PW] = _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
         _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
     else:
-        sums_out[i, SUM_PW] = _row_attraction(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
         _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
 
 
@@ -211,13 +217,6 @@ def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, 
         else:
             _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
                            attraction_out, channels_out, sums_out)
-
-
-@njit(cache=True, inline="always")
-def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
-    if Y.shape[1] == 2:
-        return _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out)
-    return _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
 
 
 def _gather_attraction_kernel(Y, graph, attraction, a, b, out, sum_pw_out):
