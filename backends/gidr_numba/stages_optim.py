@@ -22,7 +22,6 @@ from gidr.types import Context, Monitor
 from gidr_numba import gdr, tsne, umap_sgd
 from gidr_numba.forces import force_epsilon
 from gidr_reference import stages_optim as reference
-from gidr_reference.optimizers import AmplifiedSchedule
 
 __all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES", "numba_forces_of"]
 
@@ -67,13 +66,9 @@ def _n_epochs(optimizer, ctx: Context) -> int:
     return int(ctx.n_epochs) if ctx.n_epochs is not None else int(optimizer.default_n_epochs(ctx.n_samples))
 
 
-class GDROptimizer(reference.GDROptimizer):
-    """GDR's loop in numba: one parallel pass per epoch gathers the attraction and, for the
-    ``sampled`` repulsion, the negative samples (the reference's draws), then a second applies
-    the update (see :mod:`gidr_numba.gdr`). Bit-identical whatever the number of threads."""
-
-    backend = "numba"
-    priority = 10
+class _NumbaOptimizer:
+    """``optimize`` for the numba twins: the loss's jitted forces go to :meth:`_optimize_numba`;
+    a loss without them runs on the reference twin (the next class in the MRO), with a message."""
 
     def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
@@ -81,7 +76,18 @@ class GDROptimizer(reference.GDROptimizer):
         if forces is None:
             _fallback(self, loss)
             return super().optimize(Y, P, loss, repulsion, ctx, monitor)
-        n_epochs = _n_epochs(self, ctx)
+        return self._optimize_numba(Y, P, loss, repulsion, ctx, monitor, forces, _n_epochs(self, ctx))
+
+
+class GDROptimizer(_NumbaOptimizer, reference.GDROptimizer):
+    """GDR's loop in numba: one parallel pass per epoch gathers the attraction and, for the
+    ``sampled`` repulsion, the negative samples (the reference's draws), then a second applies
+    the update (see :mod:`gidr_numba.gdr`). Bit-identical whatever the number of threads."""
+
+    backend = "numba"
+    priority = 10
+
+    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
         if ctx.normalized:
             schedule = self.schedule(ctx.n_samples, n_epochs, loss)
             return tsne.amplified_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces, schedule=schedule,
@@ -92,48 +98,31 @@ class GDROptimizer(reference.GDROptimizer):
                                    n_epochs=n_epochs)
 
 
-class UmapSGDOptimizer(reference.UmapSGDOptimizer):
+class UmapSGDOptimizer(_NumbaOptimizer, reference.UmapSGDOptimizer):
     """umap-learn's SGD in numba: points in parallel, each applying its own updates at once
     against the others' epoch-start positions; deterministic (see :mod:`gidr_numba.umap_sgd`)."""
 
     backend = "numba"
     priority = 10
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
-                 monitor: Monitor) -> np.ndarray:
-        forces = numba_forces_of(loss, ctx)
-        if forces is None:
-            _fallback(self, loss)
-            return super().optimize(Y, P, loss, repulsion, ctx, monitor)
+    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
         return umap_sgd.umap_sgd(Y, P, loss, ctx, monitor, forces=forces, n_negative=int(repulsion.n_negative),
                                  symmetric_attraction=self.symmetric_attraction,
                                  learning_rate=float(self.learning_rate), max_step=self.max_step,
-                                 n_epochs=_n_epochs(self, ctx))
+                                 n_epochs=n_epochs)
 
 
-class TSNEOptimizer(reference.TSNEOptimizer):
+class TSNEOptimizer(_NumbaOptimizer, reference.TSNEOptimizer):
     """Barnes-Hut t-SNE's loop: the repulsion stage's estimate each epoch, attraction and
-    gains/momentum update in numba (see :mod:`gidr_numba.tsne`)."""
+    gains/momentum update in numba (see :mod:`gidr_numba.tsne`). Its schedule is the
+    reference twin's."""
 
     backend = "numba"
     priority = 10
 
-    def schedule(self, n_samples: int, n_epochs: int) -> AmplifiedSchedule:
-        """t-SNE's constants, as the reference twin sets them (constant learning rate)."""
-        return tsne.tsne_schedule(
-            learning_rate=self.learning_rate, n_samples=n_samples, early_exaggeration=self.early_exaggeration,
-            exaggeration_iter=self.exaggeration_iter, momentum=self.momentum, final_momentum=self.final_momentum,
-            min_gain=self.min_gain)
-
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
-                 monitor: Monitor) -> np.ndarray:
-        forces = numba_forces_of(loss, ctx)
-        if forces is None:
-            _fallback(self, loss)
-            return super().optimize(Y, P, loss, repulsion, ctx, monitor)
-        n_epochs = _n_epochs(self, ctx)
+    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
         return tsne.amplified_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces,
-                                      schedule=self.schedule(ctx.n_samples, n_epochs),
+                                      schedule=self.schedule(ctx.n_samples),
                                       symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
 
 

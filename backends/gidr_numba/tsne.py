@@ -18,9 +18,8 @@ import numpy as np
 from numba import njit, prange
 
 from gidr_numba.gdr import Forces, ForceField, point_force, report, threads_for
-from gidr_reference.optimizers import AmplifiedSchedule
 
-__all__ = ["amplified_step", "amplified_descent", "tsne_learning_rate", "tsne_schedule"]
+__all__ = ["amplified_step", "amplified_descent"]
 
 
 @njit(cache=True)
@@ -112,20 +111,3 @@ def _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs: int) ->
                        (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain)))
         if report(monitor, epoch, n_epochs, loss, P, field.graph, Y, ctx):
             break
-
-
-def tsne_learning_rate(learning_rate, n_samples: int) -> float:
-    """``"auto"`` → ``max(n / 12, 200)``; a float is used as given."""
-    if learning_rate == "auto":
-        return max(n_samples / 12.0, 200.0)
-    return float(learning_rate)
-
-
-def tsne_schedule(*, learning_rate, n_samples: int, early_exaggeration: float, exaggeration_iter: int,
-                  momentum: float, final_momentum: float, min_gain: float) -> AmplifiedSchedule:
-    """The reference's :class:`~gidr_reference.optimizers.AmplifiedSchedule` for t-SNE's constants."""
-    return AmplifiedSchedule(learning_rate=tsne_learning_rate(learning_rate, n_samples),
-                             exaggeration=float(early_exaggeration), n_exaggerated=int(exaggeration_iter),
-                             momentum=float(momentum), final_momentum=float(final_momentum),
-                             min_gain=float(min_gain))
-

@@ -194,16 +194,19 @@ class TSNEOptimizer(Optimizer):
                                 "t-SNE's gradient amplification needs normalized P and Q (it is unstable "
                                 "on UMAP's unnormalized forces); use optimizer='gdr' or 'umap_sgd'.")
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
-                 monitor: Monitor) -> np.ndarray:
+    def schedule(self, n_samples: int) -> optimizers.AmplifiedSchedule:
+        """t-SNE's constants: ``"auto"`` rate ``max(n / 12, 200)``, held constant."""
         lr = self.learning_rate
         if lr == "auto":
-            lr = max(ctx.n_samples / 12.0, 200.0)
-        schedule = optimizers.AmplifiedSchedule(
+            lr = max(n_samples / 12.0, 200.0)
+        return optimizers.AmplifiedSchedule(
             learning_rate=float(lr), exaggeration=self.early_exaggeration,
             n_exaggerated=self.exaggeration_iter, momentum=self.momentum,
             final_momentum=self.final_momentum, min_gain=self.min_gain)
-        return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=schedule,
+
+    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+                 monitor: Monitor) -> np.ndarray:
+        return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=self.schedule(ctx.n_samples),
                                             symmetric_attraction=self.symmetric_attraction,
                                             n_epochs=_n_epochs(self, ctx))
 
