@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from gidr.pipeline import Pipeline
+from gidr.plugins import get_registry
 from gidr.types import KNNGraph
 from gidr.validation import Described, GidrValueError, check_array, format_error
 
@@ -39,12 +40,13 @@ class _Base(TransformerMixin, BaseEstimator):
         if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"
-            if overrides.get("init") == "pca":
+            if isinstance(overrides.get("init"), str) and overrides["init"] == "pca":
                 overrides["init"] = "spectral"  # PCA needs the data matrix
         init = overrides.get("init")
-        if isinstance(init, str) and init not in ("spectral", "pca", "random"):
+        names = [name for name in get_registry().names("init") if name != "array"]  # "array": an array given
+        if isinstance(init, str) and init not in names:
             raise GidrValueError(format_error(f"The 'init' parameter of {type(self).__name__}",
-                                              "'spectral', 'pca', 'random' or an array", init))
+                                              ", ".join(repr(n) for n in names) + " or an array", init))
         return Pipeline.from_preset(self._preset, **overrides)
 
     def fit(self, X, y=None, **fit_params) -> "_Base":

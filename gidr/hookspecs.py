@@ -29,3 +29,18 @@ def gidr_register_presets(presets):
     (``{"pipeline": {...}, "similarity": {"name": ..., ...}, ...}``), or
     ``presets.add_file(path)`` for a TOML file whose stem is the name.
     """
+
+
+@hookspec
+def gidr_register_kernels(kernels):
+    """Register backend kernels for stage classes.
+
+    Call ``kernels.add(stage_class, backend, factory)``: ``factory(stage, ctx)`` returns
+    what ``backend``'s code needs to run ``stage`` (for the numba backend and a loss, a
+    :class:`gidr_numba.forces.LossKernels`: jitted force functions and the loss's own
+    parameters), or None when it cannot serve that stage with these settings. Keys are
+    ``(stage_class, backend)``, matched on the exact class: a subclass that changes the
+    math registers its own kernels and is never handed its parent's. No core contract
+    carries a backend-specific method; a backend asks with ``kernels.get(stage, backend)``
+    (see :class:`gidr.registry.KernelRegistry`).
+    """

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
 from gidr.stages import KINDS, Stage
+from gidr.stages.neighbors import MAX_DENSIFIED_CELLS
 from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
 from gidr.validation import (
     Anything,
@@ -49,10 +50,8 @@ PIPELINE_PARAMS: dict[str, Param] = {
 }
 
 #: Sparse input is densified for neighbors stages that need dense data, up to this many cells.
-_MAX_DENSIFIED = 50_000_000
+_MAX_DENSIFIED = MAX_DENSIFIED_CELLS
 
-#: Below this many samples, ``neighbors = "auto"`` computes exact neighbours.
-AUTO_EXACT_MAX_SAMPLES = 4096
 
 
 class Pipeline:
@@ -166,8 +165,7 @@ class Pipeline:
             A tqdm-like progress bar advanced once per epoch.
         """
         timings: dict[str, float] = {}
-        data, n_samples = self._check_input(X)
-        neighbors = self._neighbors_for(n_samples)
+        data, n_samples, neighbors = self._check_input(X)
         for stage in (neighbors, *self._stages.values()):
             stage.check_n_samples(n_samples)
         ctx = self._context(n_samples)
@@ -183,13 +181,14 @@ class Pipeline:
         if ctx.normalized:
             P = (P / P.sum()).tocsr()
         t3 = time.perf_counter()
-        X_for_init = data if isinstance(data, np.ndarray) and not self._is_precomputed() else None
+        affinities = Affinities(P, ctx.normalized)
+        X_for_init = data if isinstance(data, np.ndarray) and "dense" in neighbors.accepts else None
         Y0 = stages["init"].compute(X_for_init, P, ctx)
         t4 = time.perf_counter()
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
                           callback=callback, progress=progress)
-        Y = stages["optimizer"].optimize(Y0, P, stages["loss"], stages["repulsion"], ctx, monitor)
+        Y = stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
         t5 = time.perf_counter()
         timings.update(neighbors=t1 - t0, similarity=t2 - t1, symmetrize=t3 - t2, init=t4 - t3,
                        optimize=t5 - t4)
@@ -198,47 +197,47 @@ class Pipeline:
         config = self.config
         config["neighbors"]["name"] = neighbors.name
         config["resolved"] = {
+            "neighbors": {"name": neighbors.name, "backend": neighbors.backend, **neighbors.values},
             "backends": {k: s.backend for k, s in {**stages, "neighbors": neighbors}.items()},
             "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
             "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
         }
-        return Result(embedding=Y, graph=graph, affinities=Affinities(P, ctx.normalized), timings=timings,
-                      loss_history=list(monitor.history), config=config)
-
-    def _is_precomputed(self) -> bool:
-        return self._config["neighbors"]["name"] == "precomputed"
+        return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
+                      loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
 
     def _check_input(self, X: Any):
-        if self._is_precomputed():
+        """``(data, n_samples, neighbors)``: the checked input and the neighbors stage that reads
+        it (``select``-ed, e.g. by ``"auto"``), by what the stage ``accepts``."""
+        stage = self._stages["neighbors"]
+        if "precomputed" in stage.accepts and "dense" not in stage.accepts:
             if isinstance(X, KNNGraph):
-                return X, X.n_samples
+                return X, X.n_samples, stage
             if isinstance(X, tuple) and len(X) == 2:
                 graph = KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
-                return graph, graph.n_samples
+                return graph, graph.n_samples, stage
             D = check_array(X, name="X (precomputed distances)")
             if D.shape[0] != D.shape[1]:
                 raise GidrValueError(format_error("The precomputed distance matrix X", "square", Described(f"shape {D.shape}")))
-            return D, D.shape[0]
+            return D, D.shape[0], stage
         X = check_array(X, allow_sparse=True)
-        if sp.issparse(X) and not getattr(self._neighbors_for(X.shape[0]), "accepts_sparse", False):
+        neighbors = self.neighbors_for(X)
+        if sp.issparse(X) and "sparse" not in neighbors.accepts:
             if X.shape[0] * X.shape[1] > _MAX_DENSIFIED:
                 raise GidrValueError(format_error(
-                    "The input X", f"a dense array, or a sparse matrix of at most {_MAX_DENSIFIED} cells for the "
-                    f"'{self._config['neighbors']['name']}' neighbors stage", Described(f"shape {X.shape}"),
-                    "Use neighbors='pynndescent', which searches sparse data directly."))
+                    "The input X", f"a dense array, or a sparse matrix of at most {_MAX_DENSIFIED} cells for "
+                    f"{neighbors.describe()}", Described(f"shape {X.shape}"),
+                    "Use a neighbors stage that accepts sparse input: " + _sparse_stages(self._registry)))
             X = X.toarray()
-        return X, X.shape[0]
+            neighbors = self.neighbors_for(X)
+        return X, X.shape[0], neighbors
 
-    def _neighbors_for(self, n_samples: int) -> Stage:
-        section = dict(self._config["neighbors"])
-        if section.get("name") != "auto":
-            return self._stages["neighbors"]
-        section.pop("name")
-        backend = section.pop("backend", self._config["pipeline"].get("backend", "auto"))
-        return self._registry.get("neighbors", _auto_neighbors_name(self._registry, n_samples, section), backend)(
-            **section)
+    def neighbors_for(self, X: Any) -> Stage:
+        """The neighbors stage that computes the graph of ``X`` (the configured one, or the one
+        a selecting stage such as ``"auto"`` picks for this input)."""
+        backend = self._config["neighbors"].get("backend", self._config["pipeline"].get("backend", "auto"))
+        return self._stages["neighbors"].select(X, X.shape[0], self._registry, backend)
 
     def _context(self, n_samples: int) -> Context:
         s = self._settings
@@ -251,7 +250,7 @@ class Pipeline:
         else:
             a, b = 1.0, 1.0
         return Context(n_samples=n_samples, n_components=s["n_components"], normalized=s["normalized"],
-                       a=a, b=b, seed=resolve_seed(s["random_state"]), n_epochs=s["n_epochs"])
+                       a=a, b=b, seed=resolve_seed(s["random_state"]), n_epochs=s["n_epochs"], registry=self._registry)
 
 
 # ---------------------------------------------------------------------- config helpers
@@ -332,10 +331,16 @@ def _set_stage_name(config: dict[str, Any], kind: str, value: Any) -> None:
 
 
 def _stage_class(config, kind, registry, backend):
-    """The class a configuration section selects (``neighbors="auto"`` is checked as ``exact``)."""
-    name = config[kind]["name"]
-    name = "exact" if (kind == "neighbors" and name == "auto") else name
-    return registry.get(kind, name, config[kind].get("backend", backend))
+    """The class a configuration section selects, bound to ``registry`` (:meth:`Stage.bind`)."""
+    section_backend = config[kind].get("backend", backend)
+    return registry.get(kind, config[kind]["name"], section_backend).bind(registry, section_backend)
+
+
+def _sparse_stages(registry) -> str:
+    names = [name for name in registry.names("neighbors")
+             if any("sparse" in registry.get("neighbors", name, b).accepts
+                    for b in registry.backends("neighbors", name))]
+    return ", ".join(f"neighbors={name!r}" for name in names) or "(none is installed)"
 
 
 def _override_help(config, registry, backend) -> str:
@@ -343,18 +348,6 @@ def _override_help(config, registry, backend) -> str:
     for kind in KINDS:
         names |= set(_stage_class(config, kind, registry, backend).param_names())
     return "a stage kind, a pipeline switch or a parameter of the chosen stages: " + ", ".join(sorted(names))
-
-
-def _auto_neighbors_name(registry, n_samples: int, section: Mapping[str, Any]) -> str:
-    """``neighbors="auto"``: exact below :data:`AUTO_EXACT_MAX_SAMPLES` points; above, our cached
-    NN-descent for the metrics it supports, else pynndescent, else exact."""
-    names = registry.names("neighbors")
-    if n_samples <= AUTO_EXACT_MAX_SAMPLES:
-        return "exact"
-    metric = section.get("metric", "euclidean")
-    if "nndescent" in names and metric in ("euclidean", "cosine"):
-        return "nndescent"
-    return "pynndescent" if "pynndescent" in names else "exact"
 
 
 def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:

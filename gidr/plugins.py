@@ -34,7 +34,13 @@ _state: dict = {}
 
 
 class _CorePresets:
-    """The core's own presets: the TOML files in ``gidr/presets``."""
+    """The core's own stage (``neighbors="auto"``) and presets (the TOML files in ``gidr/presets``)."""
+
+    @hookimpl
+    def gidr_register_stages(self, registry):
+        from gidr.auto import AutoNeighbors
+
+        registry.add(AutoNeighbors)
 
     @hookimpl
     def gidr_register_presets(self, presets):
@@ -79,6 +85,7 @@ def build_registries(pm: pluggy.PluginManager):
 
     registry, presets = Registry(), PresetRegistry()
     pm.hook.gidr_register_stages(registry=registry)
+    pm.hook.gidr_register_kernels(kernels=registry.kernels)
     pm.hook.gidr_register_presets(presets=presets)
     return registry, presets
 

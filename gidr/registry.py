@@ -14,14 +14,54 @@ from typing import Any, Iterable, Mapping
 from gidr.stages import BASES, KINDS, Stage
 from gidr.validation import GidrValueError, format_error
 
-__all__ = ["Registry", "PresetRegistry"]
+__all__ = ["Registry", "PresetRegistry", "KernelRegistry"]
+
+
+class KernelRegistry:
+    """Backend kernels keyed by (stage class, backend), filled by ``gidr_register_kernels``."""
+
+    def __init__(self) -> None:
+        self._factories: dict[tuple[type, str], Any] = {}
+
+    def add(self, stage_class: type[Stage], backend: str, factory) -> None:
+        """Register ``factory(stage, ctx)`` as ``backend``'s kernels for ``stage_class``."""
+        if not (isinstance(stage_class, type) and issubclass(stage_class, Stage)):
+            raise GidrValueError(format_error("The stage class of a kernel", "a gidr.stages.Stage subclass",
+                                              stage_class))
+        if not (isinstance(backend, str) and backend):
+            raise GidrValueError(format_error(f"The backend of the kernels of {stage_class!r}", "a non-empty string",
+                                              backend))
+        if not callable(factory):
+            raise GidrValueError(format_error(f"The kernel factory of {stage_class.describe()} for backend "
+                                              f"'{backend}'", "a callable factory(stage, ctx)", factory))
+        key = (stage_class, backend)
+        if key in self._factories and self._factories[key] is not factory:
+            raise GidrValueError(f"The kernels of {stage_class.describe()} ({stage_class.__module__}."
+                                 f"{stage_class.__qualname__}) for backend '{backend}' are registered twice.")
+        self._factories[key] = factory
+
+    def get(self, stage: Stage, backend: str, ctx=None):
+        """``backend``'s kernels for ``stage`` (the exact class), built by the registered
+        factory with ``ctx``; None when none is registered or the factory declines."""
+        factory = self._factories.get((type(stage), backend))
+        return None if factory is None else factory(stage, ctx)
+
+    def has(self, stage_class: type[Stage], backend: str) -> bool:
+        return (stage_class, backend) in self._factories
+
+    def entries(self) -> list[tuple[type[Stage], str]]:
+        """Every registered (stage class, backend) pair."""
+        return sorted(self._factories, key=lambda key: (key[0].kind, key[0].name, key[0].backend, key[1]))
 
 
 class Registry:
-    """Stage classes keyed by (kind, name, backend)."""
+    """Stage classes keyed by (kind, name, backend), and the backends' kernels for them
+    (:attr:`kernels`)."""
 
     def __init__(self) -> None:
         self._stages: dict[tuple[str, str, str], type[Stage]] = {}
+        #: Backend kernels per stage class (the ``gidr_register_kernels`` hook fills it).
+        self.kernels = KernelRegistry()
 
     def add(self, stage_class: type[Stage]) -> type[Stage]:
         """Register ``stage_class``; it must subclass the base of its declared kind."""

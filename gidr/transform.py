@@ -1,116 +1,180 @@
-"""Out-of-sample ``transform``: embed new points into a fitted embedding.
+"""Out-of-sample ``transform``: embed new points into a fitted embedding, through the stages.
 
 The training embedding stays fixed. For each new point:
 
-1. find its k nearest training points (same metric and k as the fit);
-2. turn their distances into weights p_{j|new} with the fitted similarity stage
-   (for normalized pipelines, scaled to the size of a training row of P);
-3. start at the weighted mean of the neighbours' positions;
-4. optimize only the new points with the fitted loss: attraction to the neighbours,
-   repulsion from uniformly sampled training points, weighted by the loss's repulsion
-   weights evaluated on the training embedding. Unnormalized: clipped steps with a
-   linearly decaying learning rate (umap-learn's transform). Normalized: momentum and gains
-   (t-SNE's update) without exaggeration.
+1. the fitted neighbours stage finds its k nearest training points (same metric and k as
+   the fit) with the index it builds over the training data
+   (:meth:`gidr.stages.Neighbors.build_index`; stages that cannot say so raise);
+2. the fitted similarity stage turns their distances into weights p_{j|new}
+   (:meth:`~gidr.stages.Similarity.row_weights`); for normalized pipelines each new
+   point's weights are scaled to sum to the mean row sum of the fitted P;
+3. the point starts at the weighted mean of its neighbours' positions;
+4. the fitted optimizer moves only the new points (:meth:`gidr.stages.Optimizer.embed_new`)
+   with the fitted loss: attraction to the neighbours, repulsion from training points drawn
+   with the point's own key (:func:`point_keys`).
 
-New points do not interact with each other, so the result for a point does not depend on
-which other points are transformed with it, and the work splits into independent chunks.
+A point's result depends only on its own row: its neighbours, weights and draws do not
+depend on the other points of the batch, so the work runs in chunks of at most
+``chunk_size`` rows (bounded memory) and chunking changes no bit.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+import scipy.sparse as sp
 
-from gidr.kernel import kernel
-from gidr.types import Context, PairTotals, Result
+from gidr.stages.neighbors import NeighborsIndex
+from gidr.types import Context, NewEdges, Result
+from gidr.validation import GidrValueError, format_error
 
-__all__ = ["transform_new_points"]
+__all__ = ["transform_new_points", "build_index", "point_keys", "transform_context", "CHUNK_SIZE"]
 
-#: Training points sampled to estimate the global sums (Z, ...) for the repulsion weights.
-_TOTALS_SAMPLE = 200_000
+#: Rows embedded together at most (their neighbours, weights and positions are held at once).
+CHUNK_SIZE = 65_536
+#: Rows hashed together by :func:`point_keys` (bounds its temporaries).
+_KEY_BLOCK = 2048
+_KEY_PURPOSE = 0x6E6F6973726566736E617274  # "transform" keys, mixed with the fit's seed
 
 
-def transform_new_points(pipeline, result: Result, X_train, X_new, n_epochs: int | None = None) -> np.ndarray:
-    """Embed ``X_new`` against ``result`` (fitted on ``X_train``) without moving it.
+def transform_context(pipeline, result: Result) -> Context:
+    """The fit's switches, with ``n_samples`` the number of training points and ``n_epochs``
+    the number of epochs the fit was given."""
+    resolved = result.config["resolved"]
+    n_train, dim = np.shape(result.embedding)
+    return Context(n_samples=n_train, n_components=dim, normalized=result.affinities.normalized,
+                   a=resolved["a"], b=resolved["b"], seed=resolved["seed"], n_epochs=resolved["n_epochs"],
+                   registry=pipeline.registry)
+
+
+def _fitted_neighbors(pipeline, result: Result):
+    """The neighbours stage that ran in the fit (``neighbors="auto"`` resolved)."""
+    stage = getattr(result, "stages", {}).get("neighbors")
+    if stage is not None:
+        return stage
+    section = {k: v for k, v in result.config["neighbors"].items() if k not in ("name", "backend")}
+    backend = result.config["resolved"]["backends"]["neighbors"]
+    return pipeline.registry.get("neighbors", result.config["neighbors"]["name"], backend)(**section)
+
+
+def _readable(neighbors, X: Any) -> Any:
+    """``X`` as the neighbours stage reads it: sparse input densified unless it accepts sparse."""
+    if sp.issparse(X) and "sparse" not in getattr(neighbors, "accepts", frozenset({"dense"})):
+        return X.toarray()
+    return X
+
+
+def build_index(pipeline, result: Result, X_train: Any) -> NeighborsIndex:
+    """The fitted neighbours stage's index over ``X_train`` (what :func:`transform_new_points`
+    builds when it is not given one; keep it to transform several batches).
+
+    Raises
+    ------
+    GidrValueError
+        When the stage does not answer queries (``precomputed``).
+    """
+    neighbors = _fitted_neighbors(pipeline, result)
+    return neighbors.build_index(_readable(neighbors, X_train), result.graph, transform_context(pipeline, result))
+
+
+def point_keys(X: Any, seed: int) -> np.ndarray:
+    """One 64-bit key per row, a hash of the row's own values and of the fit's seed.
+
+    ``key = mix(mix(seed ^ PURPOSE) + sum_{c: x_c != 0} mix(bits(x_c) ^ mix(GOLDEN (c + 1))))``
+    (sums modulo 2**64, ``bits`` the IEEE float64 bits, ``mix`` splitmix64's finalizer of
+    :mod:`gidr_reference.random`): the same row gives the same key in any batch, as float32
+    or float64, dense or sparse.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_rows, n_features)
+    seed : int
 
     Returns
     -------
-    ndarray of shape (n_new, n_components)
+    ndarray of shape (n_rows,), uint64
     """
+    from gidr_reference.random import GOLDEN_GAMMA, mix
+
+    n_rows, n_features = X.shape
+    with np.errstate(over="ignore"):
+        salts = mix(np.uint64(GOLDEN_GAMMA) * (np.arange(n_features, dtype=np.uint64) + np.uint64(1)))
+        start = mix(np.uint64(int(seed) & (2**64 - 1)) ^ np.uint64(_KEY_PURPOSE & (2**64 - 1)))
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            values = np.asarray(X.data, dtype=np.float64)
+            terms = np.where(values != 0, mix(values.view(np.uint64) ^ salts[X.indices]), np.uint64(0))
+            ends = np.concatenate([[np.uint64(0)], np.cumsum(terms, dtype=np.uint64)])
+            sums = ends[X.indptr[1:]] - ends[X.indptr[:-1]]
+        else:
+            sums = np.empty(n_rows, dtype=np.uint64)
+            for lo in range(0, n_rows, _KEY_BLOCK):
+                block = np.ascontiguousarray(X[lo:lo + _KEY_BLOCK], dtype=np.float64)
+                terms = np.where(block != 0, mix(block.view(np.uint64) ^ salts), np.uint64(0))
+                sums[lo:lo + _KEY_BLOCK] = terms.sum(axis=1, dtype=np.uint64)
+        return mix(start + sums)
+
+
+def _new_edges(index: NeighborsIndex, similarity, rows: Any, k: int, row_sum: float | None, ctx: Context,
+               seed: int) -> NewEdges:
+    """Neighbours, weights and keys of one chunk of new rows."""
+    graph = index.query(rows, k)
+    weights = np.asarray(similarity.row_weights(np.asarray(graph.distances, dtype=np.float64), ctx),
+                         dtype=np.float64)
+    if row_sum is not None:  # each point's row scaled like a row of the normalized P
+        totals = weights.sum(axis=1, keepdims=True)
+        weights = weights * (row_sum / np.where(totals > 0, totals, 1.0))
+    return NewEdges(indices=np.ascontiguousarray(graph.indices, dtype=np.int64),
+                    weights=np.ascontiguousarray(weights), keys=point_keys(rows, seed))
+
+
+def _weighted_start(Y_train: np.ndarray, edges: NewEdges) -> np.ndarray:
+    """Weighted mean of each new point's neighbours (plain mean where its weights sum to 0)."""
+    totals = edges.weights.sum(axis=1, keepdims=True)
+    uniform = np.full_like(edges.weights, 1.0 / edges.weights.shape[1])
+    w = np.where(totals > 0, edges.weights / np.where(totals > 0, totals, 1.0), uniform)
+    return np.einsum("mk,mkd->md", w, Y_train[edges.indices])
+
+
+def transform_new_points(pipeline, result: Result, X_train: Any, X_new: Any, n_epochs: int | None = None, *,
+                         index: NeighborsIndex | None = None, chunk_size: int = CHUNK_SIZE) -> np.ndarray:
+    """Embed ``X_new`` against ``result`` (fitted on ``X_train``) without moving it.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The fitted pipeline.
+    result : Result
+        Its result on ``X_train``.
+    X_train : ndarray or sparse matrix of shape (n_train, n_features)
+    X_new : ndarray or sparse matrix of shape (n_new, n_features)
+    n_epochs : int, optional
+        Default ``max(30, fit epochs // 3)``.
+    index : NeighborsIndex, optional
+        From :func:`build_index` (built here when not given).
+    chunk_size : int
+        Rows embedded together at most; the result does not depend on it.
+
+    Returns
+    -------
+    ndarray of shape (n_new, n_components), float64
+    """
+    if X_new.shape[0] == 0:
+        raise GidrValueError(format_error("The input X of transform", "at least one row (a new point to embed)",
+                                          "0 rows"))
     stages = pipeline.stages
-    resolved = result.config["resolved"]
-    Y_train = np.asarray(result.embedding, dtype=np.float64)
-    n_train, dim = Y_train.shape
-    ctx = Context(n_samples=n_train, n_components=dim, normalized=result.affinities.normalized,
-                  a=resolved["a"], b=resolved["b"], seed=resolved["seed"])
-    k = min(result.graph.n_neighbors, n_train)
-    metric = stages["neighbors"].values.get("metric", "euclidean")
-    nn = NearestNeighbors(n_neighbors=k, metric=metric).fit(X_train)
-    distances, indices = nn.kneighbors(X_new)
-    weights = stages["similarity"].row_weights(distances.astype(np.float64), ctx)
-    P = result.affinities.P
-    if ctx.normalized:
-        row_sum = P.sum() / n_train
-        weights = weights * (row_sum / max(weights.sum(axis=1).mean(), 1e-300))
-    Y = _weighted_start(Y_train, indices, weights)
-    loss = stages["loss"]
-    theta = loss.repulsion_weights(_training_totals(Y_train, P, ctx), ctx)
-    epochs = n_epochs or max(30, resolved["n_epochs"] // 3)
-    return _optimize_new(Y, Y_train, indices, weights, loss, theta, ctx, epochs)
-
-
-def _weighted_start(Y_train, indices, weights) -> np.ndarray:
-    totals = weights.sum(axis=1, keepdims=True)
-    uniform = np.full_like(weights, 1.0 / weights.shape[1])
-    w = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), uniform)
-    return np.einsum("mk,mkd->md", w, Y_train[indices])
-
-
-def _training_totals(Y_train, P, ctx) -> PairTotals:
-    """Estimate sum_w, sum_w2 over the training embedding from sampled pairs; sum_pw exactly."""
-    rng = ctx.rng("transform-totals")
-    n = len(Y_train)
-    m = min(_TOTALS_SAMPLE, n * (n - 1))
-    i = rng.integers(0, n, m)
-    j = (i + rng.integers(1, n, m)) % n
-    w = kernel(np.sum((Y_train[i] - Y_train[j]) ** 2, axis=1), ctx.a, ctx.b)
-    scale = n * (n - 1) / m
-    coo = P.tocoo()
-    D_edges = np.sum((Y_train[coo.row] - Y_train[coo.col]) ** 2, axis=1)
-    w_edges = kernel(D_edges, ctx.a, ctx.b)
-    return PairTotals(sum_w=float(w.sum() * scale), sum_w2=float((w * w).sum() * scale),
-                      p_mean=float(P.data.mean()) if P.nnz else 0.0, sum_pw=float(coo.data @ w_edges))
-
-
-def _forces(Y, Y_train, indices, weights, loss, theta, ctx, rng, n_negative) -> np.ndarray:
-    diff = Y[:, None, :] - Y_train[indices]
-    D = np.sum(diff * diff, axis=2)
-    F = np.einsum("mk,mkd->md", loss.attraction(D, weights, ctx), diff)
-    m, k = indices.shape
-    negatives = rng.integers(0, len(Y_train), size=(m, k * n_negative))
-    diff_neg = Y[:, None, :] - Y_train[negatives]
-    phi = loss.repulsion_channels(np.sum(diff_neg * diff_neg, axis=2), ctx)
-    channels = np.einsum("msc,msd->cmd", phi, diff_neg)
-    if ctx.normalized:
-        channels *= len(Y_train) / negatives.shape[1]
-    return F + np.tensordot(theta, channels, axes=1)
-
-
-def _optimize_new(Y, Y_train, indices, weights, loss, theta, ctx, n_epochs) -> np.ndarray:
-    rng = ctx.rng("transform")
-    Y = Y.copy()
-    if not ctx.normalized:
-        for epoch in range(n_epochs):
-            F = _forces(Y, Y_train, indices, weights, loss, theta, ctx, rng, n_negative=1)
-            Y -= (1.0 - epoch / n_epochs) * np.clip(F, -4.0, 4.0)
-        return Y
-    lr = max(len(Y_train) / 12.0, 50.0)
-    update, gains = np.zeros_like(Y), np.ones_like(Y)
-    step_cap = 0.05 * np.ptp(Y_train, axis=0).max()
-    for epoch in range(n_epochs):
-        F = _forces(Y, Y_train, indices, weights, loss, theta, ctx, rng, n_negative=4)
-        momentum = 0.5 if epoch < n_epochs // 4 else 0.8
-        same_sign = np.sign(F) == np.sign(update)
-        gains = np.maximum(np.where(same_sign, gains * 0.8, gains + 0.2), 0.01)
-        update = np.clip(momentum * update - lr * gains * F, -step_cap, step_cap)
-        Y += update
-    return Y
+    ctx = transform_context(pipeline, result)
+    index = build_index(pipeline, result, X_train) if index is None else index
+    neighbors = _fitted_neighbors(pipeline, result)
+    Y_train = np.ascontiguousarray(result.embedding, dtype=np.float64)
+    k = min(result.graph.n_neighbors, len(Y_train))
+    row_sum = float(result.affinities.P.sum()) / len(Y_train) if ctx.normalized else None
+    epochs = int(n_epochs) if n_epochs else max(30, int(result.config["resolved"]["n_epochs"]) // 3)
+    out = np.empty((X_new.shape[0], Y_train.shape[1]), dtype=np.float64)
+    for lo in range(0, X_new.shape[0], max(int(chunk_size), 1)):
+        rows = _readable(neighbors, X_new[lo:lo + chunk_size])
+        edges = _new_edges(index, stages["similarity"], rows, k, row_sum, ctx, ctx.seed)
+        out[lo:lo + len(edges)] = stages["optimizer"].embed_new(
+            _weighted_start(Y_train, edges), Y_train, edges, result.affinities, stages["loss"], ctx, epochs,
+            repulsion=stages["repulsion"])
+    return out

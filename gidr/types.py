@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result"]
+__all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result", "NewEdges"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class Context:
     b: float = 1.0
     seed: int = 0
     n_epochs: int | None = None
+    #: The stage registry whose kernels the stages use (None: the process-wide one).
+    registry: Any = field(default=None, compare=False, repr=False)
+
+    def kernels(self, stage, backend: str):
+        """``backend``'s kernels for ``stage`` (the ``gidr_register_kernels`` hook), or None."""
+        registry = self.registry
+        if registry is None:
+            from gidr.plugins import get_registry
+
+            registry = get_registry()
+        return registry.kernels.get(stage, backend, self)
 
     def rng(self, stream: str) -> np.random.Generator:
         """An independent generator for one named purpose (same seed → same draws)."""
@@ -71,6 +82,29 @@ class KNNGraph:
 
 
 @dataclass(frozen=True)
+class NewEdges:
+    """The edges of new points to the training points, for ``transform``.
+
+    Attributes
+    ----------
+    indices : ndarray of shape (n_new, k), int64
+        Training neighbours of each new point.
+    weights : ndarray of shape (n_new, k), float64
+        Their weights p_{j|new} (from the fitted similarity stage, scaled like a row of P).
+    keys : ndarray of shape (n_new,), uint64
+        One key per new point for its random draws, derived from the point's own data,
+        so that its result does not depend on which other points come with it.
+    """
+
+    indices: np.ndarray
+    weights: np.ndarray
+    keys: np.ndarray
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+
+@dataclass(frozen=True)
 class Affinities:
     """Symmetric high-dimensional similarities P.
 
@@ -86,8 +120,28 @@ class Affinities:
 
     @property
     def p_mean(self) -> float:
-        """Mean of the stored (known) values of P: the stand-in for unknown p_ik (paper §4)."""
-        return float(self.P.data.mean()) if self.P.nnz else 0.0
+        """Mean of the stored (known) values of P: the stand-in for unknown p_ik (paper §4).
+        The one home of this formula."""
+        return mean_of_stored(self.P.data)
+
+    @property
+    def n_samples(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_edges(self) -> np.ndarray:
+        """Stored entries of each row of P, shape (n_samples,)."""
+        return np.diff(self.P.indptr)
+
+    def totals(self, sum_w: float, sum_w2: float, sum_pw: float) -> "PairTotals":
+        """:class:`PairTotals` from the sums an estimator or a kernel computed, with this P's
+        ``p_mean``: the one constructor every optimizer uses."""
+        return PairTotals(sum_w=float(sum_w), sum_w2=float(sum_w2), p_mean=self.p_mean, sum_pw=float(sum_pw))
+
+
+def mean_of_stored(values: np.ndarray) -> float:
+    """Mean of the stored values of P (0.0 when there are none)."""
+    return float(np.mean(values)) if np.size(values) else 0.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +239,8 @@ class Result:
     timings: Mapping[str, float]
     loss_history: list
     config: Mapping[str, Any]
+    #: The stage instances that ran, by kind (``neighbors`` as resolved from ``"auto"``).
+    stages: Mapping[str, Any] = field(default_factory=dict)
 
     def __array__(self, dtype=None, copy=None):
         if dtype is None:

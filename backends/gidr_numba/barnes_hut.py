@@ -28,7 +28,7 @@ import numpy as np
 from numba import prange, types
 
 from gidr.types import RepulsionSums
-from gidr_numba.forces import REPULSION_TYPE, compile_twice, is_marker, kernel_argument
+from gidr_numba.forces import PARAMS_TYPE, REPULSION_TYPE, compile_twice, is_marker, kernel_argument
 from gidr_numba.repulsion import CHUNK, add_interaction, n_chunks, store_point
 
 __all__ = ["MAX_DIMENSIONS", "tree_depth", "build_tree", "barnes_hut_repulsion"]
@@ -174,12 +174,12 @@ def _centers_of_mass(Y, order, start, stop, is_leaf, first_child, n_children):
 _TREE = (types.int64[::1], types.int64[::1], types.int64[::1], types.boolean[::1], types.int64[::1],
          types.int64[::1], types.float64[::1], types.float64[:, ::1])
 _TRAVERSE_SIGNATURE = types.void(types.float64[:, ::1], types.Tuple(_TREE), REPULSION_TYPE, types.float64,
-                                 types.float64, types.float64, types.float64, types.float64[:, :, ::1],
+                                 types.float64, PARAMS_TYPE, types.float64, types.float64[:, :, ::1],
                                  types.float64[:, ::1])
 
 
 @numba.njit(cache=True, inline="always")
-def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion, a, b, epsilon,
+def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion, a, b, params,
                     theta, stack, acc, diff, out, totals):
     """Point ``order[t]``'s walk down the tree (inlined into :func:`_traverse`; arrays are
     passed one by one: writes to arrays unpacked from a tuple inside an inlined function were
@@ -198,13 +198,13 @@ def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, 
             D += (Y[i, k] - com[v, k]) * (Y[i, k] - com[v, k])
         if not (start[v] <= t < stop[v]) and width[v] < theta * np.sqrt(D):
             count = float(stop[v] - start[v])
-            w = add_interaction(Y, i, com, v, count, repulsion, a, b, epsilon, acc, diff)
+            w = add_interaction(Y, i, com, v, count, repulsion, a, b, params, acc, diff)
             sum_w += count * w
             sum_w2 += count * w * w
         elif is_leaf[v]:
             for position in range(start[v], stop[v]):
                 if position != t:
-                    w = add_interaction(Y, i, Y, order[position], 1.0, repulsion, a, b, epsilon, acc, diff)
+                    w = add_interaction(Y, i, Y, order[position], 1.0, repulsion, a, b, params, acc, diff)
                     sum_w += w
                     sum_w2 += w * w
         else:
@@ -214,7 +214,7 @@ def _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, 
     store_point(i, acc, sum_w, sum_w2, out, totals)
 
 
-def _traverse(Y, tree, repulsion, a, b, epsilon, theta, out, totals):
+def _traverse(Y, tree, repulsion, a, b, params, theta, out, totals):
     """Write every point's channels into ``out`` and its sums of w, w^2 into ``totals``.
 
     ``repulsion`` is a built-in loss's marker or a force function (:func:`kernel_argument`).
@@ -230,17 +230,17 @@ def _traverse(Y, tree, repulsion, a, b, epsilon, theta, out, totals):
         for t in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             if b == 1.0:
                 _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion,
-                                a, 1.0, epsilon, theta, stack, acc, diff, out, totals)
+                                a, 1.0, params, theta, stack, acc, diff, out, totals)
             else:
                 _traverse_point(Y, t, order, start, stop, is_leaf, first_child, n_children, width, com, repulsion,
-                                a, b, epsilon, theta, stack, acc, diff, out, totals)
+                                a, b, params, theta, stack, acc, diff, out, totals)
 
 
 _traverse_markers, _traverse_functions = compile_twice(_traverse, _TRAVERSE_SIGNATURE)
 
 
 def barnes_hut_repulsion(
-    Y: np.ndarray, repulsion, a: float, b: float, epsilon: float, n_channels: int, theta: float
+    Y: np.ndarray, repulsion, a: float, b: float, params: tuple, n_channels: int, theta: float
 ) -> RepulsionSums:
     """Barnes-Hut estimate of the repulsion sums (see the module docstring).
 
@@ -248,8 +248,10 @@ def barnes_hut_repulsion(
     ----------
     Y : ndarray of shape (n_samples, n_components), n_components <= 3
     repulsion : numba function
-        ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)`` (:mod:`gidr_numba.forces`).
-    a, b, epsilon : float
+        ``repulsion(D, a, b, params) -> (phi_0, phi_1, w)`` (:mod:`gidr_numba.forces`).
+    a, b : float
+    params : tuple of float
+        The loss's own parameters.
     n_channels : int
         1 or 2: the number of channels returned.
     theta : float
@@ -271,5 +273,5 @@ def barnes_hut_repulsion(
     tree = build_tree(Y, tree_depth(d))
     argument = kernel_argument(repulsion)
     traverse = _traverse_markers if is_marker(argument) else _traverse_functions
-    traverse(Y, tree, argument, float(a), float(b), float(epsilon), float(theta), out, totals)
+    traverse(Y, tree, argument, float(a), float(b), params, float(theta), out, totals)
     return RepulsionSums(channels=out, sum_w=float(totals[:, 0].sum()), sum_w2=float(totals[:, 1].sum()))

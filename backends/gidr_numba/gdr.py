@@ -12,9 +12,10 @@ Per epoch:
 1. :func:`gather_sampled`, one ``prange`` over points: point ``i`` walks its row of P
    (attraction, and ``p w`` for ``sum_pw``) and draws ``n_negative`` negatives per stored
    entry, ``negative_sample(seed, epoch, i, slot, n)`` with ``slot = 0 .. m_i - 1``: the
-   reference ``sampled`` estimator's draws, bit for bit. It writes only row ``i`` of its
-   outputs and point ``i``'s partial sums of ``w``, ``w^2``, ``p w``. With another
-   repulsion stage, :func:`gather_attraction` does the attraction and the stage's
+   reference ``sampled`` estimator's draws, bit for bit (for any repulsion stage that
+   declares ``per_edge_sampler``). It writes only row ``i`` of its
+   outputs and point ``i``'s partial sums of ``w``, ``w^2``, ``p w``. With any other
+   repulsion stage, :func:`gather_attraction` does the attraction and the stage's own
    ``estimate`` the channels.
 2. Python adds the partial sums in point order, builds :class:`~gidr.types.PairTotals`
    and asks the loss for ``theta``.
@@ -30,8 +31,8 @@ built-in symmetrizations make it so, bit for bit) that is the row's own attracti
 is applied as ``s_att = 2``, with no write to another point's row; otherwise
 :func:`gather_attraction` also runs over the rows of ``P^T``. Both are race-free.
 
-Force functions are jitted scalars ``attraction(D, p, a, b) -> float`` and
-``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)`` (:mod:`gidr_numba.forces`). Each kernel
+Force functions are jitted scalars ``attraction(D, p, a, b, params) -> (coefficient, w)``
+and ``repulsion(D, a, b, params) -> (phi_0, phi_1, w)`` (:mod:`gidr_numba.forces`). Each kernel
 that calls them is compiled twice (:func:`gidr_numba.forces.compile_twice`): specialized on
 each built-in loss, its forces inlined, and once with first-class function types, which
 serves every third-party loss through function pointers. Both are cached on disk.
@@ -39,18 +40,17 @@ serves every third-party loss through function pointers. Both are cached on disk
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange, types
 
-from gidr.types import PairTotals
-from gidr_numba.forces import (ATTRACTION_TYPE, REPULSION_TYPE, call_attraction, call_repulsion, compile_twice,
-                               kernel_arguments, kernel_w)
-from gidr_numba.random import epoch_key, negative_sample_from_key, negative_sample_from_row_key, row_key
+from gidr.stages.repulsion import sample_scaling
+from gidr_numba.forces import (ATTRACTION_TYPE, PARAMS_TYPE, REPULSION_TYPE, LossKernels, call_attraction,
+                               call_repulsion, compile_twice, kernel_arguments)
+from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
+from gidr_reference.loss_estimate import estimate_loss
 
 __all__ = [
     "gather_sampled",
@@ -58,8 +58,9 @@ __all__ = [
     "point_force",
     "forces_array",
     "clipped_step",
-    "loss_statistics",
     "column_sums",
+    "ForceField",
+    "clipped_descent",
 ]
 
 #: Columns of the per-point partial sums written by :func:`gather_sampled`.
@@ -76,7 +77,7 @@ def _squared_distance(Y, i, j):
 
 
 @njit(cache=True, inline="always")
-def _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
+def _row_attraction(Y, i, indptr, indices, data, attraction, a, b, params, out):
     """``out[i] = sum_e attraction(D_e, p_e) (y_i - y_j)`` over row ``i``; returns ``sum_e p_e w_e``."""
     d = Y.shape[1]
     for c in range(d):
@@ -85,15 +86,15 @@ def _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
     for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
         D = _squared_distance(Y, i, j)
-        coefficient = call_attraction(attraction, D, data[e], a, b)
+        coefficient, w = call_attraction(attraction, D, data[e], a, b, params)
         for c in range(d):
             out[i, c] += coefficient * (Y[i, c] - Y[j, c])
-        sum_pw += data[e] * kernel_w(D, a, b)
+        sum_pw += data[e] * w
     return sum_pw
 
 
 @njit(cache=True, inline="always")
-def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out):
+def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, params, out):
     """:func:`_row_attraction` for two components, accumulated in registers (same bits)."""
     y0, y1 = Y[i, 0], Y[i, 1]
     f0 = 0.0
@@ -104,17 +105,17 @@ def _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out):
         d0 = y0 - Y[j, 0]
         d1 = y1 - Y[j, 1]
         D = d0 * d0 + d1 * d1
-        coefficient = call_attraction(attraction, D, data[e], a, b)
+        coefficient, w = call_attraction(attraction, D, data[e], a, b, params)
         f0 += coefficient * d0
         f1 += coefficient * d1
-        sum_pw += data[e] * kernel_w(D, a, b)
+        sum_pw += data[e] * w
     out[i, 0] = f0
     out[i, 1] = f1
     return sum_pw
 
 
 @njit(cache=True, inline="always")
-def _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out):
+def _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out):
     """Point ``i``'s ``m`` negative samples: its rows of ``channels_out`` and ``sums_out``."""
     n, d = Y.shape
     for c in range(d):
@@ -126,12 +127,11 @@ def _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
     for s in range(m):
         k = negative_sample_from_row_key(point_key, i, s, n)
         D = _squared_distance(Y, i, k)
-        phi_0, phi_1 = call_repulsion(repulsion, D, a, b, epsilon)
+        phi_0, phi_1, w = call_repulsion(repulsion, D, a, b, params)
         for c in range(d):
             diff = Y[i, c] - Y[k, c]
             channels_out[0, i, c] += phi_0 * diff
             channels_out[1, i, c] += phi_1 * diff
-        w = kernel_w(D, a, b)
         sum_w += w
         sum_w2 += w * w
     sums_out[i, SUM_W] = sum_w
@@ -139,7 +139,7 @@ def _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
 
 
 @njit(cache=True, inline="always")
-def _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out):
+def _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out):
     """:func:`_row_samples` for two components, accumulated in registers (same bits)."""
     n = Y.shape[0]
     y0, y1 = Y[i, 0], Y[i, 1]
@@ -155,12 +155,11 @@ def _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_o
         d0 = y0 - Y[k, 0]
         d1 = y1 - Y[k, 1]
         D = d0 * d0 + d1 * d1
-        phi_0, phi_1 = call_repulsion(repulsion, D, a, b, epsilon)
+        phi_0, phi_1, w = call_repulsion(repulsion, D, a, b, params)
         c00 += phi_0 * d0
         c01 += phi_0 * d1
         c10 += phi_1 * d0
         c11 += phi_1 * d1
-        w = kernel_w(D, a, b)
         sum_w += w
         sum_w2 += w * w
     channels_out[0, i, 0] = c00
@@ -175,29 +174,30 @@ _f8 = types.float64
 #: CSR arrays of P: (indptr, indices, data).
 GRAPH_TYPE = types.Tuple((types.int64[::1], types.int32[::1], _f8[::1]))
 _GATHER_SAMPLED_SIGNATURE = types.void(
-    _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, REPULSION_TYPE, types.UniTuple(_f8, 3), types.uint64, types.int64,
+    _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, REPULSION_TYPE, types.Tuple((_f8, _f8, PARAMS_TYPE)), types.uint64,
+    types.int64,
     types.Tuple((_f8[:, ::1], _f8[:, :, ::1], _f8[:, ::1])))
 _GATHER_ATTRACTION_SIGNATURE = types.void(
-    _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, _f8, _f8, _f8[:, ::1], _f8[::1])
+    _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, types.Tuple((_f8, _f8, PARAMS_TYPE)), _f8[:, ::1], _f8[::1])
 
 
 @njit(cache=True, inline="always")
-def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out):
+def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, params, out):
     if Y.shape[1] == 2:
-        return _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, out)
-    return _row_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+        return _row_attraction_2d(Y, i, indptr, indices, data, attraction, a, b, params, out)
+    return _row_attraction(Y, i, indptr, indices, data, attraction, a, b, params, out)
 
 
 @njit(cache=True, inline="always")
-def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
+def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, params, key, n_negative,
                    attraction_out, channels_out, sums_out):
     n, d = Y.shape
     m = n_negative * (indptr[i + 1] - indptr[i]) if n > 1 else 0
-    sums_out[i, SUM_PW] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, attraction_out)
+    sums_out[i, SUM_PW] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, params, attraction_out)
     if d == 2:
-        _row_samples_2d(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
+        _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out)
     else:
-        _row_samples(Y, i, repulsion, a, b, epsilon, key, m, channels_out, sums_out)
+        _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out)
 
 
 def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out):
@@ -209,24 +209,25 @@ def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, 
     """
     indptr, indices, data = graph
     attraction_out, channels_out, sums_out = out
-    a, b, epsilon = kernel_params
+    a, b, params = kernel_params
     for i in prange(Y.shape[0]):
         if b == 1.0:
-            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, 1.0, epsilon, key, n_negative,
+            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, 1.0, params, key, n_negative,
                            attraction_out, channels_out, sums_out)
         else:
-            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, epsilon, key, n_negative,
+            _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, params, key, n_negative,
                            attraction_out, channels_out, sums_out)
 
 
-def _gather_attraction_kernel(Y, graph, attraction, a, b, out, sum_pw_out):
+def _gather_attraction_kernel(Y, graph, attraction, kernel_params, out, sum_pw_out):
     """Body of :func:`gather_attraction` (compiled twice; ``b == 1`` as in :func:`_gather_sampled_kernel`)."""
     indptr, indices, data = graph
+    a, b, params = kernel_params
     for i in prange(Y.shape[0]):
         if b == 1.0:
-            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, 1.0, out)
+            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, 1.0, params, out)
         else:
-            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, out)
+            sum_pw_out[i] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, params, out)
 
 
 _gather_sampled_markers, _gather_sampled_functions = compile_twice(_gather_sampled_kernel,
@@ -244,10 +245,10 @@ def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negati
     graph : tuple (indptr, indices, data)
         The CSR arrays of P.
     attraction, repulsion : numba functions
-        ``attraction(D, p, a, b) -> float``, ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)``
-        (see :mod:`gidr_numba.forces`).
-    kernel_params : tuple (a, b, epsilon)
-        Kernel parameters and the loss's ``epsilon``.
+        ``attraction(D, p, a, b, params) -> (coefficient, w)``,
+        ``repulsion(D, a, b, params) -> (phi_0, phi_1, w)`` (see :mod:`gidr_numba.forces`).
+    kernel_params : tuple (a, b, params)
+        Kernel parameters and the loss's own parameters (a float64 array).
     key : uint64
         ``epoch_key(seed, epoch)`` of :mod:`gidr_numba.random`.
     n_negative : int
@@ -264,7 +265,7 @@ def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negati
     kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out)
 
 
-def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out) -> None:
+def gather_attraction(Y, graph, attraction, kernel_params, out, sum_pw_out) -> None:
     """``out[i] = sum_{e in row i} attraction(D_e, p_e) (y_i - y_j)`` and ``sum_pw_out[i] = sum p w``.
 
     Parameters
@@ -273,7 +274,7 @@ def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out) -> None:
     graph : tuple (indptr, indices, data)
         CSR arrays (of P, or of P^T for the symmetric part of the attraction).
     attraction : numba function
-    a, b : float
+    kernel_params : tuple (a, b, params)
     out : ndarray of shape (n_samples, n_components)
         Overwritten.
     sum_pw_out : ndarray of shape (n_samples,)
@@ -281,7 +282,7 @@ def gather_attraction(Y, graph, attraction, a, b, out, sum_pw_out) -> None:
     """
     (attraction,), markers = kernel_arguments(attraction)
     kernel = _gather_attraction_markers if markers else _gather_attraction_functions
-    kernel(Y, graph, attraction, a, b, out, sum_pw_out)
+    kernel(Y, graph, attraction, kernel_params, out, sum_pw_out)
 
 
 @njit(cache=True)
@@ -318,58 +319,6 @@ def forces_array(parts, weights) -> np.ndarray:
 
 
 @njit(cache=True)
-def _xlogy(x, y):
-    return 0.0 if x == 0.0 else x * np.log(y)
-
-
-@njit(cache=True, inline="always")
-def _point_loss_statistics(Y, i, r, indptr, indices, data, a, b, key, out):
-    n = Y.shape[0]
-    for col in range(out.shape[1]):
-        out[r, col] = 0.0
-    for e in range(indptr[i], indptr[i + 1]):
-        p = data[e]
-        D = _squared_distance(Y, i, indices[e])
-        w = kernel_w(D, a, b)
-        one_minus_w = a * D**b * w
-        out[r, 0] += _xlogy(p, p)
-        out[r, 1] += _xlogy(p, w)
-        out[r, 2] += p * w
-        out[r, 3] += w * w
-        out[r, 4] += p * p
-        out[r, 5] += _xlogy(1.0 - p, 1.0 - p) - _xlogy(1.0 - p, one_minus_w)
-        out[r, 6] -= np.log(one_minus_w)
-    if n < 2:
-        return
-    for s in range(max(indptr[i + 1] - indptr[i], 1)):
-        D = _squared_distance(Y, i, negative_sample_from_key(key, i, s, n))
-        w = kernel_w(D, a, b)
-        out[r, 7] += w
-        out[r, 8] += w * w
-        out[r, 9] -= np.log(a * D**b * w)
-
-
-@njit(cache=True, parallel=True)
-def loss_statistics(Y, graph, a, b, key, rows, out):
-    """Per-point sums from which :mod:`gidr_numba.stages_optim` estimates a loss value.
-
-    Row ``r`` of ``out`` (len(rows), 10) holds the sums of point ``i = rows[r]``, over the
-    stored entries of row ``i`` of P:
-    0 ``p log p``, 1 ``p log w``, 2 ``p w``, 3 ``w^2``, 4 ``p^2``,
-    5 ``(1-p) log(1-p) - (1-p) log(1-w)``, 6 ``-log(1-w)``;
-    over ``max(nnz_i, 1)`` uniform samples ``k != i`` drawn with ``key``:
-    7 ``w``, 8 ``w^2``, 9 ``-log(1-w)``; and the sample counts are ``max(nnz_i, 1)``.
-    ``1 - w`` is computed as ``a D^b w`` (no cancellation).
-    """
-    indptr, indices, data = graph
-    for r in prange(rows.shape[0]):
-        if b == 1.0:
-            _point_loss_statistics(Y, rows[r], r, indptr, indices, data, a, 1.0, key, out)
-        else:
-            _point_loss_statistics(Y, rows[r], r, indptr, indices, data, a, b, key, out)
-
-
-@njit(cache=True)
 def column_sums(values):
     """``values.sum(axis=0)`` of a C-ordered 2-D array, row after row (the same bits as NumPy)."""
     totals = np.zeros(values.shape[1])
@@ -380,25 +329,6 @@ def column_sums(values):
 
 
 # ---------------------------------------------------------------------- Python side
-@dataclass(frozen=True)
-class Forces:
-    """A loss's jitted force functions, as the kernels take them.
-
-    Attributes
-    ----------
-    attraction : numba function
-        ``attraction(D, p, a, b) -> float``.
-    repulsion : numba function
-        ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)``.
-    epsilon : float
-        The loss's ``epsilon`` (:func:`gidr_numba.forces.force_epsilon`).
-    """
-
-    attraction: Callable
-    repulsion: Callable
-    epsilon: float = 0.0
-
-
 def csr_arrays(P: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(indptr int64, indices int32, data float64)`` of P as CSR, in its storage order (the
     reference's edge order: it numbers umap_sgd's draws), as copies."""
@@ -424,24 +354,30 @@ class ForceField:
 
     Parameters
     ----------
-    P : csr_matrix of shape (n_samples, n_samples)
+    affinities : Affinities
+        P and what is known about it (``p_mean``, the stored entries per row).
     loss : Loss
         Supplies ``repulsion_weights`` (called once per epoch).
     repulsion : Repulsion
-        ``sampled`` is fused into :func:`gather_sampled`; any other estimator is called.
+        A stage that declares ``per_edge_sampler`` is fused into :func:`gather_sampled`
+        (its ``draws_per_edge()`` negatives per stored entry); any other estimator's
+        ``estimate`` is called.
     ctx : Context
-    forces : Forces
+    kernels : LossKernels
+        The loss's numba kernels (:func:`gidr_numba.forces.loss_kernels`).
     symmetric_attraction : bool
     n_components : int
     """
 
-    def __init__(self, P, loss, repulsion, ctx, forces: Forces, symmetric_attraction: bool, n_components: int):
+    def __init__(self, affinities, loss, repulsion, ctx, kernels: LossKernels, symmetric_attraction: bool,
+                 n_components: int):
+        P = affinities.P
         self.graph = csr_arrays(P)
-        self.loss, self.repulsion, self.ctx, self.functions = loss, repulsion, ctx, forces
+        self.affinities, self.loss, self.repulsion, self.ctx, self.functions = (affinities, loss, repulsion, ctx,
+                                                                               kernels)
         n, d = P.shape[0], n_components
-        indptr, _, data = self.graph
-        self.n_edges = np.diff(indptr)
-        self.p_mean = float(data.mean()) if data.size else 0.0
+        self.kernel_params = (float(ctx.a), float(ctx.b), kernels.params)
+        self.n_edges = affinities.n_edges
         self.transpose = None
         self.symmetric_factor = 1.0
         if symmetric_attraction:
@@ -449,14 +385,10 @@ class ForceField:
                 self.symmetric_factor = 2.0
             else:
                 self.transpose = csr_arrays(sp.csr_matrix(P).T)
-        self.sampled = getattr(repulsion, "name", None) == "sampled"
-        if self.sampled:
-            self.n_negative = int(repulsion.n_negative)
-            m = self.n_negative * self.n_edges
-            self.pair_scale = n * (n - 1) / m.sum() if m.sum() > 0 else 0.0
-            self.channel_scale = np.ones(n)
-            if ctx.normalized:
-                self.channel_scale = np.divide(n - 1, m, out=np.zeros(n), where=m > 0)
+        self.fused = bool(repulsion.per_edge_sampler)
+        self.n_negative = repulsion.draws_per_edge() if self.fused else 0
+        if self.fused:
+            self.channel_scale, self.pair_scale = sample_scaling(n, self.n_negative * self.n_edges, ctx.normalized)
             self.channels = np.empty((2, n, d))
             self.sums = np.empty((n, 3))
         else:
@@ -464,93 +396,42 @@ class ForceField:
             self.sum_pw = np.empty(n)
         self.attraction = np.empty((n, d))
         #: interactions per epoch, for :func:`threads_for`.
-        self.work = int(data.size) * (1 + (self.n_negative if self.sampled else 0)) + n
+        self.work = int(self.graph[2].size) * (1 + self.n_negative) + n
         self.attraction_transpose = np.empty((n, d)) if self.transpose is not None else None
 
     def __call__(self, Y: np.ndarray, epoch: int, exaggeration: float = 1.0):
         """``(parts, weights)`` of the forces at ``Y`` for the step kernels (buffers reused by the
         next call); :func:`forces_array` turns them into an array."""
         ctx = self.ctx
-        if self.sampled:
+        if self.fused:
             key = np.uint64(epoch_key(ctx.seed, epoch))
-            gather_sampled(Y, self.graph, self.functions.attraction, self.functions.repulsion,
-                           (float(ctx.a), float(ctx.b), float(self.functions.epsilon)), key, self.n_negative,
-                           (self.attraction, self.channels, self.sums))
+            gather_sampled(Y, self.graph, self.functions.attraction, self.functions.repulsion, self.kernel_params,
+                           key, self.n_negative, (self.attraction, self.channels, self.sums))
             totals = column_sums(self.sums)
             sum_w, sum_w2 = self.pair_scale * totals[SUM_W], self.pair_scale * totals[SUM_W2]
             sum_pw, channels = totals[SUM_PW], self.channels
         else:
-            gather_attraction(Y, self.graph, self.functions.attraction, float(ctx.a), float(ctx.b), self.attraction,
+            gather_attraction(Y, self.graph, self.functions.attraction, self.kernel_params, self.attraction,
                               self.sum_pw)
             estimate = self.repulsion.estimate(Y, self.loss, ctx, epoch, self.n_edges)
             sum_w, sum_w2, sum_pw = float(estimate.sum_w), float(estimate.sum_w2), float(self.sum_pw.sum())
             channels = np.ascontiguousarray(estimate.channels, dtype=np.float64)
         if self.transpose is not None:
-            gather_attraction(Y, self.transpose, self.functions.attraction, float(ctx.a), float(ctx.b),
+            gather_attraction(Y, self.transpose, self.functions.attraction, self.kernel_params,
                               self.attraction_transpose, np.empty(len(Y)))
             self.attraction += self.attraction_transpose
-        totals = PairTotals(sum_w=float(sum_w), sum_w2=float(sum_w2), p_mean=self.p_mean, sum_pw=float(sum_pw))
+        totals = self.affinities.totals(sum_w, sum_w2, sum_pw)
         theta = np.ascontiguousarray(self.loss.repulsion_weights(totals, ctx), dtype=np.float64).reshape(-1)
         return ((self.attraction, channels, self.channel_scale),
                 (float(exaggeration * self.symmetric_factor), theta))
 
 
-# ---------------------------------------------------------------------- loss estimate
-#: Largest n for which a loss without a known estimate reports its exact O(n^2) value.
-EXACT_LOSS_MAX_SAMPLES = 3000
-#: Above this many points, :func:`estimate_loss` reads the rows of this many random points
-#: (at 70,000 points the full estimate cost 50-80 ms, 10 calls per 500 epochs).
-LOSS_ESTIMATE_MAX_POINTS = 10_000
-#: Offset of the epoch coordinate of the draws used by :func:`estimate_loss` (never an epoch).
-_ESTIMATE_EPOCH = 2**40
-
-
-def estimate_loss(loss, P, graph, Y: np.ndarray, ctx, epoch: int) -> float:
-    """A cheap estimate of the loss value, for the monitor.
-
-    Edge terms are exact over the stored entries of P (of :data:`LOSS_ESTIMATE_MAX_POINTS`
-    rows drawn at random, scaled up, when n is larger); the sums over all pairs (``Z``,
-    ``sum w^2``, ``sum -log(1 - w)``) are estimated from ``max(nnz_i, 1)`` uniform samples
-    per point (counter hash, so deterministic). For the built-in losses::
-
-        kl, normalized:         sum p log p - sum p log w + log Z
-        kl, unnormalized:       (edge cross-entropy + off-graph sum of -log(1 - w)) / 2
-        frobenius, normalized:  sum p^2 - 2 sum p w / Z + sum w^2 / Z^2
-        frobenius, unnormalized: (sum_edges (p - w)^2 + off-graph sum of w^2) / 2
-
-    Any other loss reports its exact ``loss.value`` when ``n <= EXACT_LOSS_MAX_SAMPLES``,
-    and NaN above (its value is unknown to the numba backend).
-    """
-    name, n = getattr(loss, "name", None), Y.shape[0]
-    if name not in ("kl", "frobenius") or n < 2:
-        return float(loss.value(P, Y, ctx)) if n <= EXACT_LOSS_MAX_SAMPLES else float("nan")
-    rows = np.arange(n, dtype=np.int64)
-    if n > LOSS_ESTIMATE_MAX_POINTS:
-        rows = np.sort(np.random.default_rng([ctx.seed, epoch]).choice(n, LOSS_ESTIMATE_MAX_POINTS, replace=False))
-    stats = np.empty((rows.size, 10))
-    loss_statistics(Y, graph, ctx.a, ctx.b, np.uint64(epoch_key(ctx.seed, _ESTIMATE_EPOCH + epoch)), rows, stats)
-    s = column_sums(stats)
-    s[:7] *= n / rows.size  # the edge terms of the chosen rows stand for all rows
-    n_samples_drawn = float(np.maximum(np.diff(graph[0])[rows], 1).sum())
-    pairs = n * (n - 1)
-    all_w, all_w2, all_log = (pairs / n_samples_drawn * s[c] for c in (7, 8, 9))
-    p_sum = float(graph[2].sum())
-    if name == "kl" and ctx.normalized:
-        return float(s[0] - s[1] + p_sum * np.log(all_w))
-    if name == "kl":
-        edge_terms = s[0] - s[1] + s[5]
-        return float(0.5 * (edge_terms + all_log - s[6]))
-    if ctx.normalized:
-        return float(s[4] - 2.0 * s[2] / all_w + all_w2 / all_w**2)
-    edge_terms = s[4] - 2.0 * s[2] + s[3]
-    return float(0.5 * (edge_terms + all_w2 - s[3]))
-
-
-def report(monitor, epoch: int, n_epochs: int, loss, P, graph, Y: np.ndarray, ctx) -> bool:
-    """Call the monitor for this epoch (estimated loss, copy of Y); True when it asks to stop."""
+def report(monitor, epoch: int, n_epochs: int, loss, affinities, Y: np.ndarray, ctx) -> bool:
+    """Call the monitor for this epoch (the loss's estimate, :func:`gidr_reference.loss_estimate.estimate_loss`,
+    and a copy of Y); True when it asks to stop."""
     if not monitor.due(epoch, n_epochs):
         return False
-    return bool(monitor.report(epoch, estimate_loss(loss, P, graph, Y, ctx, epoch), Y.copy()))
+    return bool(monitor.report(epoch, estimate_loss(loss, affinities, Y, ctx, epoch), Y.copy()))
 
 
 # ---------------------------------------------------------------------- the loops
@@ -575,19 +456,19 @@ def threads_for(work: int):
         numba.set_num_threads(previous)
 
 
-def clipped_descent(Y0, P, loss, repulsion, ctx, monitor, *, forces: Forces, learning_rate: float,
+def clipped_descent(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels: LossKernels, learning_rate: float,
                     max_step: float, symmetric_attraction: bool, n_epochs: int) -> np.ndarray:
     """GDR's unnormalized loop: ``Y <- Y - lr0 (1 - t / n_epochs) clip(F, -max_step, max_step)``.
 
-    Same parameters as :func:`amplified_descent`, with ``learning_rate`` (``lr0``) and
-    ``max_step`` in place of the schedule. ``Y0`` is not modified.
+    Same parameters as :func:`gidr_numba.tsne.amplified_descent`, with ``learning_rate``
+    (``lr0``) and ``max_step`` in place of the schedule. ``Y0`` is not modified.
     """
     Y = np.array(Y0, dtype=np.float64, order="C")
-    field = ForceField(P, loss, repulsion, ctx, forces, symmetric_attraction, Y.shape[1])
+    field = ForceField(affinities, loss, repulsion, ctx, kernels, symmetric_attraction, Y.shape[1])
     with threads_for(field.work):
         for epoch in range(n_epochs):
             parts, weights = field(Y, epoch)
             clipped_step(Y, parts, weights, float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step))
-            if report(monitor, epoch, n_epochs, loss, P, field.graph, Y, ctx):
+            if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
                 break
     return Y

@@ -54,7 +54,7 @@ from gidr_numba.neighbors import (
 from gidr_numba.random import counter_hash, mix
 
 __all__ = ["nndescent_knn", "default_n_trees", "default_n_iters", "default_leaf_size", "default_max_candidates",
-           "METRICS"]
+           "METRICS", "first_tree_levels", "search_scale"]
 
 #: Metrics of the ``nndescent`` neighbors stage.
 METRICS = ("euclidean", "cosine")
@@ -181,8 +181,13 @@ def _child_keys(keys):
     return out
 
 
-def _build_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int):
+def _build_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int, levels: list | None = None):
     """RP forest grown level by level across all trees.
+
+    ``levels``, when given, receives one ``(nodes, is_leaf, planes, offsets)`` per level:
+    every node of the level, which of them are leaves, and the hyperplanes of the others
+    (None on a halved level or when all are leaves), for :func:`first_tree_levels`. It changes
+    nothing in the forest.
 
     Returns
     -------
@@ -204,15 +209,19 @@ def _build_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int):
         ids[~is_leaf] = np.arange(np.count_nonzero(~is_leaf), dtype=np.int32)
         _assign(perm, node_of, nodes, ids)
         leaves.append(nodes[is_leaf])
+        level_nodes = nodes
         nodes, keys = nodes[~is_leaf], keys[~is_leaf]
-        if not len(nodes):
-            break
         halve = level >= MAX_HYPERPLANE_LEVELS
-        if not halve:
+        planes = offsets = None
+        if len(nodes) and not halve:
             planes = np.empty((len(nodes), data.shape[1]), dtype=np.float32)
             offsets = np.empty(len(nodes), dtype=np.float32)
             _make_planes(data, perm, nodes, keys, planes, offsets)
             _compute_sides(data, node_of, planes, offsets, keys, sides)
+        if levels is not None:
+            levels.append((level_nodes, is_leaf, planes, offsets))
+        if not len(nodes):
+            break
         mids = np.empty(len(nodes), dtype=np.int64)
         _partition(perm, sides, nodes, halve, mids)
         children = np.empty((2 * len(nodes), 3), dtype=np.int64)
@@ -451,10 +460,17 @@ def _search_data(X: np.ndarray, metric: str):
         X = np.asarray(X) if np.asarray(X).dtype in (np.float32, np.float64) else np.asarray(X, np.float64)
         zero = np.zeros(0, dtype=bool)
     X = np.ascontiguousarray(X)
+    scale = search_scale(X)
+    data = X if scale == 1.0 else X * scale
+    return np.ascontiguousarray(data, dtype=np.float32), X, zero
+
+
+def search_scale(X: np.ndarray) -> float:
+    """The power of two by which :func:`_search_data` scales rows of extreme magnitude
+    (largest absolute value at or beyond 2**39 or below 2**-40), else 1.0."""
     largest = max(float(X.max()), -float(X.min())) if X.size else 0.0
     exponent = math.frexp(largest)[1] if largest > 0 else 0
-    data = X if abs(exponent) < 40 else X * math.ldexp(1.0, -exponent)
-    return np.ascontiguousarray(data, dtype=np.float32), X, zero
+    return 1.0 if abs(exponent) < 40 else math.ldexp(1.0, -exponent)
 
 
 def nndescent_knn(
@@ -580,3 +596,21 @@ def _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta) -> l
         if changes[-1] <= delta * n * k:
             break
     return changes
+
+
+
+# ---------------------------------------------------------------------- queries
+def first_tree_levels(data: np.ndarray, seed: int, leaf_size: int):
+    """Tree 0 of the forest :func:`nndescent_knn` grows from ``data`` (its float32 search
+    rows) and ``seed``, level by level, for the queries of :mod:`gidr_numba.query`.
+
+    Returns
+    -------
+    perm : ndarray of shape (n_samples,), int32
+        The points in the tree's leaf order.
+    levels : list of (nodes, is_leaf, planes, offsets)
+        As recorded by :func:`_build_forest`.
+    """
+    levels: list = []
+    perm, _ = _build_forest(data, int(seed) & 0x7FFFFFFFFFFFFFFF, 1, max(int(leaf_size), 2), levels)
+    return perm[0].copy(), levels

@@ -9,7 +9,8 @@ sums of :mod:`gidr_reference.repulsion`::
     channels[c, i] ~ sum_{k != i} phi_c(D_ik) (y_i - y_k)
     sum_w  ~ sum_{k != l} w_kl,    sum_w2 ~ sum_{k != l} w_kl^2,    w = 1 / (1 + a D^b)
 
-with ``(phi_0, phi_1) = repulsion(D, a, b, epsilon)``, a jitted force function. Each kernel
+with ``(phi_0, phi_1, w) = repulsion(D, a, b, params)``, the loss's jitted force function
+(``w`` its kernel, ``params`` its own parameters). Each kernel
 is compiled twice (:func:`gidr_numba.forces.compile_twice`): specialized on each built-in
 loss, and once for any force function passed by pointer; both are cached.
 """
@@ -19,9 +20,9 @@ import numba
 import numpy as np
 from numba import prange, types
 
+from gidr.stages.repulsion import sample_scaling
 from gidr.types import RepulsionSums
-from gidr_numba.forces import (REPULSION_TYPE, call_repulsion, compile_twice, is_marker, kernel_argument,
-                               kernel_w)
+from gidr_numba.forces import PARAMS_TYPE, REPULSION_TYPE, call_repulsion, compile_twice, is_marker, kernel_argument
 from gidr_numba.random import epoch_key, negative_sample_from_key
 
 __all__ = ["exact_repulsion", "sampled_repulsion"]
@@ -40,7 +41,7 @@ def n_chunks(n):
 
 
 @numba.njit(cache=True, inline="always")
-def add_interaction(Y, i, positions, j, count, repulsion, a, b, epsilon, acc, diff):
+def add_interaction(Y, i, positions, j, count, repulsion, a, b, params, acc, diff):
     """Add ``count`` points at ``positions[j]`` to point ``i``'s channel sums; return ``w(D)``.
 
     ``acc`` (2, d) accumulates ``count * phi_c(D) (y_i - positions[j])``; ``diff`` (d,) is
@@ -50,12 +51,12 @@ def add_interaction(Y, i, positions, j, count, repulsion, a, b, epsilon, acc, di
     for c in range(Y.shape[1]):
         diff[c] = Y[i, c] - positions[j, c]
         D += diff[c] * diff[c]
-    phi_0, phi_1 = call_repulsion(repulsion, D, a, b, epsilon)
+    phi_0, phi_1, w = call_repulsion(repulsion, D, a, b, params)
     phi_0, phi_1 = phi_0 * count, phi_1 * count
     for c in range(Y.shape[1]):
         acc[0, c] += phi_0 * diff[c]
         acc[1, c] += phi_1 * diff[c]
-    return kernel_w(D, a, b)
+    return w
 
 
 @numba.njit(cache=True)
@@ -68,10 +69,10 @@ def store_point(i, acc, sum_w, sum_w2, out, totals):
     totals[i, 1] = sum_w2
 
 
-_EXACT_SIGNATURE = types.void(_f8[:, ::1], REPULSION_TYPE, _f8, _f8, _f8, _f8[:, :, ::1], _f8[:, ::1])
+_EXACT_SIGNATURE = types.void(_f8[:, ::1], REPULSION_TYPE, _f8, _f8, PARAMS_TYPE, _f8[:, :, ::1], _f8[:, ::1])
 
 
-def _exact_kernel(Y, repulsion, a, b, epsilon, out, totals):
+def _exact_kernel(Y, repulsion, a, b, params, out, totals):
     """Every pair: ``out[:, i]`` and ``totals[i]`` sum over all ``k != i``."""
     n, d = Y.shape
     for chunk in prange(n_chunks(n)):
@@ -81,7 +82,7 @@ def _exact_kernel(Y, repulsion, a, b, epsilon, out, totals):
             sum_w = sum_w2 = 0.0
             for k in range(n):
                 if k != i:
-                    w = add_interaction(Y, i, Y, k, 1.0, repulsion, a, b, epsilon, acc, diff)
+                    w = add_interaction(Y, i, Y, k, 1.0, repulsion, a, b, params, acc, diff)
                     sum_w += w
                     sum_w2 += w * w
             store_point(i, acc, sum_w, sum_w2, out, totals)
@@ -89,11 +90,11 @@ def _exact_kernel(Y, repulsion, a, b, epsilon, out, totals):
 
 _exact_markers, _exact_functions = compile_twice(_exact_kernel, _EXACT_SIGNATURE)
 
-_SAMPLED_SIGNATURE = types.void(_f8[:, ::1], REPULSION_TYPE, _f8, _f8, _f8, types.uint64, types.int64[::1],
+_SAMPLED_SIGNATURE = types.void(_f8[:, ::1], REPULSION_TYPE, _f8, _f8, PARAMS_TYPE, types.uint64, types.int64[::1],
                                 _f8[:, :, ::1], _f8[:, ::1])
 
 
-def _sampled_kernel(Y, repulsion, a, b, epsilon, key, m, out, totals):
+def _sampled_kernel(Y, repulsion, a, b, params, key, m, out, totals):
     """Point ``i`` sums over its draws ``k_s = negative_sample(seed, epoch, i, s, n)``, s < m_i.
 
     ``key`` is :func:`gidr_numba.random.epoch_key` of (seed, epoch).
@@ -106,7 +107,7 @@ def _sampled_kernel(Y, repulsion, a, b, epsilon, key, m, out, totals):
             sum_w = sum_w2 = 0.0
             for s in range(m[i]):
                 k = negative_sample_from_key(key, i, s, n)
-                w = add_interaction(Y, i, Y, k, 1.0, repulsion, a, b, epsilon, acc, diff)
+                w = add_interaction(Y, i, Y, k, 1.0, repulsion, a, b, params, acc, diff)
                 sum_w += w
                 sum_w2 += w * w
             store_point(i, acc, sum_w, sum_w2, out, totals)
@@ -115,15 +116,17 @@ def _sampled_kernel(Y, repulsion, a, b, epsilon, key, m, out, totals):
 _sampled_markers, _sampled_functions = compile_twice(_sampled_kernel, _SAMPLED_SIGNATURE)
 
 
-def exact_repulsion(Y: np.ndarray, repulsion, a: float, b: float, epsilon: float, n_channels: int) -> RepulsionSums:
+def exact_repulsion(Y: np.ndarray, repulsion, a: float, b: float, params: tuple, n_channels: int) -> RepulsionSums:
     """All pairs, O(n^2) time, O(n) extra memory, parallel over points.
 
     Parameters
     ----------
     Y : ndarray of shape (n_samples, n_components)
     repulsion : numba function
-        ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)`` (:mod:`gidr_numba.forces`).
-    a, b, epsilon : float
+        ``repulsion(D, a, b, params) -> (phi_0, phi_1, w)`` (:mod:`gidr_numba.forces`).
+    a, b : float
+    params : tuple of float
+        The loss's own parameters.
     n_channels : int
         1 or 2: the number of channels returned.
 
@@ -137,7 +140,7 @@ def exact_repulsion(Y: np.ndarray, repulsion, a: float, b: float, epsilon: float
     totals = np.zeros((Y.shape[0], 2))
     argument = kernel_argument(repulsion)
     kernel = _exact_markers if is_marker(argument) else _exact_functions
-    kernel(Y, argument, float(a), float(b), float(epsilon), out, totals)
+    kernel(Y, argument, float(a), float(b), params, out, totals)
     return RepulsionSums(channels=out, sum_w=float(totals[:, 0].sum()), sum_w2=float(totals[:, 1].sum()))
 
 
@@ -146,7 +149,7 @@ def sampled_repulsion(
     repulsion,
     a: float,
     b: float,
-    epsilon: float,
+    params: tuple,
     n_channels: int,
     *,
     seed: int,
@@ -165,8 +168,9 @@ def sampled_repulsion(
     ----------
     Y : ndarray of shape (n_samples, n_components)
     repulsion : numba function
-        ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)``.
-    a, b, epsilon : float
+        ``repulsion(D, a, b, params) -> (phi_0, phi_1, w)``.
+    a, b : float
+    params : tuple of float
     n_channels : int
     seed, epoch : int
         The counter-hash coordinates: the same (seed, epoch) gives the same draws.
@@ -189,11 +193,8 @@ def sampled_repulsion(
     argument = kernel_argument(repulsion)
     kernel = _sampled_markers if is_marker(argument) else _sampled_functions
     key = np.uint64(epoch_key(seed, epoch))  # a uint64, also when it is above 2^63
-    kernel(Y, argument, float(a), float(b), float(epsilon), key, m, out, totals)
-    if normalized:
-        scale = np.zeros(n)
-        np.divide(n - 1, m, out=scale, where=m > 0)
-        out *= scale[None, :, None]
-    pair_scale = n * (n - 1) / n_samples_total
+    kernel(Y, argument, float(a), float(b), params, key, m, out, totals)
+    channel_scale, pair_scale = sample_scaling(n, m, normalized)
+    out *= channel_scale[None, :, None]
     return RepulsionSums(channels=out, sum_w=pair_scale * float(totals[:, 0].sum()),
                          sum_w2=pair_scale * float(totals[:, 1].sum()))

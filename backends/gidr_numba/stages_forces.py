@@ -1,11 +1,11 @@
-"""numba loss and repulsion stages.
+"""numba repulsion stages.
 
-The losses are the reference classes (same parameters, same exact value and gradient in
-NumPy) plus :meth:`numba_forces`, the jitted force pair of :mod:`gidr_numba.forces`.
-The repulsion estimators bind parameters and call the kernels of
-:mod:`gidr_numba.repulsion` and :mod:`gidr_numba.barnes_hut` with the loss's jitted
-``repulsion``; a loss without one (``numba_forces`` returns None) runs on the reference
-estimator instead, with the same parameters.
+The losses themselves are the reference classes (a loss is math: its parameters, exact
+value and gradient in NumPy); the numba backend only registers their kernels through the
+``gidr_register_kernels`` hook (:mod:`gidr_numba.plugin`, :func:`gidr_numba.forces.builtin_loss_kernels`).
+The repulsion estimators bind parameters and call the kernels of :mod:`gidr_numba.repulsion`
+and :mod:`gidr_numba.barnes_hut` with the loss's jitted ``repulsion``; a loss without numba
+kernels runs on the reference estimator instead, with the same parameters.
 
 The kernel modules are imported on first use, not when the plugin registers these
 classes: loading (or, with a cold cache, compiling) their explicit signatures takes time
@@ -18,33 +18,13 @@ import logging
 import numpy as np
 
 from gidr.types import Context, RepulsionSums
-from gidr_numba import forces
+from gidr_numba.forces import loss_kernels
 from gidr_reference import repulsion as reference_repulsion
 from gidr_reference import stages_forces as reference
 
-__all__ = ["KL", "Frobenius", "ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "STAGES"]
+__all__ = ["ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "STAGES"]
 
 logger = logging.getLogger("gidr")
-
-
-class KL(reference.KL):
-    __doc__ = reference.KL.__doc__
-    backend = "numba"
-    priority = 10
-
-    def numba_forces(self, ctx: Context):
-        """The jitted pair of :mod:`gidr_numba.forces` for ``ctx.normalized``."""
-        return forces.force_pair("kl", ctx.normalized)
-
-
-class Frobenius(reference.Frobenius):
-    __doc__ = reference.Frobenius.__doc__
-    backend = "numba"
-    priority = 10
-
-    def numba_forces(self, ctx: Context):
-        """The jitted pair of :mod:`gidr_numba.forces` for ``ctx.normalized``."""
-        return forces.force_pair("frobenius", ctx.normalized)
 
 
 class _NumbaRepulsion:
@@ -55,13 +35,12 @@ class _NumbaRepulsion:
     #: the reference class this estimator falls back to.
     reference_class: type
 
-    def _jitted_repulsion(self, loss, ctx: Context):
-        pair = loss.numba_forces(ctx)
-        if pair is None:
-            logger.debug("%s has no numba force functions: repulsion '%s' runs on the reference backend",
+    def _kernels(self, loss, ctx: Context):
+        kernels = loss_kernels(loss, ctx)
+        if kernels is None:
+            logger.debug("%s has no numba kernels: repulsion '%s' runs on the reference backend",
                          loss.describe(), self.name)
-            return None
-        return pair[1]
+        return kernels
 
     def _reference_estimate(self, Y, loss, ctx, epoch, n_edges) -> RepulsionSums:
         return self.reference_class(**self.values).estimate(Y, loss, ctx, epoch, n_edges)
@@ -76,10 +55,10 @@ class ExactRepulsion(_NumbaRepulsion, reference.ExactRepulsion):
     def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
         from gidr_numba.repulsion import exact_repulsion
 
-        repulsion = self._jitted_repulsion(loss, ctx)
-        if repulsion is None:
+        kernels = self._kernels(loss, ctx)
+        if kernels is None:
             return self._reference_estimate(Y, loss, ctx, epoch, n_edges)
-        return exact_repulsion(Y, repulsion, ctx.a, ctx.b, forces.force_epsilon(loss), loss.n_channels)
+        return exact_repulsion(Y, kernels.repulsion, ctx.a, ctx.b, kernels.params, loss.n_channels)
 
 
 class BarnesHutRepulsion(_NumbaRepulsion, reference.BarnesHutRepulsion):
@@ -91,10 +70,10 @@ class BarnesHutRepulsion(_NumbaRepulsion, reference.BarnesHutRepulsion):
         from gidr_numba.barnes_hut import barnes_hut_repulsion
 
         self.check_settings({"n_components": np.shape(Y)[1]})
-        repulsion = self._jitted_repulsion(loss, ctx)
-        if repulsion is None:
+        kernels = self._kernels(loss, ctx)
+        if kernels is None:
             return self._reference_estimate(Y, loss, ctx, epoch, n_edges)
-        return barnes_hut_repulsion(Y, repulsion, ctx.a, ctx.b, forces.force_epsilon(loss), loss.n_channels,
+        return barnes_hut_repulsion(Y, kernels.repulsion, ctx.a, ctx.b, kernels.params, loss.n_channels,
                                     self.theta)
 
 
@@ -102,16 +81,18 @@ class SampledRepulsion(_NumbaRepulsion, reference.SampledRepulsion):
     """GDR's negative sampling, the reference's draws bit for bit, parallel over points."""
 
     reference_class = reference.SampledRepulsion
+    #: The reference's per-edge draws exactly (its ``estimate`` only runs them in numba).
+    per_edge_sampler = True
 
     def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
         from gidr_numba.repulsion import sampled_repulsion
 
-        repulsion = self._jitted_repulsion(loss, ctx)
-        if repulsion is None:
+        kernels = self._kernels(loss, ctx)
+        if kernels is None:
             return self._reference_estimate(Y, loss, ctx, epoch, n_edges)
         m = reference_repulsion.samples_per_point(np.shape(Y)[0], self.n_negative, n_edges)
-        return sampled_repulsion(Y, repulsion, ctx.a, ctx.b, forces.force_epsilon(loss), loss.n_channels,
+        return sampled_repulsion(Y, kernels.repulsion, ctx.a, ctx.b, kernels.params, loss.n_channels,
                                  seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized)
 
 
-STAGES = [KL, Frobenius, ExactRepulsion, BarnesHutRepulsion, SampledRepulsion]
+STAGES = [ExactRepulsion, BarnesHutRepulsion, SampledRepulsion]

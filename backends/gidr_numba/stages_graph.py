@@ -27,9 +27,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.stages import Neighbors
+from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, KNNGraph
 from gidr.validation import GidrValueError, Interval, Options, Param, format_error
 from gidr_reference import init as reference_init
+from gidr_reference.neighbors import ExactIndex
 from gidr_reference import similarity as similarity_math
 from gidr_reference import stages_graph as reference
 
@@ -59,6 +61,13 @@ class ExactNeighbors(reference.ExactNeighbors):
         from gidr_numba.neighbors import exact_knn
 
         return exact_knn(X, n_neighbors, self.metric)
+
+    def build_index(self, X: np.ndarray, graph: KNNGraph, ctx: Context):
+        """Brute-force queries against ``X`` by BLAS blocks (:func:`gidr_numba.query.exact_query`):
+        the reference's answers."""
+        from gidr_numba.query import exact_query
+
+        return ExactIndex(X, self.metric, exact_query)
 
 
 class _NNDescentMetric(Options):
@@ -101,6 +110,19 @@ class NNDescentNeighbors(Neighbors):
         logger.debug("nndescent: %d iterations, changes %s", info["n_iters"], info["changes"])
         return KNNGraph(indices, distances)
 
+    answers_queries = True
+
+    def build_index(self, X: np.ndarray, graph: KNNGraph, ctx: Context):
+        """Queries on the fit's graph (:class:`gidr_numba.query.GraphSearch`): the first tree of
+        the fit's forest, rebuilt from the fit's seed, then a best-first search on ``graph`` and
+        its reverse edges. Recall about 0.995 at k = 15 on Fashion-MNIST (test images against
+        the training images)."""
+        from gidr_numba.nndescent import MIN_SEARCH_NEIGHBORS, default_leaf_size
+        from gidr_numba.query import GraphSearch
+
+        search_k = min(X.shape[0] - 1, max(graph.n_neighbors, MIN_SEARCH_NEIGHBORS))
+        return GraphSearch(X, graph, _seed(ctx), metric=self.metric, leaf_size=default_leaf_size(search_k))
+
 
 class _PynndescentMetric(Options):
     """A metric name that pynndescent knows (checked against pynndescent on first use)."""
@@ -130,6 +152,8 @@ class PynndescentNeighbors(Neighbors):
     name = "pynndescent"
     backend = "numba"
     priority = 10
+    #: pynndescent searches scipy sparse matrices directly (no densified copy).
+    accepts = frozenset({"dense", "sparse"})
     params = (
         Param("metric", "euclidean", (_PynndescentMetric(()),), "Any metric name pynndescent supports."),
         Param("n_trees", None, (Interval(int, 1, None),), "pynndescent's n_trees; None: its default.",
@@ -150,6 +174,33 @@ class PynndescentNeighbors(Neighbors):
                           random_state=_seed(ctx) % (2**31 - 1), n_trees=self.n_trees, n_iters=self.n_iters)
         indices, distances = index.neighbor_graph
         return drop_self(np.asarray(indices), np.asarray(distances), n_neighbors)
+
+    answers_queries = True
+
+    def build_index(self, X: Any, graph: KNNGraph, ctx: Context) -> "PynndescentIndex":
+        """pynndescent's own ``NNDescent.query``, on the index the fit built, rebuilt with the
+        fit's seed and parameters (the fit pays nothing for it; the first transform does).
+        Started from the fit's graph instead (``init_graph``), its queries on 10 blobs in 50-D
+        found 0.77 of the true neighbours, against 0.99 rebuilt."""
+        from pynndescent import NNDescent
+
+        k = min(graph.n_neighbors + 1, X.shape[0])
+        index = NNDescent(X, n_neighbors=k, metric=self.metric, random_state=_seed(ctx) % (2**31 - 1),
+                          n_trees=self.n_trees, n_iters=self.n_iters)
+        return PynndescentIndex(index)
+
+
+class PynndescentIndex(NeighborsIndex):
+    """Queries by ``pynndescent.NNDescent.query``, rows sorted by (distance, index)."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def query(self, X_new: Any, n_neighbors: int) -> KNNGraph:
+        indices, distances = self.index.query(X_new, k=n_neighbors)
+        indices, distances = np.asarray(indices, dtype=np.int64), np.asarray(distances, dtype=np.float64)
+        order = np.lexsort((indices, distances), axis=-1)
+        return KNNGraph(np.take_along_axis(indices, order, axis=1), np.take_along_axis(distances, order, axis=1))
 
 
 def drop_self(indices: np.ndarray, distances: np.ndarray, n_neighbors: int) -> KNNGraph:

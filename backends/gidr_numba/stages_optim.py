@@ -2,64 +2,35 @@
 
 Each class subclasses its reference twin (:mod:`gidr_reference.stages_optim`), so the
 parameters, defaults, ``default_n_epochs`` and ``check_compatible`` are the same by
-construction; only ``optimize`` changes. The loss enters the kernels as its jitted force
-functions (:meth:`gidr.stages.Loss.numba_forces`); a loss that has none (``None``) runs on
-the reference optimizer of the same name, with a message at info level.
+construction; only ``optimize`` changes. The loss enters the kernels as the numba kernels
+registered for it through the ``gidr_register_kernels`` hook
+(:func:`gidr_numba.forces.loss_kernels`); a loss that has none runs on the reference
+optimizer of the same name, with a message at info level.
 
-The loss values given to the monitor are estimates (:func:`gidr_numba.gdr.estimate_loss`:
-exact edge terms, sampled all-pairs sums), not the reference's exact O(n^2) values.
+The loss values given to the monitor are estimates
+(:func:`gidr_reference.loss_estimate.estimate_loss`: the loss's own value terms over
+sampled rows and pairs), not the reference's exact O(n^2) values.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 
 import numpy as np
-import scipy.sparse as sp
-from numba import njit
 
-from gidr.types import Context, Monitor
+from gidr.types import Affinities, Context, Monitor
 from gidr_numba import gdr, tsne, umap_sgd
-from gidr_numba.forces import force_epsilon
+from gidr_numba import transform as numba_transform
+from gidr_numba.forces import loss_kernels
 from gidr_reference import stages_optim as reference
 
-__all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES", "numba_forces_of"]
+__all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES"]
 
 logger = logging.getLogger("gidr")
 
 
-def _four_argument_repulsion(repulsion):
-    """Adapt ``repulsion(D, a, b)`` (the signature in :mod:`gidr.stages.loss`) to the
-    kernels' ``repulsion(D, a, b, epsilon)`` (:mod:`gidr_numba.forces`). Compiled per process."""
-    @njit
-    def adapted(D, a, b, epsilon):
-        return repulsion(D, a, b)
-
-    return adapted
-
-
-def _n_parameters(function) -> int:
-    py_func = getattr(function, "py_func", function)
-    try:
-        return len(inspect.signature(py_func).parameters)
-    except (TypeError, ValueError):
-        return 4
-
-
-def numba_forces_of(loss, ctx: Context) -> gdr.Forces | None:
-    """The loss's :class:`gidr_numba.gdr.Forces`, or None when it has no numba forces."""
-    functions = loss.numba_forces(ctx) if hasattr(loss, "numba_forces") else None
-    if functions is None:
-        return None
-    attraction, repulsion = functions
-    if _n_parameters(repulsion) == 3:
-        repulsion = _four_argument_repulsion(repulsion)
-    return gdr.Forces(attraction=attraction, repulsion=repulsion, epsilon=force_epsilon(loss))
-
-
 def _fallback(optimizer, loss) -> None:
-    logger.info("%s (numba): loss '%s' has no numba forces; running the reference optimizer.",
-                optimizer.describe(), getattr(loss, "name", type(loss).__name__))
+    logger.info("%s (numba): %s has no numba kernels; running the reference optimizer.",
+                optimizer.describe(), loss.describe())
 
 
 def _n_epochs(optimizer, ctx: Context) -> int:
@@ -67,16 +38,19 @@ def _n_epochs(optimizer, ctx: Context) -> int:
 
 
 class _NumbaOptimizer:
-    """``optimize`` for the numba twins: the loss's jitted forces go to :meth:`_optimize_numba`;
+    """``optimize`` for the numba twins: the loss's numba kernels go to :meth:`_optimize_numba`;
     a loss without them runs on the reference twin (the next class in the MRO), with a message."""
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+    #: transform's loop in numba (points in parallel, the whole epoch loop inside each point).
+    _embed_new_points = staticmethod(numba_transform.embed_new_points)
+
+    def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
-        forces = numba_forces_of(loss, ctx)
-        if forces is None:
+        kernels = loss_kernels(loss, ctx)
+        if kernels is None:
             _fallback(self, loss)
-            return super().optimize(Y, P, loss, repulsion, ctx, monitor)
-        return self._optimize_numba(Y, P, loss, repulsion, ctx, monitor, forces, _n_epochs(self, ctx))
+            return super().optimize(Y, affinities, loss, repulsion, ctx, monitor)
+        return self._optimize_numba(Y, affinities, loss, repulsion, ctx, monitor, kernels, _n_epochs(self, ctx))
 
 
 class GDROptimizer(_NumbaOptimizer, reference.GDROptimizer):
@@ -87,13 +61,14 @@ class GDROptimizer(_NumbaOptimizer, reference.GDROptimizer):
     backend = "numba"
     priority = 10
 
-    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
+    def _optimize_numba(self, Y, affinities, loss, repulsion, ctx, monitor, kernels, n_epochs):
         if ctx.normalized:
             schedule = self.schedule(ctx.n_samples, n_epochs, loss)
-            return tsne.amplified_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces, schedule=schedule,
-                                          symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
+            return tsne.amplified_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels,
+                                          schedule=schedule, symmetric_attraction=self.symmetric_attraction,
+                                          n_epochs=n_epochs)
         lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)
-        return gdr.clipped_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces, learning_rate=lr,
+        return gdr.clipped_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels, learning_rate=lr,
                                    max_step=self.max_step, symmetric_attraction=self.symmetric_attraction,
                                    n_epochs=n_epochs)
 
@@ -105,8 +80,9 @@ class UmapSGDOptimizer(_NumbaOptimizer, reference.UmapSGDOptimizer):
     backend = "numba"
     priority = 10
 
-    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
-        return umap_sgd.umap_sgd(Y, P, loss, ctx, monitor, forces=forces, n_negative=int(repulsion.n_negative),
+    def _optimize_numba(self, Y, affinities, loss, repulsion, ctx, monitor, kernels, n_epochs):
+        return umap_sgd.umap_sgd(Y, affinities, loss, ctx, monitor, kernels=kernels,
+                                 n_negative=repulsion.draws_per_edge(),
                                  symmetric_attraction=self.symmetric_attraction,
                                  learning_rate=float(self.learning_rate), max_step=self.max_step,
                                  n_epochs=n_epochs)
@@ -120,8 +96,8 @@ class TSNEOptimizer(_NumbaOptimizer, reference.TSNEOptimizer):
     backend = "numba"
     priority = 10
 
-    def _optimize_numba(self, Y, P, loss, repulsion, ctx, monitor, forces, n_epochs):
-        return tsne.amplified_descent(Y, P, loss, repulsion, ctx, monitor, forces=forces,
+    def _optimize_numba(self, Y, affinities, loss, repulsion, ctx, monitor, kernels, n_epochs):
+        return tsne.amplified_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels,
                                       schedule=self.schedule(ctx.n_samples),
                                       symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from gidr_numba.gdr import Forces, ForceField, point_force, report, threads_for
+from gidr_numba.forces import LossKernels
+from gidr_numba.gdr import ForceField, point_force, report, threads_for
 
 __all__ = ["amplified_step", "amplified_descent"]
 
@@ -64,7 +65,7 @@ def amplified_step(Y, parts, weights, state, constants):
             Y[i, c] = Y[i, c] + u
 
 
-def amplified_descent(Y0, P, loss, repulsion, ctx, monitor, *, forces: Forces, schedule,
+def amplified_descent(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels: LossKernels, schedule,
                       symmetric_attraction: bool, n_epochs: int) -> np.ndarray:
     """Gradient amplification (normalized ``gdr`` and ``tsne``), as the reference's loop.
 
@@ -80,11 +81,11 @@ def amplified_descent(Y0, P, loss, repulsion, ctx, monitor, *, forces: Forces, s
     ----------
     Y0 : ndarray of shape (n_samples, n_components)
         Not modified.
-    P : csr_matrix
+    affinities : Affinities
     loss, repulsion : Loss, Repulsion
     ctx : Context
     monitor : Monitor
-    forces : Forces
+    kernels : LossKernels
     schedule : gidr_reference.optimizers.AmplifiedSchedule
     symmetric_attraction : bool
     n_epochs : int
@@ -94,13 +95,13 @@ def amplified_descent(Y0, P, loss, repulsion, ctx, monitor, *, forces: Forces, s
     Y : ndarray of shape (n_samples, n_components)
     """
     Y = np.array(Y0, dtype=np.float64, order="C")
-    field = ForceField(P, loss, repulsion, ctx, forces, symmetric_attraction, Y.shape[1])
+    field = ForceField(affinities, loss, repulsion, ctx, kernels, symmetric_attraction, Y.shape[1])
     with threads_for(field.work):
-        _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs)
+        _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, n_epochs)
     return Y
 
 
-def _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs: int) -> None:
+def _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, n_epochs: int) -> None:
     update = np.zeros_like(Y)
     gains = np.ones_like(Y)
     for epoch in range(n_epochs):
@@ -109,5 +110,5 @@ def _amplified_loop(Y, field, P, loss, ctx, monitor, schedule, n_epochs: int) ->
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         amplified_step(Y, parts, weights, (update, gains),
                        (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain)))
-        if report(monitor, epoch, n_epochs, loss, P, field.graph, Y, ctx):
+        if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
             break

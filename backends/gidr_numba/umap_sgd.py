@@ -37,9 +37,10 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange, types
 
-from gidr_numba.forces import (ATTRACTION_TYPE, REPULSION_TYPE, call_attraction, call_repulsion, compile_twice,
+from gidr_numba.forces import (ATTRACTION_TYPE, PARAMS_TYPE, REPULSION_TYPE, LossKernels, call_attraction,
+                               call_repulsion, compile_twice,
                                kernel_arguments)
-from gidr_numba.gdr import Forces, csr_arrays, report, threads_for
+from gidr_numba.gdr import csr_arrays, report, threads_for
 from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
 
 __all__ = ["mark_due", "sgd_points", "epochs_per_sample", "reverse_entries", "unmatched_transpose", "umap_sgd"]
@@ -49,7 +50,7 @@ _ROWS_TYPE = types.Tuple((_i8[::1], types.int32[::1], _i8[::1]))
 _SCHEDULE_TYPE = types.Tuple((types.boolean[::1], types.boolean[::1], _f8[::1], _f8[::1], _f8))
 _SGD_POINTS_SIGNATURE = types.void(
     _f8[:, ::1], _f8[:, ::1], _ROWS_TYPE, _ROWS_TYPE, _SCHEDULE_TYPE, ATTRACTION_TYPE, REPULSION_TYPE,
-    types.UniTuple(_f8, 3), types.Tuple((types.uint64, _i8)), types.Tuple((_f8, _f8, types.boolean)))
+    types.Tuple((_f8, _f8, PARAMS_TYPE)), types.Tuple((types.uint64, _i8)), types.Tuple((_f8, _f8, types.boolean)))
 
 
 @njit(cache=True)
@@ -76,11 +77,11 @@ def mark_due(indptr, period, next_time, now, due):
 @njit(cache=True)
 def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times):
     """``y`` moved by ``-times * lr * clip(attraction(D, 1) (y - x))``."""
-    a, b, _ = kernel_params
+    a, b, params = kernel_params
     learning_rate, max_step, _ = step
     d0 = y0 - x0
     d1 = y1 - x1
-    coefficient = call_attraction(attraction, d0 * d0 + d1 * d1, 1.0, a, b)
+    coefficient = call_attraction(attraction, d0 * d0 + d1 * d1, 1.0, a, b, params)[0]
     y0 = y0 - times * (learning_rate * _clip(coefficient * d0, max_step))
     return y0, y1 - times * (learning_rate * _clip(coefficient * d1, max_step))
 
@@ -88,13 +89,13 @@ def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times):
 @njit(cache=True)
 def _pull(Y, i, x, attraction, kernel_params, step, times):
     """:func:`_pull_2d` for any number of components, in place on ``Y[i]``."""
-    a, b, _ = kernel_params
+    a, b, params = kernel_params
     learning_rate, max_step, _ = step
     D = 0.0
     for c in range(Y.shape[1]):
         diff = Y[i, c] - x[c]
         D += diff * diff
-    coefficient = call_attraction(attraction, D, 1.0, a, b)
+    coefficient = call_attraction(attraction, D, 1.0, a, b, params)[0]
     for c in range(Y.shape[1]):
         Y[i, c] = Y[i, c] - times * (learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step))
 
@@ -104,7 +105,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
     """Every update of point ``i`` in one epoch, from ``previous[i]`` into ``Y[i]``, in registers."""
     indptr, indices, reverse = rows
     t_indptr, t_indices, t_entry = transpose
-    a, b, epsilon = kernel_params
+    a, b, params = kernel_params
     key, n_negative = draws
     learning_rate, max_step, symmetric_attraction = step
     n = Y.shape[0]
@@ -125,7 +126,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
             D = d0 * d0 + d1 * d1
             if D == 0.0:
                 continue
-            phi = call_repulsion(repulsion, D, a, b, epsilon)[0]
+            phi = call_repulsion(repulsion, D, a, b, params)[0]
             y0 += learning_rate * _clip(phi * d0, max_step)
             y1 += learning_rate * _clip(phi * d1, max_step)
     if symmetric_attraction:
@@ -142,7 +143,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
     """:func:`_point_2d` for any number of components (the same arithmetic, so the same bits)."""
     indptr, indices, reverse = rows
     t_indptr, t_indices, t_entry = transpose
-    a, b, epsilon = kernel_params
+    a, b, params = kernel_params
     key, n_negative = draws
     learning_rate, max_step, symmetric_attraction = step
     n, d = Y.shape
@@ -164,7 +165,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
                 D += diff * diff
             if D == 0.0:
                 continue
-            phi = call_repulsion(repulsion, D, a, b, epsilon)[0]
+            phi = call_repulsion(repulsion, D, a, b, params)[0]
             for c in range(d):
                 Y[i, c] = Y[i, c] + learning_rate * _clip(phi * (Y[i, c] - previous[k, c]), max_step)
     if symmetric_attraction:
@@ -176,11 +177,14 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
 def _sgd_points_kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step):
     """Body of :func:`sgd_points` (compiled twice: see :func:`gidr_numba.forces.compile_twice`)."""
     due, due_next, period, next_time, next_now = schedule
+    # unpacked here and rebuilt in the loop: a nested tuple captured by a prange body is refused
+    # by numba's parallel wrapper ("scalar type ... given for non scalar argument")
+    a, b, params = kernel_params
     for i in prange(Y.shape[0]):
         if Y.shape[1] == 2:
-            _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+            _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, (a, b, params), draws, step)
         else:
-            _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step)
+            _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, (a, b, params), draws, step)
         _mark_row(rows[0], i, period, next_time, next_now, due_next)
 
 
@@ -208,7 +212,8 @@ def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, ke
         point's row is done: the two flag arrays are swapped between epochs.
     attraction, repulsion : numba functions
         The loss's force functions (see :mod:`gidr_numba.forces`).
-    kernel_params : tuple (a, b, epsilon)
+    kernel_params : tuple (a, b, params)
+        The kernel's a, b and the loss's own parameters (float64 array).
     draws : tuple (key, n_negative)
         ``epoch_key(seed, epoch)`` and the negatives per processed edge.
     step : tuple (learning_rate, max_step, symmetric_attraction)
@@ -254,7 +259,8 @@ def unmatched_transpose(indptr: np.ndarray, indices: np.ndarray, reverse: np.nda
     return (T.indptr.astype(np.int64), T.indices.astype(np.int32), T.data.astype(np.int64) - 1)
 
 
-def umap_sgd(Y0, P, loss, ctx, monitor, *, forces: Forces, n_negative: int, symmetric_attraction: bool,
+def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_negative: int,
+             symmetric_attraction: bool,
              learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
     """umap-learn's loop (see the module docstring); returns a new array.
 
@@ -262,13 +268,13 @@ def umap_sgd(Y0, P, loss, ctx, monitor, *, forces: Forces, n_negative: int, symm
     ----------
     Y0 : ndarray of shape (n_samples, n_components)
         Not modified.
-    P : csr_matrix of shape (n_samples, n_samples)
+    affinities : Affinities
     loss : Loss
         Unnormalized KL (only used for the monitor's loss estimate).
     ctx : Context
     monitor : Monitor
         Reported the estimate of :func:`gidr_numba.gdr.estimate_loss`.
-    forces : Forces
+    kernels : LossKernels
         Unnormalized KL's: ``attraction(D, 1)`` and ``phi_0`` are umap-learn's coefficients.
     n_negative : int
     symmetric_attraction : bool
@@ -280,7 +286,7 @@ def umap_sgd(Y0, P, loss, ctx, monitor, *, forces: Forces, n_negative: int, symm
     Y : ndarray of shape (n_samples, n_components)
     """
     Y = np.array(Y0, dtype=np.float64, order="C")
-    graph = csr_arrays(P)
+    graph = csr_arrays(affinities.P)
     indptr, indices, data = graph
     if data.size == 0 or Y.shape[0] < 2:
         return Y
@@ -290,14 +296,14 @@ def umap_sgd(Y0, P, loss, ctx, monitor, *, forces: Forces, n_negative: int, symm
     next_time, due, due_next = period.copy(), np.zeros(data.size, dtype=np.bool_), np.zeros(data.size, dtype=np.bool_)
     mark_due(indptr, period, next_time, 1.0, due)
     out = np.empty_like(Y)
-    kernel_params = (float(ctx.a), float(ctx.b), float(forces.epsilon))
+    kernel_params = (float(ctx.a), float(ctx.b), kernels.params)
     with threads_for(data.size * (1 + int(n_negative))):
         for epoch in range(n_epochs):
             step = (float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step), bool(symmetric_attraction))
             sgd_points(out, Y, rows, transpose, (due, due_next, period, next_time, float(epoch + 2)),
-                       forces.attraction, forces.repulsion, kernel_params,
+                       kernels.attraction, kernels.repulsion, kernel_params,
                        (np.uint64(epoch_key(ctx.seed, epoch)), int(n_negative)), step)
             Y, out, due, due_next = out, Y, due_next, due
-            if report(monitor, epoch, n_epochs, loss, P, graph, Y, ctx):
+            if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
                 break
     return Y

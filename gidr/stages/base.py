@@ -66,6 +66,13 @@ class Stage(ABC):
         run when the pipeline is built; raise :class:`GidrValueError`. Default: nothing."""
 
     @classmethod
+    def bind(cls, registry, backend: str) -> type["Stage"]:
+        """The class to instantiate in a pipeline built on ``registry`` for ``backend``:
+        ``cls`` itself, except for stages whose parameters depend on what is registered
+        (``neighbors="auto"`` declares the union of its candidates')."""
+        return cls
+
+    @classmethod
     def describe(cls) -> str:
         return f"{cls.kind} '{cls.name}'"
 

@@ -1,7 +1,8 @@
 """Contract of the loss stage.
 
 A loss between P and the low-dimensional similarities is written, for optimization, as
-forces along ``y_i - y_j``. With ``D = ||y_i - y_j||^2`` and ``w = 1/(1 + a D^b)``::
+forces along ``y_i - y_j``. With ``D = ||y_i - y_j||^2`` and the loss's kernel
+``w = kernel(D)`` (default ``1/(1 + a D^b)``)::
 
     F_i = sum_{j in edges(i)} attraction(D_ij, p_ij) (y_i - y_j)
         + sum_c theta_c * sum_{k != i} phi_c(D_ik) (y_i - y_k)
@@ -12,6 +13,20 @@ repulsion estimator (exact, Barnes-Hut, sampled) only ever evaluates ``phi``.
 ``F`` is ``force_scale(totals) * dL/dY`` for the loss's exact value ``L`` (for unnormalized
 losses, with p_ik replaced by the mean of P off the graph, paper §4); descent moves
 ``y_i -= lr * F_i``.
+
+Capabilities (class attributes; optimizers ask for them, never for a loss's name):
+
+``edge_sampling_sgd``
+    The loss is UMAP's cross-entropy, whose factors ``p`` and ``1 - p`` umap-learn's SGD
+    replaces by sampling edges in proportion to ``p`` (``umap_sgd`` needs it).
+``auto_rate_factor``
+    Factor on the normalized ``gdr`` optimizer's ``"auto"`` learning rate.
+
+A loss's value estimate (for progress reports on large inputs) comes from its own
+:meth:`Loss.value_edge_terms`, :meth:`Loss.value_pair_terms` and
+:meth:`Loss.value_from_sums`; a loss that does not define them reports its exact value
+on small inputs only. Backend kernels (jitted force functions, ...) are not part of this
+contract: backends register them through the ``gidr_register_kernels`` hook.
 """
 from __future__ import annotations
 
@@ -21,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from gidr.kernel import kernel
 from gidr.stages.base import Stage
 from gidr.types import Context, PairTotals
 
@@ -31,6 +47,10 @@ class Loss(Stage):
     kind = "loss"
     #: number of repulsion channels phi_c (1 or 2).
     n_channels: ClassVar[int] = 1
+    #: See the module docstring.
+    edge_sampling_sgd: ClassVar[bool] = False
+    #: See the module docstring.
+    auto_rate_factor: ClassVar[float] = 1.0
 
     @abstractmethod
     def value(self, P: sp.csr_matrix, Y: np.ndarray, ctx: Context) -> float:
@@ -56,13 +76,31 @@ class Loss(Stage):
         """The positive factor s with ``forces = s * dL/dY``. Default 1."""
         return 1.0
 
-    def numba_forces(self, ctx: Context):
-        """Jitted scalar force functions for the numba optimizers, or None.
+    def kernel(self, D: np.ndarray, ctx: Context) -> np.ndarray:
+        """The low-dimensional similarity ``w`` at squared distances ``D`` (its sums make
+        ``Z``). Default: ``1 / (1 + a D^b)``."""
+        return kernel(D, ctx.a, ctx.b)
 
-        Returns ``(attraction, repulsion)``, two ``numba.njit`` functions of float64 scalars:
-        ``attraction(D, p, a, b) -> float`` and ``repulsion(D, a, b, epsilon) -> (phi_0, phi_1)``
-        (``phi_1 = 0.0`` for a one-channel loss; ``epsilon`` is the loss's parameter of that
-        name, or 0.0, and may be ignored). See :mod:`gidr_numba.forces`. A loss that returns
-        None runs on the reference optimizers and estimators.
+    def value_edge_terms(self, D: np.ndarray, p: np.ndarray, ctx: Context) -> np.ndarray | None:
+        """Per stored entry of P, the terms whose sums enter :meth:`value_from_sums`.
+
+        Parameters
+        ----------
+        D, p : ndarray of shape (m,)
+            Squared distances and values of stored entries of P.
+
+        Returns
+        -------
+        ndarray of shape (m, n_edge_terms), or None when the loss has no value estimate.
         """
         return None
+
+    def value_pair_terms(self, D: np.ndarray, ctx: Context) -> np.ndarray:
+        """Per ordered pair ``k != l``, the terms whose sums over all pairs enter
+        :meth:`value_from_sums`: ndarray of shape (m, n_pair_terms)."""
+        raise NotImplementedError(f"{self.describe()} has no value estimate")
+
+    def value_from_sums(self, edge_sums: np.ndarray, pair_sums: np.ndarray, ctx: Context) -> float:
+        """The loss value from the sums of :meth:`value_edge_terms` over every stored entry of
+        P and of :meth:`value_pair_terms` over every ordered pair (exact or estimated)."""
+        raise NotImplementedError(f"{self.describe()} has no value estimate")

@@ -1,12 +1,72 @@
-"""Contract of the neighbors stage."""
+"""Contract of the neighbors stage.
+
+Capabilities (class attributes; the pipeline and ``transform`` ask for them, never for a
+stage's name):
+
+``accepts``
+    the input kinds the stage reads: ``"dense"`` (an ndarray), ``"sparse"`` (a scipy
+    sparse matrix, searched without densifying), ``"precomputed"`` (a square distance
+    matrix, a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)`` pair); later
+    kinds (``"chunked"``, ``"distributed"``) are added the same way.
+``answers_queries``
+    whether :meth:`Neighbors.build_index` returns an index that finds, for new points,
+    their nearest training points (``transform`` needs it).
+"""
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
 import numpy as np
 
 from gidr.stages.base import Stage
 from gidr.types import Context, KNNGraph
+from gidr.validation import GidrValueError, format_error
+
+__all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind"]
+
+#: Input kinds a neighbors stage may declare in ``accepts``.
+INPUT_KINDS = ("dense", "sparse", "precomputed")
+#: A sparse input of at most this many cells is densified for a stage that reads dense data only.
+MAX_DENSIFIED_CELLS = 50_000_000
+
+
+def input_kind(X: Any) -> str:
+    """``"sparse"`` for a scipy sparse matrix, ``"precomputed"`` for a KNNGraph or an
+    ``(indices, distances)`` pair, else ``"dense"``."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return "sparse"
+    if isinstance(X, KNNGraph) or (isinstance(X, tuple) and len(X) == 2):
+        return "precomputed"
+    return "dense"
+
+
+class NeighborsIndex(ABC):
+    """A fitted neighbours search over the training points (from :meth:`Neighbors.build_index`).
+
+    A query's answer for one point never depends on the other points queried with it, so
+    queries split into chunks (and across workers) freely.
+    """
+
+    @abstractmethod
+    def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
+        """The ``n_neighbors`` nearest training points of each row of ``X_new``.
+
+        Parameters
+        ----------
+        X_new : ndarray of shape (n_new, n_features)
+        n_neighbors : int
+            At most the number of training points.
+
+        Returns
+        -------
+        KNNGraph
+            ``indices`` of shape (n_new, n_neighbors) into the training points, sorted by
+            increasing (true) distance, ties by index; a new point identical to a training
+            point has it as its first neighbour, at distance 0.
+        """
 
 
 class Neighbors(Stage):
@@ -18,6 +78,10 @@ class Neighbors(Stage):
     """
 
     kind = "neighbors"
+    #: Input kinds this stage reads (see the module docstring).
+    accepts: ClassVar[frozenset[str]] = frozenset({"dense"})
+    #: Whether :meth:`build_index` answers queries for new points.
+    answers_queries: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
@@ -26,8 +90,21 @@ class Neighbors(Stage):
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features)
-            For ``precomputed``: a square distance matrix or a :class:`KNNGraph`.
+            Or another input kind the stage declares in :attr:`accepts`.
         n_neighbors : int
             k, already clamped to ``n_samples - 1`` by the pipeline.
         ctx : Context
         """
+
+    def select(self, X: Any, n_samples: int, registry, backend: str) -> "Neighbors":
+        """The stage that computes the graph of ``X`` (``n_samples`` rows): ``self`` here;
+        a selecting stage (``neighbors="auto"``) returns the stage it chose."""
+        return self
+
+    def build_index(self, X: Any, graph: KNNGraph, ctx: Context) -> NeighborsIndex:
+        """An index over the training data ``X`` (whose graph is ``graph``) that answers
+        queries for new points. Stages that declare ``answers_queries`` override it."""
+        raise GidrValueError(format_error(
+            f"The neighbors stage for transform ({self.describe()}, backend '{self.backend}')",
+            "a stage that answers queries for new points", "one that does not",
+            "Fit with neighbors='exact', 'nndescent' or 'pynndescent' (or 'auto') to transform new data."))

@@ -5,10 +5,10 @@ from abc import abstractmethod
 from typing import Any, Mapping
 
 import numpy as np
-import scipy.sparse as sp
 
 from gidr.stages.base import Stage
-from gidr.types import Context, Monitor
+from gidr.types import Affinities, Context, Monitor, NewEdges
+from gidr.validation import GidrValueError, format_error
 
 
 class Optimizer(Stage):
@@ -20,7 +20,9 @@ class Optimizer(Stage):
         """Raise GidrValueError when this optimizer cannot run with these stages.
 
         ``settings`` holds the pipeline's validated switches (``normalized``,
-        ``n_components``, ...). Called when the pipeline is built.
+        ``n_components``, ...). Called when the pipeline is built. Decide from the stages'
+        declared capabilities (``repulsion.per_edge_sampler``, ``loss.edge_sampling_sgd``,
+        ...), never from their names.
         """
 
     @abstractmethod
@@ -31,10 +33,55 @@ class Optimizer(Stage):
     def optimize(
         self,
         Y: np.ndarray,
-        P: sp.csr_matrix,
+        affinities: Affinities,
         loss,
         repulsion,
         ctx: Context,
         monitor: Monitor,
     ) -> np.ndarray:
-        """Return the optimized embedding; never modify ``Y`` in place."""
+        """Return the optimized embedding; never modify ``Y`` in place.
+
+        ``affinities`` carries P (``affinities.P``, CSR) with what is known about it
+        (``normalized``, ``p_mean``).
+        """
+
+    def embed_new(
+        self,
+        Y_start: np.ndarray,
+        Y_train: np.ndarray,
+        edges: NewEdges,
+        affinities: Affinities,
+        loss,
+        ctx: Context,
+        n_epochs: int,
+        repulsion=None,
+    ) -> np.ndarray:
+        """Optimize new points against the fixed training embedding (``transform``).
+
+        Parameters
+        ----------
+        Y_start : ndarray of shape (n_new, n_components)
+            Starting positions of the new points (not modified).
+        Y_train : ndarray of shape (n_train, n_components)
+            The fitted embedding; it does not move.
+        edges : NewEdges
+            Each new point's training neighbours, their weights, and the point's own key
+            for its random draws (so that its result does not depend on the other new points).
+        affinities : Affinities
+            The fitted P (for its totals: ``p_mean``, its sum).
+        loss : Loss
+        ctx : Context
+            The fit's switches (``n_samples`` is the number of training points).
+        n_epochs : int
+        repulsion : Repulsion, optional
+            The fitted repulsion stage; a per-edge sampler sets the negatives per edge
+            (``draws_per_edge()``).
+
+        Returns
+        -------
+        ndarray of shape (n_new, n_components)
+        """
+        raise GidrValueError(format_error(
+            f"The optimizer for transform ({self.describe()}, backend '{self.backend}')",
+            "an optimizer that embeds new points", "one that does not",
+            "Fit with optimizer='gdr', 'umap_sgd' or 'tsne' to transform new data."))

@@ -31,7 +31,6 @@ from typing import Callable
 import numpy as np
 
 from gidr.types import RepulsionSums
-from gidr_reference.losses import kernel
 from gidr_reference.repulsion import accumulate_pairs
 
 __all__ = ["QuadTree", "build_tree", "barnes_hut_repulsion", "MAX_DIMENSIONS"]
@@ -160,7 +159,8 @@ def _assemble(levels, order, cumulative, root_width) -> QuadTree:
 
 
 def barnes_hut_repulsion(
-    Y: np.ndarray, phi: Callable[[np.ndarray], np.ndarray], a: float, b: float, theta: float
+    Y: np.ndarray, phi: Callable[[np.ndarray], np.ndarray], weight: Callable[[np.ndarray], np.ndarray],
+    theta: float
 ) -> RepulsionSums:
     """Barnes-Hut estimate of the repulsion sums (see the module docstring).
 
@@ -169,8 +169,8 @@ def barnes_hut_repulsion(
     Y : ndarray of shape (n_samples, n_components), n_components <= 3
     phi : callable
         ``phi(D) -> ndarray of shape D.shape + (n_channels,)``.
-    a, b : float
-        Kernel parameters of ``w = 1 / (1 + a D^b)``.
+    weight : callable
+        The loss's kernel ``w(D)``.
     theta : float
         Opening angle; 0 is exact.
 
@@ -182,15 +182,15 @@ def barnes_hut_repulsion(
     if d > MAX_DIMENSIONS:
         raise ValueError(f"Barnes-Hut supports at most {MAX_DIMENSIONS} dimensions; got {d}")
     tree = build_tree(Y)
-    owner, source, weight = _interactions(tree, Y, theta)
+    owner, source, count = _interactions(tree, Y, theta)
     # sources 0 .. n-1 are points, n + v is the centre of mass of node v
     positions = np.vstack([Y, tree.center_of_mass])
     vector = Y[owner] - positions[source]
     D = np.einsum("ij,ij->i", vector, vector)
-    channels = accumulate_pairs(n, owner, vector, D, phi, weight)
-    w = kernel(D, a, b)
-    return RepulsionSums(channels=channels, sum_w=float((weight * w).sum()),
-                         sum_w2=float((weight * w * w).sum()))
+    channels = accumulate_pairs(n, owner, vector, D, phi, count)
+    w = weight(D)
+    return RepulsionSums(channels=channels, sum_w=float((count * w).sum()),
+                         sum_w2=float((count * w * w).sum()))
 
 
 def _interactions(tree: QuadTree, Y: np.ndarray, theta: float):

@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import xlogy
 
-from gidr.types import PairTotals, RepulsionSums
+from gidr.kernel import kernel
+from gidr.types import Affinities, PairTotals, RepulsionSums
 
 __all__ = [
     "kernel",
@@ -50,9 +51,12 @@ BLOCK_ELEMENTS = 2**21
 
 # ----------------------------------------------------------------------------- helpers
 
-def kernel(D: np.ndarray, a: float, b: float) -> np.ndarray:
-    """Low-dimensional similarity ``w = 1 / (1 + a D^b)``, element-wise."""
-    return 1.0 / (1.0 + a * np.power(D, b))
+def heavy_tailed_kernel(D: np.ndarray, a: float, b: float, dof: float) -> np.ndarray:
+    """``w = (1 + a D^b / dof)^(-dof)``: t-SNE's Student-t kernel with ``dof`` degrees of
+    freedom (openTSNE's ``dof``; heavier tails below 1); ``1 / (1 + a D^b)`` at ``dof = 1``."""
+    if dof == 1.0:
+        return kernel(D, a, b)
+    return np.power(1.0 + a * np.power(D, b) / dof, -dof)
 
 
 def d_pow_b_minus_1(D: np.ndarray, b: float) -> np.ndarray:
@@ -141,11 +145,7 @@ def pair_totals(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float) -> PairTota
         w = kernel(D[off], a, b)
         sum_w += float(w.sum())
         sum_w2 += float((w * w).sum())
-    return PairTotals(sum_w=sum_w, sum_w2=sum_w2, p_mean=_p_mean(P), sum_pw=_sum_pw(P, Y, a, b))
-
-
-def _p_mean(P: sp.csr_matrix) -> float:
-    return float(P.data.mean()) if P.nnz else 0.0
+    return Affinities(sp.csr_matrix(P), False).totals(sum_w, sum_w2, _sum_pw(P, Y, a, b))
 
 
 def _sum_pw(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float) -> float:
@@ -169,13 +169,14 @@ def loss_forces(loss, P: sp.csr_matrix, Y: np.ndarray, ctx, sums: RepulsionSums)
     """Assemble the forces of a :class:`~gidr.stages.Loss` stage from repulsion sums.
 
     ``F = attraction_forces + sum_c theta_c * sums.channels[c]`` with
-    ``theta = loss.repulsion_weights(PairTotals(sums.sum_w, sums.sum_w2, p_mean, sum_pw))``
-    (``sum_pw`` exact over the stored edges). With exact ``sums`` this equals
+    ``theta = loss.repulsion_weights(totals)`` for the totals of ``sums`` (``sum_pw`` exact over
+    the stored edges, with the loss's kernel). With exact ``sums`` this equals
     ``loss.force_scale(totals) * loss.gradient(P, Y)`` (the surrogate's gradient for
     unnormalized kl). Returns an array of shape (n_samples, n_components).
     """
-    totals = PairTotals(sum_w=sums.sum_w, sum_w2=sums.sum_w2, p_mean=_p_mean(P),
-                        sum_pw=_sum_pw(P, Y, ctx.a, ctx.b))
+    P = sp.csr_matrix(P)
+    _, _, D = edge_distances(P, Y)
+    totals = Affinities(P, ctx.normalized).totals(sums.sum_w, sums.sum_w2, float(P.data @ loss.kernel(D, ctx)))
     theta = np.asarray(loss.repulsion_weights(totals, ctx), dtype=np.float64)
     forces = attraction_forces(P, Y, lambda D, p: loss.attraction(D, p, ctx))
     return forces + np.einsum("c,cij->ij", theta, sums.channels)
@@ -188,10 +189,11 @@ def _exact_z(Y: np.ndarray, a: float, b: float) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- kl
 
-def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool) -> float:
+def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> float:
     """Exact KL loss.
 
-    Normalized (t-SNE), ordered pairs, ``q = w / Z``::
+    Normalized (t-SNE), ordered pairs, ``q = w / Z`` with ``w`` the
+    :func:`heavy_tailed_kernel` (``1 / (1 + a D^b)`` at ``dof = 1``)::
 
         L = sum_{i != j} p_ij log(p_ij / q_ij)
 
@@ -201,10 +203,10 @@ def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bo
         L = sum_{i < j} [p log(p / w) + (1 - p) log((1 - p) / (1 - w))]
     """
     if normalized:
-        Z, _ = _exact_z(Y, a, b)
+        Z = _pair_sum(Y, None, lambda D: heavy_tailed_kernel(D, a, b, dof)) if dof != 1.0 else _exact_z(Y, a, b)[0]
         P = sp.csr_matrix(P)
         _, _, D = edge_distances(P, Y)
-        q = kernel(D, a, b) / Z
+        q = heavy_tailed_kernel(D, a, b, dof) / Z
         return float((xlogy(P.data, P.data) - xlogy(P.data, q)).sum())
 
     def term(D, p):
@@ -216,12 +218,13 @@ def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bo
     return 0.5 * _pair_sum(Y, P, term)
 
 
-def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool) -> np.ndarray:
+def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool,
+                dof: float = 1.0) -> np.ndarray:
     """Exact gradient of :func:`kl_value`, shape (n_samples, n_components).
 
-    Normalized::
+    Normalized (``dw/dD = -ab D^(b-1) w^(1 + 1/dof)``)::
 
-        dL/dy_i = 4ab sum_j D^(b-1) w (p - w/Z) (y_i - y_j)
+        dL/dy_i = 4ab sum_j D^(b-1) w^(1/dof) (p - w/Z) (y_i - y_j)
 
     Unnormalized (with ``dL/dw = -p/w + (1-p)/(1-w)``, ``dw/dD = -ab D^(b-1) w^2`` and
     ``1 - w = a D^b w``)::
@@ -230,7 +233,13 @@ def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized:
 
     The unnormalized gradient is infinite when two points coincide.
     """
-    if normalized:
+    if normalized and dof != 1.0:
+        Z = _pair_sum(Y, None, lambda D: heavy_tailed_kernel(D, a, b, dof))
+
+        def coefficient(D, p):
+            w = heavy_tailed_kernel(D, a, b, dof)
+            return 4 * a * b * d_pow_b_minus_1(D, b) * np.power(w, 1.0 / dof) * (p - w / Z)
+    elif normalized:
         Z, _ = _exact_z(Y, a, b)
 
         def coefficient(D, p):
@@ -260,23 +269,31 @@ def kl_surrogate_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, p_me
     return 0.5 * _pair_sum(Y, P, term)
 
 
-def kl_attraction(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool) -> np.ndarray:
+def kl_attraction(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool,
+                  dof: float = 1.0) -> np.ndarray:
     """Attraction coefficient of an edge.
 
-    Normalized: ``4ab D^(b-1) w p``. Unnormalized: ``2ab D^(b-1) w p``.
+    Normalized: ``4ab D^(b-1) w^(1/dof) p``. Unnormalized: ``2ab D^(b-1) w p``.
     """
+    if normalized and dof != 1.0:
+        w_root = 1.0 / (1.0 + a * np.power(D, b) / dof)
+        return 4.0 * a * b * d_pow_b_minus_1(D, b) * w_root * p
     factor = 4.0 if normalized else 2.0
     return factor * a * b * d_pow_b_minus_1(D, b) * kernel(D, a, b) * p
 
 
-def kl_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: bool, epsilon: float) -> np.ndarray:
+def kl_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: bool, epsilon: float,
+                          dof: float = 1.0) -> np.ndarray:
     """phi_0(D), shape ``D.shape + (1,)``.
 
-    Normalized: ``phi_0 = ab D^(b-1) w^2``.
+    Normalized: ``phi_0 = ab D^(b-1) w^(1 + 1/dof)`` (``ab D^(b-1) w^2`` at ``dof = 1``).
     Unnormalized: ``phi_0 = 2b / ((epsilon + D)(1 + a D^b))``, 0 where ``epsilon + D == 0``.
     """
     D = np.asarray(D, dtype=np.float64)
-    if normalized:
+    if normalized and dof != 1.0:
+        base = 1.0 + a * np.power(D, b) / dof
+        phi = a * b * d_pow_b_minus_1(D, b) * np.power(base, -dof) / base
+    elif normalized:
         w = kernel(D, a, b)
         phi = a * b * d_pow_b_minus_1(D, b) * w * w
     else:
@@ -365,3 +382,64 @@ def frobenius_repulsion_weights(totals: PairTotals, normalized: bool) -> np.ndar
 def frobenius_force_scale(totals: PairTotals, normalized: bool) -> float:
     """``Z`` normalized (forces are ``Z dL/dY``: KL-like magnitudes), 1 unnormalized."""
     return float(totals.sum_w) if normalized else 1.0
+
+
+# ----------------------------------------------------------------------------- value estimates
+# Each loss's value as sums of per-edge and per-pair terms (:meth:`gidr.stages.Loss.value_edge_terms`),
+# so that a sample of rows and pairs estimates it on inputs too large for the exact O(n^2) value.
+
+def _one_minus_w(D: np.ndarray, a: float, b: float, w: np.ndarray) -> np.ndarray:
+    """``1 - w`` as ``a D^b w`` (no cancellation) for ``w = 1 / (1 + a D^b)``."""
+    return a * np.power(D, b) * w
+
+
+def kl_edge_terms(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> np.ndarray:
+    """Normalized: ``(p log p - p log w, p)``; unnormalized: (the edge's cross-entropy,
+    ``-log(1 - w)``). Shape (m, 2)."""
+    with np.errstate(divide="ignore"):
+        if normalized:
+            w = heavy_tailed_kernel(D, a, b, dof)
+            return np.stack([xlogy(p, p) - xlogy(p, w), p], axis=1)
+        w = kernel(D, a, b)
+        one_minus_w = _one_minus_w(D, a, b, w)
+        cross_entropy = xlogy(p, p) - xlogy(p, w) + xlogy(1 - p, 1 - p) - xlogy(1 - p, one_minus_w)
+        return np.stack([cross_entropy, -np.log(one_minus_w)], axis=1)
+
+
+def kl_pair_terms(D: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> np.ndarray:
+    """Normalized: ``(w,)``; unnormalized: ``(-log(1 - w),)``. Shape (m, 1)."""
+    if normalized:
+        return heavy_tailed_kernel(D, a, b, dof)[:, None]
+    with np.errstate(divide="ignore"):
+        return -np.log(_one_minus_w(D, a, b, kernel(D, a, b)))[:, None]
+
+
+def kl_value_from_sums(edge_sums: np.ndarray, pair_sums: np.ndarray, normalized: bool) -> float:
+    """Normalized: ``sum p log p - sum p log w + (sum p) log Z``; unnormalized: half of the
+    edges' cross-entropy plus the off-graph ``-log(1 - w)`` (unordered pairs)."""
+    if normalized:
+        return float(edge_sums[0] + edge_sums[1] * np.log(pair_sums[0]))
+    return float(0.5 * (edge_sums[0] + pair_sums[0] - edge_sums[1]))
+
+
+def frobenius_edge_terms(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool) -> np.ndarray:
+    """Normalized: ``(p^2, p w)``, shape (m, 2); unnormalized: ``((p - w)^2 - w^2,)``, shape (m, 1)."""
+    w = kernel(D, a, b)
+    if normalized:
+        return np.stack([p * p, p * w], axis=1)
+    return ((p - w) ** 2 - w * w)[:, None]
+
+
+def frobenius_pair_terms(D: np.ndarray, a: float, b: float, normalized: bool) -> np.ndarray:
+    """Normalized: ``(w, w^2)``; unnormalized: ``(w^2,)``."""
+    w = kernel(D, a, b)
+    return np.stack([w, w * w], axis=1) if normalized else (w * w)[:, None]
+
+
+def frobenius_value_from_sums(edge_sums: np.ndarray, pair_sums: np.ndarray, normalized: bool) -> float:
+    """Normalized: ``sum p^2 - 2 sum p w / Z + sum w^2 / Z^2``; unnormalized: half of
+    ``sum_edges (p - w)^2 + sum_off-graph w^2`` (ordered pairs)."""
+    if normalized:
+        Z = pair_sums[0]
+        return float(edge_sums[0] - 2.0 * edge_sums[1] / Z + pair_sums[1] / Z**2)
+    return float(0.5 * (edge_sums[0] + pair_sums[0]))

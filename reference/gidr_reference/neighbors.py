@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
 
@@ -25,6 +26,8 @@ __all__ = [
     "exact_knn",
     "knn_from_distance_matrix",
     "check_knn_graph",
+    "exact_query",
+    "ExactIndex",
 ]
 
 #: Metrics of the ``exact`` neighbors stage (the same list in every backend).
@@ -255,3 +258,59 @@ def _check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
     if not 1 <= n_neighbors <= n_samples - 1:
         raise GidrValueError(format_error("The number of neighbours", f"an int in [1, {n_samples - 1}] "
                                           "(n_samples - 1)", n_neighbors))
+
+
+# ---------------------------------------------------------------------- queries (transform)
+def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+    """The ``n_neighbors`` nearest training rows of every row of ``X_new``, by brute force.
+
+    ``knn(q) = the k indices j with the smallest (d(x_q, x_j), j)``: nothing is excluded (a
+    new point equal to a training point has it first, at distance 0); blocks of query rows
+    keep memory at O(block * n_train).
+
+    Parameters
+    ----------
+    X_train : ndarray of shape (n_train, n_features)
+    X_new : ndarray of shape (n_new, n_features)
+    n_neighbors : int
+        k, in ``[1, n_train]``.
+    metric : str
+        One of :data:`METRICS`.
+
+    Returns
+    -------
+    KNNGraph
+        Indices into the training rows and distances, of shape (n_new, k).
+    """
+    X_train = np.asarray(X_train, dtype=np.float64)
+    X_new = np.asarray(X_new, dtype=np.float64)
+    n_train = X_train.shape[0]
+    if X_new.ndim != 2 or X_new.shape[1] != X_train.shape[1]:
+        raise GidrValueError(format_error("The query points", f"a 2-D array with {X_train.shape[1]} columns (as the "
+                                          "training data)", f"shape {X_new.shape}"))
+    if not 1 <= n_neighbors <= n_train:
+        raise GidrValueError(format_error("The number of neighbours of a query", f"an int in [1, {n_train}] "
+                                          "(the number of training points)", n_neighbors))
+    block = max(1, _BLOCK_ENTRIES // max(n_train, 1))
+    indices = np.empty((len(X_new), n_neighbors), dtype=np.int64)
+    distances = np.empty((len(X_new), n_neighbors), dtype=np.float64)
+    for start in range(0, len(X_new), block):
+        D = pairwise_distances(X_new[start:start + block], X_train, metric)
+        kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
+        for r in range(len(D)):
+            candidates = np.flatnonzero(D[r] <= kth[r])
+            order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
+            indices[start + r] = candidates[order]
+            distances[start + r] = D[r, candidates[order]]
+    return KNNGraph(indices, distances)
+
+
+class ExactIndex(NeighborsIndex):
+    """Brute-force queries against the training rows with a backend's ``query(X_train, X_new,
+    k, metric)`` function (:func:`exact_query` here)."""
+
+    def __init__(self, X_train: np.ndarray, metric: str, query_function=exact_query):
+        self.X_train, self.metric, self._query = X_train, metric, query_function
+
+    def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
+        return self._query(self.X_train, X_new, n_neighbors, self.metric)

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from gidr.kernel import kernel
-from gidr.types import Context, Monitor, PairTotals
+from gidr.types import Affinities, Context, Monitor, PairTotals
 
 __all__ = [
     "Edges",
@@ -166,11 +165,12 @@ def attraction_forces(Y: np.ndarray, edges: Edges, coefficients: np.ndarray, sym
     return forces
 
 
-def pair_totals(sums, edges: Edges, D: np.ndarray, ctx: Context) -> PairTotals:
+def pair_totals(sums, edges: Edges, D: np.ndarray, loss, affinities: Affinities, ctx: Context) -> PairTotals:
     """Global sums for ``loss.repulsion_weights``.
 
     ``sum_w``, ``sum_w2`` come from the repulsion estimate; ``p_mean`` is the mean of the
-    stored values of P; ``sum_pw = sum_{(k, l) stored in P} p_kl w(D_kl)``.
+    stored values of P (:attr:`Affinities.p_mean`); ``sum_pw = sum_{(k, l) stored in P}
+    p_kl w(D_kl)`` with the loss's kernel ``w``.
 
     Parameters
     ----------
@@ -178,15 +178,15 @@ def pair_totals(sums, edges: Edges, D: np.ndarray, ctx: Context) -> PairTotals:
     edges : Edges
     D : ndarray of shape (n_edges,)
         Squared distances along the edges.
+    loss : Loss
+    affinities : Affinities
     ctx : Context
-        Supplies the kernel's ``a`` and ``b``.
     """
-    p_mean = float(edges.p.mean()) if edges.p.size else 0.0
-    sum_pw = float(np.sum(edges.p * kernel(D, ctx.a, ctx.b)))
-    return PairTotals(sum_w=float(sums.sum_w), sum_w2=float(sums.sum_w2), p_mean=p_mean, sum_pw=sum_pw)
+    sum_pw = float(np.sum(edges.p * loss.kernel(D, ctx)))
+    return affinities.totals(sums.sum_w, sums.sum_w2, sum_pw)
 
 
-def gather_forces(Y, edges: Edges, loss, repulsion, ctx: Context, epoch: int, *,
+def gather_forces(Y, edges: Edges, loss, repulsion, ctx: Context, epoch: int, *, affinities: Affinities,
                   exaggeration: float = 1.0, symmetric: bool = False) -> np.ndarray:
     """All forces at positions ``Y``: attraction over the edges plus estimated repulsion.
 
@@ -204,7 +204,8 @@ def gather_forces(Y, edges: Edges, loss, repulsion, ctx: Context, epoch: int, *,
     coefficients = exaggeration * np.asarray(loss.attraction(D, edges.p, ctx), dtype=np.float64)
     forces = attraction_forces(Y, edges, coefficients, symmetric)
     sums = repulsion.estimate(Y, loss, ctx, epoch, edges.per_point)
-    theta = np.asarray(loss.repulsion_weights(pair_totals(sums, edges, D, ctx), ctx), dtype=np.float64)
+    theta = np.asarray(loss.repulsion_weights(pair_totals(sums, edges, D, loss, affinities, ctx), ctx),
+                       dtype=np.float64)
     channels = np.asarray(sums.channels, dtype=np.float64)
     for c in range(theta.size):
         forces += theta[c] * channels[c]
@@ -232,7 +233,7 @@ def report_if_due(monitor: Monitor, epoch: int, n_epochs: int, loss, P, Y: np.nd
 
 
 # ---------------------------------------------------------------------- the loops
-def amplified_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
+def amplified_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, monitor: Monitor, *,
                       schedule: AmplifiedSchedule, symmetric_attraction: bool, n_epochs: int) -> np.ndarray:
     """Gradient amplification (t-SNE's loop; ``tsne`` and normalized ``gdr``).
 
@@ -251,7 +252,7 @@ def amplified_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
     ----------
     Y0 : ndarray of shape (n_samples, n_components)
         Not modified.
-    P : csr_matrix of shape (n_samples, n_samples)
+    affinities : Affinities
     loss, repulsion : Loss, Repulsion
     ctx : Context
     monitor : Monitor
@@ -263,13 +264,15 @@ def amplified_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
+    P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
     update = np.zeros_like(Y)
     gains = np.ones_like(Y)
     for epoch in range(n_epochs):
         exaggerated = epoch < schedule.n_exaggerated
-        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, symmetric=symmetric_attraction,
+        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
+                               symmetric=symmetric_attraction,
                                exaggeration=schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         gains = update_gains(gains, update, forces, schedule.min_gain)
@@ -280,7 +283,7 @@ def amplified_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
     return Y
 
 
-def clipped_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
+def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, monitor: Monitor, *,
                     learning_rate: float, max_step: float, symmetric_attraction: bool,
                     n_epochs: int) -> np.ndarray:
     """GDR's unnormalized loop: clipped steps with a linearly decaying learning rate.
@@ -296,7 +299,7 @@ def clipped_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
     ----------
     Y0 : ndarray of shape (n_samples, n_components)
         Not modified.
-    P : csr_matrix of shape (n_samples, n_samples)
+    affinities : Affinities
     loss, repulsion : Loss, Repulsion
     ctx : Context
     monitor : Monitor
@@ -310,10 +313,12 @@ def clipped_descent(Y0, P, loss, repulsion, ctx: Context, monitor: Monitor, *,
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
+    P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
     for epoch in range(n_epochs):
-        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, symmetric=symmetric_attraction)
+        forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
+                               symmetric=symmetric_attraction)
         lr = learning_rate * (1.0 - epoch / n_epochs)
         Y = Y - lr * np.clip(forces, -max_step, max_step)
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
@@ -394,7 +399,8 @@ def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: 
     return delta + scatter_rows(pushes, owners, n)
 
 
-def umap_sgd(Y0, P, loss, ctx: Context, monitor: Monitor, *, n_negative: int, symmetric_attraction: bool,
+def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *, n_negative: int,
+             symmetric_attraction: bool,
              learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
     """umap-learn's optimization loop, with the updates of each epoch batched.
 
@@ -413,7 +419,7 @@ def umap_sgd(Y0, P, loss, ctx: Context, monitor: Monitor, *, n_negative: int, sy
     ----------
     Y0 : ndarray of shape (n_samples, n_components)
         Not modified.
-    P : csr_matrix of shape (n_samples, n_samples)
+    affinities : Affinities
     loss : Loss
         Unnormalized KL: ``attraction(D, 1)`` and ``phi_0`` are umap-learn's coefficients.
     ctx : Context
@@ -428,6 +434,7 @@ def umap_sgd(Y0, P, loss, ctx: Context, monitor: Monitor, *, n_negative: int, sy
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
+    P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
     if edges.p.size == 0:

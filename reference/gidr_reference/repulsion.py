@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from gidr.types import RepulsionSums
-from gidr_reference.losses import kernel, pair_blocks
+from gidr.stages.repulsion import sample_scaling
+from gidr_reference.losses import pair_blocks
 from gidr_reference.random import negative_sample
 
 __all__ = ["exact_repulsion", "sampled_repulsion", "samples_per_point", "accumulate_pairs"]
@@ -26,7 +27,7 @@ DEFAULT_EDGES = 15
 Channels = Callable[[np.ndarray], np.ndarray]
 
 
-def exact_repulsion(Y: np.ndarray, phi: Channels, a: float, b: float) -> RepulsionSums:
+def exact_repulsion(Y: np.ndarray, phi: Channels, weight: Callable[[np.ndarray], np.ndarray]) -> RepulsionSums:
     """All pairs, O(n^2) time and O(block * n) memory.
 
     ``channels[c, i] = sum_{k != i} phi_c(D_ik) (y_i - y_k)``; ``sum_w`` and ``sum_w2`` sum
@@ -37,8 +38,8 @@ def exact_repulsion(Y: np.ndarray, phi: Channels, a: float, b: float) -> Repulsi
     Y : ndarray of shape (n_samples, n_components)
     phi : callable
         ``phi(D) -> ndarray of shape D.shape + (n_channels,)``.
-    a, b : float
-        Kernel parameters of ``w``.
+    weight : callable
+        The loss's kernel ``w(D)`` (:meth:`gidr.stages.Loss.kernel`).
     """
     n, d = Y.shape
     channels = None
@@ -48,7 +49,7 @@ def exact_repulsion(Y: np.ndarray, phi: Channels, a: float, b: float) -> Repulsi
         if channels is None:
             channels = np.zeros((coefficient.shape[-1], n, d))
         channels[:, rows] = np.einsum("ijc,ijk->cik", coefficient, diff)
-        w = kernel(D[off], a, b)
+        w = weight(D[off])
         sum_w += float(w.sum())
         sum_w2 += float((w * w).sum())
     return RepulsionSums(channels=channels, sum_w=sum_w, sum_w2=sum_w2)
@@ -102,8 +103,7 @@ def samples_per_point(n_samples: int, n_negative: int, n_edges: np.ndarray | Non
 def sampled_repulsion(
     Y: np.ndarray,
     phi: Channels,
-    a: float,
-    b: float,
+    weight: Callable[[np.ndarray], np.ndarray],
     *,
     seed: int,
     epoch: int,
@@ -127,7 +127,8 @@ def sampled_repulsion(
     Y : ndarray of shape (n_samples, n_components)
     phi : callable
         ``phi(D) -> ndarray of shape D.shape + (n_channels,)``.
-    a, b : float
+    weight : callable
+        The loss's kernel ``w(D)`` (:meth:`gidr.stages.Loss.kernel`).
     seed, epoch : int
         The counter-hash coordinates: the same (seed, epoch) gives the same draws.
     m : ndarray of int, shape (n_samples,)
@@ -145,11 +146,8 @@ def sampled_repulsion(
     vector = Y[owner] - Y[other]
     D = np.einsum("ij,ij->i", vector, vector)
     channels = accumulate_pairs(n, owner, vector, D, phi)
-    if normalized:
-        scale = np.zeros(n)
-        np.divide(n - 1, m, out=scale, where=m > 0)
-        channels *= scale[None, :, None]
-    w = kernel(D, a, b)
-    pair_scale = n * (n - 1) / owner.size
+    channel_scale, pair_scale = sample_scaling(n, m, normalized)
+    channels *= channel_scale[None, :, None]
+    w = weight(D)
     return RepulsionSums(channels=channels, sum_w=pair_scale * float(w.sum()),
                          sum_w2=pair_scale * float((w * w).sum()))

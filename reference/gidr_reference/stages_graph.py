@@ -40,8 +40,14 @@ class ExactNeighbors(Neighbors):
               "Distance in the input space: " + ", ".join(neighbors_math.METRICS) + "."),
     )
 
+    answers_queries = True
+
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
         return neighbors_math.exact_knn(X, n_neighbors, self.metric)
+
+    def build_index(self, X: np.ndarray, graph: KNNGraph, ctx: Context) -> neighbors_math.ExactIndex:
+        """Brute-force queries against ``X`` (:func:`gidr_reference.neighbors.exact_query`)."""
+        return neighbors_math.ExactIndex(X, self.metric)
 
 
 class PrecomputedNeighbors(Neighbors):
@@ -52,6 +58,7 @@ class PrecomputedNeighbors(Neighbors):
     name = "precomputed"
     backend = "reference"
     priority = 0
+    accepts = frozenset({"precomputed"})
     params = ()
 
     def compute(self, X: Any, n_neighbors: int, ctx: Context) -> KNNGraph:
@@ -131,6 +138,7 @@ class NoSymmetrize(Symmetrize):
     """p_ij = p_{j|i}: the directed matrix, cleaned but NOT symmetric (paper's ablation)."""
 
     name = "none"
+    symmetric = False
     backend = "reference"
     priority = 0
 

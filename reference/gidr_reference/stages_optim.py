@@ -5,16 +5,14 @@ The classes bind validated parameters; the loops are the functions of
 """
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
-import scipy.sparse as sp
 
 from gidr.stages import Optimizer
-from gidr.types import Context, Monitor
+from gidr.types import Affinities, Context, Monitor
 from gidr.validation import Boolean, GidrValueError, Interval, Options, Param, format_error
-from gidr_reference import optimizers
+from gidr_reference import optimizers, transform
 
 __all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES"]
 
@@ -88,41 +86,44 @@ class GDROptimizer(Optimizer):
         with 400 epochs and 0.788 / 0.788 with 500, for 20 % less time."""
         return 500 if n_samples < 10_000 else 400
 
-    #: ``"auto"`` learning rate of the normalized loop: ``max(n / early_exaggeration, 50)``
-    #: divided by this, per loss name (4 for a loss not listed).
-    AUTO_RATE_DIVISOR = MappingProxyType({"kl": 2.0})
-
     def schedule(self, n_samples: int, n_epochs: int, loss) -> optimizers.AmplifiedSchedule:
-        """The normalized loop's constants: the ``"auto"`` rate (:attr:`AUTO_RATE_DIVISOR`),
-        annealed after the exaggeration."""
+        """The normalized loop's constants: the ``"auto"`` rate ``max(n / early_exaggeration, 50)
+        / 4`` times the loss's ``auto_rate_factor`` (2 for ``kl``), annealed after the exaggeration."""
         lr = self.learning_rate
         if lr == "auto":
-            divisor = self.AUTO_RATE_DIVISOR.get(getattr(loss, "name", None), 4.0)
-            lr = max(n_samples / self.early_exaggeration, 50.0) / divisor
+            lr = max(n_samples / self.early_exaggeration, 50.0) / 4.0 * float(loss.auto_rate_factor)
         return optimizers.AmplifiedSchedule(
             learning_rate=float(lr), exaggeration=self.early_exaggeration,
             n_exaggerated=int(self.exaggeration_fraction * n_epochs), momentum=self.momentum,
             final_momentum=self.final_momentum, min_gain=self.min_gain, anneal=True)
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+    def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
         n_epochs = _n_epochs(self, ctx)
         if ctx.normalized:
-            return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor,
+            return optimizers.amplified_descent(Y, affinities, loss, repulsion, ctx, monitor,
                                                 schedule=self.schedule(ctx.n_samples, n_epochs, loss),
                                                 symmetric_attraction=self.symmetric_attraction,
                                                 n_epochs=n_epochs)
         lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)
-        return optimizers.clipped_descent(Y, P, loss, repulsion, ctx, monitor, learning_rate=lr,
+        return optimizers.clipped_descent(Y, affinities, loss, repulsion, ctx, monitor, learning_rate=lr,
                                           max_step=self.max_step,
                                           symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
+
+    _embed_new_points = staticmethod(transform.embed_new_points)
+
+    def embed_new(self, Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, repulsion=None):
+        schedule = self.schedule(ctx.n_samples, ctx.n_epochs, loss) if ctx.normalized else None
+        steps = transform.new_point_steps(self, ctx, n_epochs, repulsion=repulsion, schedule=schedule)
+        return self._embed_new_points(Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, steps=steps)
 
 
 class UmapSGDOptimizer(Optimizer):
     """umap-learn's SGD: edges sampled in proportion to p, negative samples, clipped updates.
 
-    Valid only with unnormalized ``kl`` and ``sampled`` repulsion (whose ``n_negative`` sets
-    the negatives per processed edge). The reference applies each epoch's updates as one
+    Valid only with a loss that declares ``edge_sampling_sgd`` (unnormalized ``kl``) and a
+    repulsion stage that declares ``per_edge_sampler`` (``sampled``, whose
+    ``draws_per_edge()`` sets the negatives per processed edge). The reference applies each epoch's updates as one
     batch at the epoch-start Y (see :func:`gidr_reference.optimizers.umap_sgd`).
     """
 
@@ -148,21 +149,28 @@ class UmapSGDOptimizer(Optimizer):
             raise _incompatible(owner, "'normalized' switch", "False", True,
                                 "umap_sgd samples repulsions in proportion to 1 - p, which only the "
                                 "unnormalized loss has; use optimizer='gdr' for normalized embeddings.")
-        if getattr(loss, "name", None) != "kl":
-            raise _incompatible(owner, "loss", "'kl'", getattr(loss, "name", loss),
+        if not loss.edge_sampling_sgd:
+            raise _incompatible(owner, "loss", "UMAP's cross-entropy (a loss declaring edge_sampling_sgd, "
+                                "e.g. 'kl')", loss.name,
                                 "umap_sgd's scalar sampling replaces the factors p and 1 - p of UMAP's "
                                 "cross-entropy; use optimizer='gdr' for other losses.")
-        if getattr(repulsion, "name", None) != "sampled":
-            raise _incompatible(owner, "repulsion", "'sampled'", getattr(repulsion, "name", repulsion),
+        if not repulsion.per_edge_sampler:
+            raise _incompatible(owner, "repulsion", "a per-edge sampler (e.g. 'sampled')", repulsion.name,
                                 "umap_sgd draws its own negative samples (n_negative of the 'sampled' "
                                 "repulsion); use optimizer='gdr' for exact or Barnes-Hut repulsion.")
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+    def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
-        return optimizers.umap_sgd(Y, P, loss, ctx, monitor, n_negative=int(repulsion.n_negative),
+        return optimizers.umap_sgd(Y, affinities, loss, ctx, monitor, n_negative=repulsion.draws_per_edge(),
                                    symmetric_attraction=self.symmetric_attraction,
                                    learning_rate=float(self.learning_rate), max_step=self.max_step,
                                    n_epochs=_n_epochs(self, ctx))
+
+    _embed_new_points = staticmethod(transform.embed_new_points)
+
+    def embed_new(self, Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, repulsion=None):
+        steps = transform.new_point_steps(self, ctx, n_epochs, repulsion=repulsion)
+        return self._embed_new_points(Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, steps=steps)
 
 
 class TSNEOptimizer(Optimizer):
@@ -204,11 +212,19 @@ class TSNEOptimizer(Optimizer):
             n_exaggerated=self.exaggeration_iter, momentum=self.momentum,
             final_momentum=self.final_momentum, min_gain=self.min_gain)
 
-    def optimize(self, Y: np.ndarray, P: sp.csr_matrix, loss, repulsion, ctx: Context,
+    def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:
-        return optimizers.amplified_descent(Y, P, loss, repulsion, ctx, monitor, schedule=self.schedule(ctx.n_samples),
+        return optimizers.amplified_descent(Y, affinities, loss, repulsion, ctx, monitor,
+                                            schedule=self.schedule(ctx.n_samples),
                                             symmetric_attraction=self.symmetric_attraction,
                                             n_epochs=_n_epochs(self, ctx))
+
+    _embed_new_points = staticmethod(transform.embed_new_points)
+
+    def embed_new(self, Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, repulsion=None):
+        steps = transform.new_point_steps(self, ctx, n_epochs, repulsion=repulsion,
+                                          schedule=self.schedule(ctx.n_samples))
+        return self._embed_new_points(Y_start, Y_train, edges, affinities, loss, ctx, n_epochs, steps=steps)
 
 
 STAGES = [GDROptimizer, UmapSGDOptimizer, TSNEOptimizer]

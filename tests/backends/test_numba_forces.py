@@ -1,4 +1,7 @@
-"""numba force functions and repulsion estimators against the reference backend."""
+"""numba force functions and repulsion estimators against the reference backend.
+
+The losses are the reference classes; the numba backend registers their kernels through the
+``gidr_register_kernels`` hook (:func:`gidr_numba.forces.builtin_loss_kernels`)."""
 from __future__ import annotations
 
 import logging
@@ -8,15 +11,16 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from gidr.stages import Loss  # noqa: E402
+from gidr.registry import Registry  # noqa: E402
+from gidr.stages import Loss, Repulsion  # noqa: E402
 from gidr.types import Context  # noqa: E402
 from gidr.validation import GidrValueError, Interval, Param  # noqa: E402
 from gidr_numba import barnes_hut, forces, stages_forces  # noqa: E402
 from gidr_numba.repulsion import sampled_repulsion  # noqa: E402
-from gidr_numba.stages_forces import (STAGES, BarnesHutRepulsion, ExactRepulsion, Frobenius, KL,  # noqa: E402
-                                      SampledRepulsion)
+from gidr_numba.stages_forces import STAGES, BarnesHutRepulsion, ExactRepulsion, SampledRepulsion  # noqa: E402
 from gidr_reference import repulsion as reference_repulsion  # noqa: E402
 from gidr_reference import stages_forces as reference  # noqa: E402
+from gidr_reference.stages_forces import KL, Frobenius  # noqa: E402
 from tests.helpers import assert_matches  # noqa: E402
 from tests.reference.test_repulsion import (BH_CHANNEL_BOUND, BH_SUM_W2_BOUND, BH_SUM_W_BOUND,  # noqa: E402
                                             clustered, with_duplicates)
@@ -32,17 +36,18 @@ CASES = [
     ("frobenius", True, 1.0, 1.0, {}),
     ("frobenius", False, 1.0, 1.0, {}),
     ("frobenius", False, 1.577, 0.895, {}),
+    ("kl", True, 1.0, 1.0, {"dof": 0.5}),  # the heavy-tailed kernels (1 + a D^b / dof)^(-dof)
+    ("kl", True, 1.577, 0.895, {"dof": 2.0}),
 ]
 IDS = ["kl-norm", "kl-norm-ab", "kl-unnorm-ab", "kl-unnorm-eps0", "kl-unnorm-eps0.3", "frob-norm-ab",
-       "frob-norm", "frob-unnorm", "frob-unnorm-ab"]
-LOSSES = {"kl": (KL, reference.KL), "frobenius": (Frobenius, reference.Frobenius)}
+       "frob-norm", "frob-unnorm", "frob-unnorm-ab", "kl-dof0.5", "kl-dof2-ab"]
+LOSSES = {"kl": KL, "frobenius": Frobenius}
 
 
 def make_case(name, normalized, a, b, params, Y):
-    """The numba loss, the reference loss and the context of one case."""
-    numba_class, reference_class = LOSSES[name]
+    """The loss (a reference class: numba only registers its kernels) and the context of one case."""
     ctx = Context(n_samples=Y.shape[0], n_components=Y.shape[1], normalized=normalized, a=a, b=b, seed=3)
-    return numba_class(**params), reference_class(**params), ctx
+    return LOSSES[name](**params), ctx
 
 
 @pytest.fixture
@@ -59,60 +64,115 @@ def test_force_functions_match_the_reference_loss(name, normalized, a, b, params
     rng = np.random.default_rng(0)
     D = np.concatenate([[0.0, 1e-300, 1e-9], rng.exponential(3.0, 60), [1e6]])
     p = rng.uniform(0, 1, D.size)
-    loss, ref, ctx = make_case(name, normalized, a, b, params, np.zeros((2, 2)))
-    attraction, repulsion = loss.numba_forces(ctx)
-    epsilon = forces.force_epsilon(loss)
-    actual_attraction = np.array([attraction(x, q, a, b) for x in D for q in (p[0], 1.0)]).reshape(-1, 2)
-    expected_attraction = np.stack([ref.attraction(D, np.full(D.size, q), ctx) for q in (p[0], 1.0)], axis=1)
-    assert_matches(actual=actual_attraction, reference=expected_attraction, rtol=1e-12)
-    assert_matches(actual=[attraction(x, q, a, b) for x, q in zip(D, p)], reference=ref.attraction(D, p, ctx),
-                   rtol=1e-12)
-    channels = np.zeros((D.size, 2))
-    channels[:, :ref.n_channels] = ref.repulsion_channels(D, ctx)
-    assert_matches(actual=[repulsion(x, a, b, epsilon) for x in D], reference=channels, rtol=1e-12)
+    loss, ctx = make_case(name, normalized, a, b, params, np.zeros((2, 2)))
+    kernels = forces.loss_kernels(loss, ctx)  # through the gidr_register_kernels hook
+    attraction, repulsion, parameters = kernels.attraction, kernels.repulsion, kernels.params
+    actual = np.array([attraction(x, q, a, b, parameters) for x in D for q in (p[0], 1.0)]).reshape(D.size, 2, 2)
+    expected_attraction = np.stack([loss.attraction(D, np.full(D.size, q), ctx) for q in (p[0], 1.0)], axis=1)
+    assert_matches(actual=actual[..., 0], reference=expected_attraction, rtol=1e-12)
+    assert_matches(actual=actual[:, 0, 1], reference=loss.kernel(D, ctx), rtol=1e-12)
+    assert_matches(actual=[attraction(x, q, a, b, parameters)[0] for x, q in zip(D, p)],
+                   reference=loss.attraction(D, p, ctx), rtol=1e-12)
+    channels = np.zeros((D.size, 3))
+    channels[:, :loss.n_channels] = loss.repulsion_channels(D, ctx)
+    channels[:, 2] = loss.kernel(D, ctx)
+    assert_matches(actual=[repulsion(x, a, b, parameters) for x in D], reference=channels, rtol=1e-12)
 
 
-def test_force_epsilon_is_the_loss_parameter_or_zero():
-    assert forces.force_epsilon(KL()) == 1e-3
-    assert forces.force_epsilon(KL(epsilon=0.25)) == 0.25
-    assert forces.force_epsilon(Frobenius()) == 0.0
+@pytest.mark.parametrize("dof", [0.5, 2.0])
+@pytest.mark.parametrize("a, b", [(1.0, 1.0), (1.577, 0.895)])
+def test_heavy_tailed_force_functions_match_numpy(dof, a, b):
+    """``kl_heavy_tailed_attraction/repulsion`` against the NumPy ``attraction``,
+    ``repulsion_channels`` and ``kernel`` of ``KL(dof)``, at many (D, p)."""
+    rng = np.random.default_rng(4)
+    D = np.concatenate([[0.0, 1e-12], rng.exponential(2.0, 200), rng.uniform(0, 1e4, 20)])
+    p = rng.uniform(0, 1, D.size)
+    loss, ctx = KL(dof=dof), Context(n_samples=5, normalized=True, a=a, b=b)
+    kernels = forces.builtin_loss_kernels(loss, ctx)
+    assert kernels.attraction is forces.kl_heavy_tailed_attraction
+    assert kernels.repulsion is forces.kl_heavy_tailed_repulsion
+    attraction = np.array([kernels.attraction(x, q, a, b, kernels.params) for x, q in zip(D, p)])
+    repulsion = np.array([kernels.repulsion(x, a, b, kernels.params) for x in D])
+    assert_matches(actual=attraction[:, 0], reference=loss.attraction(D, p, ctx), rtol=1e-12)
+    assert_matches(actual=attraction[:, 1], reference=loss.kernel(D, ctx), rtol=1e-12)
+    assert_matches(actual=repulsion[:, 0], reference=loss.repulsion_channels(D, ctx)[:, 0], rtol=1e-12)
+    assert_matches(actual=repulsion[:, 1], reference=np.zeros(D.size))
+    assert_matches(actual=repulsion[:, 2], reference=loss.kernel(D, ctx), rtol=1e-12)
+    assert not np.allclose(repulsion[:, 2], 1 / (1 + a * D**b))  # not t-SNE's kernel
+
+
+def test_builtin_kernels_carry_the_loss_parameters_and_pick_the_force_pair():
+    normalized, unnormalized = Context(n_samples=5, normalized=True), Context(n_samples=5, normalized=False)
+    cases = [(KL(), normalized, [1e-3, 1.0], forces.kl_normalized_attraction),
+             (KL(epsilon=0.25), unnormalized, [0.25, 1.0], forces.kl_unnormalized_attraction),
+             (KL(dof=0.5), normalized, [1e-3, 0.5], forces.kl_heavy_tailed_attraction),
+             (Frobenius(), normalized, [], forces.frobenius_normalized_attraction),
+             (Frobenius(), unnormalized, [], forces.frobenius_unnormalized_attraction)]
+    for loss, ctx, params, attraction in cases:
+        kernels = forces.builtin_loss_kernels(loss, ctx)
+        assert isinstance(kernels, forces.LossKernels)
+        assert kernels.attraction is attraction, loss
+        # a tuple of MAX_PARAMS floats (an array was reference-counted at every call: 2x slower)
+        assert isinstance(kernels.params, tuple) and len(kernels.params) == forces.MAX_PARAMS
+        assert kernels.params == tuple(params) + (0.0,) * (forces.MAX_PARAMS - len(params))
+        assert forces.loss_kernels(loss, ctx).attraction is attraction  # the registered factory
 
 
 def test_built_in_force_functions_reach_kernels_as_markers():
-    for name in LOSSES:
-        for normalized in (True, False):
-            attraction, repulsion = forces.force_pair(name, normalized)
+    for loss in (KL(), KL(dof=0.5), Frobenius()):
+        for normalized in ((True,) if loss.values.get("dof", 1.0) != 1.0 else (True, False)):
+            kernels = forces.builtin_loss_kernels(loss, Context(n_samples=5, normalized=normalized))
+            attraction, repulsion, params = kernels.attraction, kernels.repulsion, kernels.params
             marker = forces.kernel_argument(repulsion)
             assert forces.is_marker(marker) and forces.kernel_argument(attraction) == marker
-            assert forces.call_repulsion(marker, 0.7, 1.5, 0.9, 0.1) == repulsion(0.7, 1.5, 0.9, 0.1)
-            assert forces.call_attraction(marker, 0.7, 0.2, 1.5, 0.9) == attraction(0.7, 0.2, 1.5, 0.9)
+            assert forces.call_repulsion(marker, 0.7, 1.5, 0.9, params) == repulsion(0.7, 1.5, 0.9, params)
+            assert forces.call_attraction(marker, 0.7, 0.2, 1.5, 0.9, params) == \
+                attraction(0.7, 0.2, 1.5, 0.9, params)
+    assert type(forces.kernel_argument(forces.kl_heavy_tailed_repulsion)) is forces.KLHeavyTailed
     assert forces.kernel_argument(gaussian_repulsion) is gaussian_repulsion
     assert not forces.is_marker(gaussian_repulsion)
 
 
-@pytest.mark.parametrize("name, normalized", [("kl", True), ("frobenius", False)])
-def test_specialized_and_pointer_kernels_agree_bit_for_bit(name, normalized):
+@pytest.mark.parametrize("loss, normalized", [(KL(), True), (Frobenius(), False), (KL(dof=0.5), True)],
+                         ids=["kl", "frobenius", "kl-dof0.5"])
+def test_specialized_and_pointer_kernels_agree_bit_for_bit(loss, normalized):
     Y = with_duplicates(70, 2)
-    _, repulsion = forces.force_pair(name, normalized)
-    marker = forces.kernel_argument(repulsion)
-    n_channels = LOSSES[name][1].n_channels
+    kernels = forces.builtin_loss_kernels(loss, Context(n_samples=70, normalized=normalized))
+    marker = forces.kernel_argument(kernels.repulsion)
     results = []
-    for kernel, argument in ((barnes_hut._traverse_markers, marker), (barnes_hut._traverse_functions, repulsion)):
-        out, totals = np.zeros((n_channels, 70, 2)), np.zeros((70, 2))
-        kernel(Y, barnes_hut.build_tree(Y, 30), argument, 1.577, 0.895, 1e-3, 0.5, out, totals)
+    for kernel, argument in ((barnes_hut._traverse_markers, marker),
+                             (barnes_hut._traverse_functions, kernels.repulsion)):
+        out, totals = np.zeros((loss.n_channels, 70, 2)), np.zeros((70, 2))
+        kernel(Y, barnes_hut.build_tree(Y, 30), argument, 1.577, 0.895, kernels.params, 0.5, out, totals)
         results.append((out, totals))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert np.abs(results[0][0]).max() > 0
 
 
-def test_numba_losses_are_the_reference_losses_with_force_functions():
-    for name, (numba_class, reference_class) in LOSSES.items():
-        assert issubclass(numba_class, reference_class)
-        assert (numba_class.backend, numba_class.priority, numba_class.name) == ("numba", 10, name)
-        assert numba_class.params == reference_class.params
+def test_the_numba_backend_has_no_loss_classes_of_its_own():
+    from gidr.plugins import get_registry
+
+    registry = get_registry()
+    assert not any(issubclass(stage_class, Loss) for stage_class in STAGES)
+    for name, reference_class in LOSSES.items():
+        assert registry.get("loss", name, "numba") is reference_class
+        assert registry.kernels.has(reference_class, "numba")
         for normalized in (True, False):
             ctx = Context(n_samples=5, normalized=normalized)
-            assert numba_class().numba_forces(ctx) == forces.force_pair(name, normalized)
+            registered, builtin = (forces.loss_kernels(reference_class(), ctx),
+                                   forces.builtin_loss_kernels(reference_class(), ctx))
+            assert (registered.attraction, registered.repulsion) == (builtin.attraction, builtin.repulsion)
+            assert registered.params == builtin.params
+
+
+def test_loss_kernels_must_be_loss_kernels():
+    registry = Registry()
+    registry.kernels.add(GaussianLoss, "numba", lambda loss, ctx: (gaussian_attraction, gaussian_repulsion))
+    ctx = Context(n_samples=5, registry=registry)
+    with pytest.raises(TypeError, match=r"^the numba kernels registered for loss 'test_gaussian' must be a "
+                                        r"gidr_numba\.forces\.LossKernels; got tuple$"):
+        forces.loss_kernels(GaussianLoss(), ctx)
 
 
 # --------------------------------------------------------------------------- exact
@@ -120,10 +180,10 @@ def test_numba_losses_are_the_reference_losses_with_force_functions():
 @pytest.mark.parametrize("name, normalized, a, b, params", CASES, ids=IDS)
 def test_exact_matches_the_reference(name, normalized, a, b, params):
     Y = with_duplicates(70, 3)
-    loss, ref, ctx = make_case(name, normalized, a, b, params, Y)
+    loss, ctx = make_case(name, normalized, a, b, params, Y)
     actual = ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
-    expected = reference.ExactRepulsion().estimate(Y, ref, ctx, epoch=0)
-    assert actual.channels.shape == (ref.n_channels, 70, 3)
+    expected = reference.ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
+    assert actual.channels.shape == (loss.n_channels, 70, 3)
     assert_matches(actual=actual.channels, reference=expected.channels, rtol=1e-10,
                    atol=1e-12 * np.abs(expected.channels).max())
     assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2], rtol=1e-10)
@@ -139,7 +199,7 @@ def test_exact_has_no_sample_limit():
 @pytest.mark.parametrize("name, normalized, a, b, params", CASES, ids=IDS)
 def test_barnes_hut_at_theta_zero_is_exact(name, normalized, a, b, params, d):
     Y = with_duplicates(120, d)
-    loss, _, ctx = make_case(name, normalized, a, b, params, Y)
+    loss, ctx = make_case(name, normalized, a, b, params, Y)
     exact = ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
     tree = BarnesHutRepulsion(theta=0.0).estimate(Y, loss, ctx, epoch=0)
     scale = np.abs(exact.channels).max()
@@ -153,7 +213,7 @@ def test_barnes_hut_at_theta_zero_is_exact(name, normalized, a, b, params, d):
 def test_barnes_hut_error_at_default_theta_is_small(name, normalized, a, b, params, d):
     # the bounds of tests/reference/test_repulsion.py
     Y = clustered(500, d)
-    loss, _, ctx = make_case(name, normalized, a, b, params, Y)
+    loss, ctx = make_case(name, normalized, a, b, params, Y)
     exact = ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
     tree = BarnesHutRepulsion().estimate(Y, loss, ctx, epoch=0)
     for c in range(loss.n_channels):
@@ -168,9 +228,9 @@ def test_barnes_hut_error_at_default_theta_is_small(name, normalized, a, b, para
 def test_barnes_hut_uses_the_reference_tree(d, theta):
     # same cells, same opening rule: the same interactions, up to rounding in the centres of mass
     Y = with_duplicates(200, d) * 3.0
-    loss, ref, ctx = make_case("frobenius", True, 1.577, 0.895, {}, Y)
+    loss, ctx = make_case("frobenius", True, 1.577, 0.895, {}, Y)
     actual = BarnesHutRepulsion(theta=theta).estimate(Y, loss, ctx, epoch=0)
-    expected = reference.BarnesHutRepulsion(theta=theta).estimate(Y, ref, ctx, epoch=0)
+    expected = reference.BarnesHutRepulsion(theta=theta).estimate(Y, loss, ctx, epoch=0)
     assert_matches(actual=actual.channels, reference=expected.channels, rtol=1e-9,
                    atol=1e-12 * np.abs(expected.channels).max())
     assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2], rtol=1e-12)
@@ -214,10 +274,10 @@ def test_barnes_hut_rejects_four_dimensional_positions():
 def test_sampled_draws_and_sums_match_the_reference(name, normalized, a, b, params):
     Y = clustered(80, 2)
     n_edges = np.random.default_rng(1).integers(0, 6, size=80)
-    loss, ref, ctx = make_case(name, normalized, a, b, params, Y)
+    loss, ctx = make_case(name, normalized, a, b, params, Y)
     for epoch, edges in ((0, n_edges), (7, n_edges), (3, None)):
         actual = SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, epoch, edges)
-        expected = reference.SampledRepulsion(n_negative=2).estimate(Y, ref, ctx, epoch, edges)
+        expected = reference.SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, epoch, edges)
         assert_matches(actual=actual.channels, reference=expected.channels, rtol=1e-12,
                        atol=1e-14 * np.abs(expected.channels).max())
         assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2],
@@ -252,7 +312,7 @@ def test_results_are_bit_identical_whatever_the_thread_count(all_threads, d):
     for threads in sorted({1, all_threads}):
         numba.set_num_threads(threads)
         for name in ("kl", "frobenius"):
-            loss, _, ctx = make_case(name, True, 1.577, 0.895, {}, Y)
+            loss, ctx = make_case(name, True, 1.577, 0.895, {}, Y)
             for k, stage in enumerate(_estimators()):
                 results.setdefault((name, k), []).append(stage.estimate(Y, loss, ctx, 2, n_edges))
     for runs in results.values():
@@ -275,17 +335,24 @@ def test_estimators_do_not_modify_their_inputs():
 # --------------------------------------------------------------------------- other losses
 
 @numba.njit(cache=True)
-def gaussian_attraction(D, p, a, b):
-    return 2.0 * p * np.exp(-a * D)
+def gaussian_attraction(D, p, a, b, params):
+    w = np.exp(-a * D)
+    return 2.0 * p * w, w
 
 
 @numba.njit(cache=True)
-def gaussian_repulsion(D, a, b, epsilon):
-    return np.exp(-a * D) / (epsilon + 1.0), b * D
+def gaussian_repulsion(D, a, b, params):
+    w = np.exp(-a * D)
+    return w / (params[0] + 1.0), b * D, w
+
+
+def gaussian_kernels(loss, ctx):
+    return forces.LossKernels(gaussian_attraction, gaussian_repulsion, [loss.epsilon])
 
 
 class GaussianLoss(Loss):
-    """A third-party loss with a jitted force pair (two channels) and an ``epsilon`` parameter."""
+    """A third-party loss with a jitted force pair (two channels), a parameter of its own and
+    a kernel of its own (``w = exp(-a D)``: the estimators must sum it, not 1 / (1 + a D^b))."""
 
     name = "test_gaussian"
     n_channels = 2
@@ -306,15 +373,23 @@ class GaussianLoss(Loss):
     def repulsion_weights(self, totals, ctx):
         return np.array([-1.0, 0.0])
 
-    def numba_forces(self, ctx):
-        return gaussian_attraction, gaussian_repulsion
+    def kernel(self, D, ctx):
+        return np.exp(-ctx.a * D)
+
+
+def gaussian_registry() -> Registry:
+    """A registry whose kernels serve GaussianLoss on the numba backend (as a plugin's hook would)."""
+    registry = Registry()
+    registry.add(GaussianLoss)
+    registry.kernels.add(GaussianLoss, "numba", gaussian_kernels)
+    return registry
 
 
 @pytest.mark.parametrize("normalized", [True, False])
 def test_a_third_party_force_pair_runs_through_the_estimators(normalized):
     Y = clustered(60, 2)
     loss = GaussianLoss(epsilon=0.25)
-    ctx = Context(n_samples=60, normalized=normalized, a=0.7, b=1.3, seed=9)
+    ctx = Context(n_samples=60, normalized=normalized, a=0.7, b=1.3, seed=9, registry=gaussian_registry())
     n_edges = np.full(60, 4)
     for numba_stage, reference_stage in ((SampledRepulsion(), reference.SampledRepulsion()),
                                          (ExactRepulsion(), reference.ExactRepulsion())):
@@ -326,11 +401,16 @@ def test_a_third_party_force_pair_runs_through_the_estimators(normalized):
                        rtol=1e-10)
 
 
-def test_a_loss_without_force_functions_runs_on_the_reference_estimator(caplog):
+class NoKernelsKL(reference.KL):
+    """KL's math under another class: kernels are matched on the exact class, so none."""
+
+
+def test_a_loss_without_kernels_runs_on_the_reference_estimator(caplog):
     Y = clustered(40, 2)
     ctx = Context(n_samples=40, normalized=True, seed=2)
     n_edges = np.full(40, 3)
-    loss = reference.KL()  # numba_forces returns None
+    loss = NoKernelsKL()
+    assert forces.loss_kernels(loss, ctx) is None
     with caplog.at_level(logging.DEBUG, logger="gidr"):
         for numba_stage, reference_stage in ((SampledRepulsion(), reference.SampledRepulsion()),
                                              (BarnesHutRepulsion(), reference.BarnesHutRepulsion()),
@@ -338,31 +418,38 @@ def test_a_loss_without_force_functions_runs_on_the_reference_estimator(caplog):
             actual = numba_stage.estimate(Y, loss, ctx, 1, n_edges)
             expected = reference_stage.estimate(Y, loss, ctx, 1, n_edges)
             np.testing.assert_array_equal(actual.channels, expected.channels)
-    assert "runs on the reference backend" in caplog.text
+    assert "kl' has no numba kernels: repulsion 'exact' runs on the reference backend" in caplog.text
 
 
 def test_sampled_kernel_takes_any_force_pair_directly():
     Y = clustered(30, 3)
     m = np.arange(30) % 3
-    actual = sampled_repulsion(Y, gaussian_repulsion, 0.7, 1.3, 0.25, 2, seed=1, epoch=2, m=m, normalized=True)
+    actual = sampled_repulsion(Y, gaussian_repulsion, 0.7, 1.3, forces.LossKernels(None, None, [0.25]).params, 2,
+                               seed=1, epoch=2, m=m,
+                               normalized=True)
     loss = GaussianLoss(epsilon=0.25)
     ctx = Context(n_samples=30, n_components=3, a=0.7, b=1.3)
-    expected = reference_repulsion.sampled_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), 0.7, 1.3,
-                                                     seed=1, epoch=2, m=m, normalized=True)
+    expected = reference_repulsion.sampled_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx),
+                                                     lambda D: loss.kernel(D, ctx), seed=1, epoch=2, m=m,
+                                                     normalized=True)
     assert_matches(actual=actual.channels, reference=expected.channels, rtol=1e-12, atol=1e-15)
+    assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2], rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- stage metadata
 
 def test_stages_mirror_the_reference_stages():
     by_name = {s.name: s for s in reference.STAGES}
-    assert [s.name for s in STAGES] == [s.name for s in reference.STAGES]
+    assert [s.name for s in STAGES] == [s.name for s in reference.STAGES if issubclass(s, Repulsion)]
     for stage_class in STAGES:
         assert (stage_class.backend, stage_class.priority) == ("numba", 10)
         assert issubclass(stage_class, by_name[stage_class.name])
         assert stage_class.params == by_name[stage_class.name].params
+        assert stage_class.per_edge_sampler == by_name[stage_class.name].per_edge_sampler
     assert BarnesHutRepulsion().theta == 0.5 and SampledRepulsion().n_negative == 1
-    assert stages_forces.KL().epsilon == 1e-3
+    # the numba sampler overrides estimate and says again that it samples per edge
+    assert SampledRepulsion.per_edge_sampler and SampledRepulsion(n_negative=3).draws_per_edge() == 3
+    assert not ExactRepulsion.per_edge_sampler and not BarnesHutRepulsion.per_edge_sampler
 
 
 def test_exit_handler_freezes_the_collector_unless_asked_not_to(monkeypatch):

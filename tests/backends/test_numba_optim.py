@@ -22,16 +22,20 @@ from sklearn.datasets import load_digits  # noqa: E402
 
 from gidr.metrics import knn_accuracy  # noqa: E402
 from gidr.pipeline import Pipeline  # noqa: E402
-from gidr.types import Context, Monitor  # noqa: E402
+from gidr.registry import Registry  # noqa: E402
+from gidr.stages import Loss  # noqa: E402
+from gidr.types import Affinities, Context, Monitor  # noqa: E402
 from gidr.validation import GidrValueError  # noqa: E402
 from gidr_numba import gdr, stages_forces  # noqa: E402
+from gidr_numba.forces import LossKernels, builtin_loss_kernels  # noqa: E402
 from gidr_numba import random as numba_random  # noqa: E402
 from gidr_numba.stages_optim import STAGES, GDROptimizer, TSNEOptimizer, UmapSGDOptimizer  # noqa: E402
 from gidr_reference import random as reference_random  # noqa: E402
 from gidr_reference import stages_forces as reference_forces  # noqa: E402
+from gidr_reference import loss_estimate  # noqa: E402
 from gidr_reference import stages_optim as reference  # noqa: E402
 from tests.helpers import assert_matches  # noqa: E402
-from tests.reference.test_optimizers import Named, three_blobs  # noqa: E402
+from tests.reference.test_optimizers import Named, sampler, three_blobs, umap_loss  # noqa: E402
 from tests.reference.test_repulsion import PINNED_HASHES, PINNED_SAMPLES  # noqa: E402
 
 #: relative agreement with the reference after a few epochs (see the module docstring).
@@ -57,9 +61,9 @@ def thread_counts():
     return [t for t in (1, 2, 4) if t <= numba.config.NUMBA_NUM_THREADS]
 
 
-def context(normalized, n_epochs, *, n_samples=N_SAMPLES, a=1.0, b=1.0, seed=0):
+def context(normalized, n_epochs, *, n_samples=N_SAMPLES, a=1.0, b=1.0, seed=0, registry=None):
     return Context(n_samples=n_samples, n_components=2, normalized=normalized, a=a, b=b, seed=seed,
-                   n_epochs=n_epochs)
+                   n_epochs=n_epochs, registry=registry)
 
 
 def scale_of(Y):
@@ -106,8 +110,13 @@ def test_stages_mirror_the_reference_twins():
 
 def test_umap_sgd_check_compatible_is_the_reference_one():
     settings = {"normalized": False, "n_components": 2, "scalars": "fit"}
-    with pytest.raises(GidrValueError, match=r"loss used with optimizer 'umap_sgd' must be 'kl'\. Got 'frobenius'"):
-        UmapSGDOptimizer().check_compatible(Named("frobenius"), Named("sampled", n_negative=5), settings)
+    with pytest.raises(GidrValueError, match=r"loss used with optimizer 'umap_sgd' must be UMAP's cross-entropy "
+                                             r"\(a loss declaring edge_sampling_sgd, e\.g\. 'kl'\)\. Got 'frobenius'"):
+        UmapSGDOptimizer().check_compatible(Named("frobenius"), sampler(), settings)
+    with pytest.raises(GidrValueError, match=r"repulsion used with optimizer 'umap_sgd' must be a per-edge sampler "
+                                             r"\(e\.g\. 'sampled'\)\. Got 'sampled'"):
+        UmapSGDOptimizer().check_compatible(umap_loss(), Named("sampled", n_negative=5), settings)
+    UmapSGDOptimizer().check_compatible(umap_loss("mine"), sampler("mine"), settings)
 
 
 def test_tsne_rejects_unnormalized():
@@ -117,14 +126,16 @@ def test_tsne_rejects_unnormalized():
 
 
 # ---------------------------------------------------------------------- gdr against the reference
-LOSSES = {"kl": stages_forces.KL, "frobenius": stages_forces.Frobenius}
+#: The losses are the reference classes; the numba backend registers their kernels.
+LOSSES = {"kl": reference_forces.KL, "frobenius": reference_forces.Frobenius}
 
 
 def run_both(optimizer_class, P, Y0, loss, repulsion, ctx, **params):
     """(numba result, reference result) of the same optimizer on the same problem."""
-    actual = optimizer_class(**params).optimize(Y0, P, loss, repulsion, ctx, Monitor())
+    affinities = Affinities(P, ctx.normalized)
+    actual = optimizer_class(**params).optimize(Y0, affinities, loss, repulsion, ctx, Monitor())
     twin = getattr(reference, optimizer_class.__name__)
-    expected = twin(**params).optimize(Y0, P, loss, repulsion, ctx, Monitor())
+    expected = twin(**params).optimize(Y0, affinities, loss, repulsion, ctx, Monitor())
     return actual, expected
 
 
@@ -148,7 +159,7 @@ def test_gdr_symmetric_attraction_on_an_asymmetric_P_uses_the_transpose():
     P = sp.csr_matrix(sp.triu(P, format="csr") + 0.5 * sp.tril(P, format="csr"))  # P != P^T
     assert not gdr.exactly_symmetric(P)
     ctx = context(False, 5, seed=1)
-    actual, expected = run_both(GDROptimizer, P, Y0, stages_forces.KL(), reference_forces.SampledRepulsion(), ctx,
+    actual, expected = run_both(GDROptimizer, P, Y0, reference_forces.KL(), reference_forces.SampledRepulsion(), ctx,
                                 symmetric_attraction=True)
     assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
 
@@ -157,14 +168,14 @@ def test_gdr_symmetric_attraction_on_an_asymmetric_P_uses_the_transpose():
 def test_gdr_with_an_estimator_stage_matches_the_reference(repulsion_class):
     P, Y0, _ = three_blobs(True)
     ctx = context(True, 10, seed=2)
-    actual, expected = run_both(GDROptimizer, P, Y0 * 1e4, stages_forces.KL(), repulsion_class(), ctx)
+    actual, expected = run_both(GDROptimizer, P, Y0 * 1e4, reference_forces.KL(), repulsion_class(), ctx)
     assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
 
 
 def test_tsne_matches_the_reference():
     P, Y0, _ = three_blobs(True)
     ctx = context(True, 10, seed=2)
-    actual, expected = run_both(TSNEOptimizer, P, Y0 * 1e4, stages_forces.KL(), stages_forces.ExactRepulsion(), ctx,
+    actual, expected = run_both(TSNEOptimizer, P, Y0 * 1e4, reference_forces.KL(), stages_forces.ExactRepulsion(), ctx,
                                 exaggeration_iter=4)
     assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
 
@@ -175,40 +186,34 @@ def test_one_epoch_of_forces_matches_the_reference_gather():
     P, Y0, _ = three_blobs(True)
     Y = Y0 * 1e4
     ctx = context(True, 1, seed=5)
-    loss, repulsion = stages_forces.Frobenius(), reference_forces.SampledRepulsion(n_negative=3)
-    field = gdr.ForceField(P, loss, repulsion, ctx, gdr.Forces(*loss.numba_forces(ctx)), True, 2)
+    loss, repulsion = reference_forces.Frobenius(), reference_forces.SampledRepulsion(n_negative=3)
+    affinities = Affinities(P, True)
+    field = gdr.ForceField(affinities, loss, repulsion, ctx, builtin_loss_kernels(loss, ctx), True, 2)
+    assert field.fused  # the reference sampler declares per_edge_sampler: its draws are fused
     actual = gdr.forces_array(*field(Y, 4, exaggeration=3.0))
-    expected = gather_forces(Y, edge_list(P), loss, repulsion, ctx, 4, exaggeration=3.0, symmetric=True)
+    expected = gather_forces(Y, edge_list(P), loss, repulsion, ctx, 4, affinities=affinities, exaggeration=3.0,
+                             symmetric=True)
     assert_matches(actual=actual, reference=expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
 # ---------------------------------------------------------------------- third-party losses
 @numba.njit(cache=True)
-def _hellinger_attraction(D, p, a, b):
+def _hellinger_attraction(D, p, a, b, params):
     w = 1.0 / (1.0 + a * D)
-    return 2.0 * a * np.sqrt(p) * w * np.sqrt(w)
+    return 2.0 * a * np.sqrt(p) * w * np.sqrt(w), w
 
 
 @numba.njit(cache=True)
-def _hellinger_repulsion(D, a, b, epsilon):
+def _hellinger_repulsion(D, a, b, params):
     w = 1.0 / (1.0 + a * D)
-    return a * w * w, 0.0
+    return a * w * w, 0.0, w
 
 
-@numba.njit(cache=True)
-def _hellinger_repulsion_three_arguments(D, a, b):
-    w = 1.0 / (1.0 + a * D)
-    return a * w * w, 0.0
+class Hellinger(Loss):
+    """A third-party loss (b = 1): forces in NumPy for the reference, kernels registered for numba."""
 
-
-class Hellinger:
-    """A third-party loss (b = 1): forces in NumPy for the reference, njit pair for numba."""
-
-    name = "hellinger"
+    name = "test_hellinger"
     n_channels = 1
-
-    def __init__(self, repulsion=_hellinger_repulsion):
-        self._repulsion = repulsion
 
     def attraction(self, D, p, ctx):
         w = 1.0 / (1.0 + ctx.a * D)
@@ -224,31 +229,39 @@ class Hellinger:
     def value(self, P, Y, ctx):
         return 0.0
 
-    def numba_forces(self, ctx):
-        return _hellinger_attraction, self._repulsion
+    def gradient(self, P, Y, ctx):
+        raise NotImplementedError
 
 
-@pytest.mark.parametrize("repulsion", [_hellinger_repulsion, _hellinger_repulsion_three_arguments],
-                         ids=["contract", "three-argument"])
-def test_a_third_party_njit_force_pair_runs_in_the_gdr_kernel(repulsion):
+def hellinger_registry() -> Registry:
+    """A registry with the Hellinger loss's numba kernels, as its plugin's gidr_register_kernels would fill it."""
+    registry = Registry()
+    registry.add(Hellinger)
+    registry.kernels.add(Hellinger, "numba",
+                         lambda loss, ctx: LossKernels(_hellinger_attraction, _hellinger_repulsion, np.zeros(0)))
+    return registry
+
+
+def test_a_third_party_njit_force_pair_runs_in_the_gdr_kernel():
     P, Y0, _ = three_blobs(False)
-    ctx = context(False, 5, seed=4)
-    actual, expected = run_both(GDROptimizer, P, Y0, Hellinger(repulsion), reference_forces.SampledRepulsion(), ctx)
+    ctx = context(False, 5, seed=4, registry=hellinger_registry())
+    actual, expected = run_both(GDROptimizer, P, Y0, Hellinger(), reference_forces.SampledRepulsion(), ctx)
+    assert not np.allclose(expected, Y0)
     assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
 
 
 class NoNumbaKL(reference_forces.KL):
-    """The reference KL: ``numba_forces`` is None."""
+    """The reference KL's math under another class: no kernels are registered for it."""
 
 
 @pytest.mark.parametrize("optimizer_class", [GDROptimizer, TSNEOptimizer])
-def test_a_loss_without_numba_forces_runs_on_the_reference_optimizer(optimizer_class, caplog):
+def test_a_loss_without_numba_kernels_runs_on_the_reference_optimizer(optimizer_class, caplog):
     P, Y0, _ = three_blobs(True)
     ctx = context(True, 5)
     with caplog.at_level(logging.INFO, logger="gidr"):
         actual, expected = run_both(optimizer_class, P, Y0, NoNumbaKL(), reference_forces.ExactRepulsion(), ctx)
     np.testing.assert_array_equal(actual, expected)
-    assert "has no numba forces; running the reference optimizer" in caplog.text
+    assert "loss 'kl' has no numba kernels; running the reference optimizer" in caplog.text
 
 
 # ---------------------------------------------------------------------- determinism
@@ -280,8 +293,8 @@ def test_output_is_bit_identical_whatever_the_thread_count(name, all_threads, al
     results = []
     for n_threads in thread_counts():
         numba.set_num_threads(n_threads)
-        results.append(optimizer_class(**params).optimize(Y0, P, LOSSES[loss_name](), make_repulsion(), ctx,
-                                                          Monitor()))
+        results.append(optimizer_class(**params).optimize(Y0, Affinities(P, normalized), LOSSES[loss_name](),
+                                                          make_repulsion(), ctx, Monitor()))
     assert not np.allclose(results[0], Y0)
     for result in results[1:]:
         np.testing.assert_array_equal(result, results[0])
@@ -293,7 +306,8 @@ def test_input_is_not_modified(name):
     P, Y0, _ = three_blobs(normalized)
     P_before, Y0_before = P.copy(), Y0.copy()
     ctx = context(normalized, 5)
-    Y = optimizer_class(**params).optimize(Y0, P, LOSSES[loss_name](), make_repulsion(), ctx, Monitor())
+    Y = optimizer_class(**params).optimize(Y0, Affinities(P, normalized), LOSSES[loss_name](), make_repulsion(), ctx,
+                                           Monitor())
     np.testing.assert_array_equal(Y0, Y0_before)
     assert (P != P_before).nnz == 0
     assert not np.shares_memory(Y, Y0)
@@ -312,7 +326,8 @@ def test_monitor_receives_the_estimated_loss_and_can_stop(name):
         return epoch >= 20
 
     loss = LOSSES[loss_name]()
-    Y = optimizer_class(**params).optimize(Y0, P, loss, make_repulsion(), ctx, Monitor(every=10, callback=callback))
+    Y = optimizer_class(**params).optimize(Y0, Affinities(P, normalized), loss, make_repulsion(), ctx,
+                                           Monitor(every=10, callback=callback))
     assert [epoch for epoch, _, _ in seen] == [10, 20]
     np.testing.assert_array_equal(Y, seen[-1][2])
     assert seen[-1][1] == pytest.approx(loss.value(P, Y, ctx), rel=0.1)
@@ -325,19 +340,19 @@ def test_loss_estimate_is_close_to_the_exact_value(normalized, loss_name):
     Y = Y0 / scale_of(Y0) * 5.0
     ctx = context(normalized, 1, a=1.577, b=0.895)
     loss = LOSSES[loss_name]()
-    estimates = [gdr.estimate_loss(loss, P, gdr.csr_arrays(P), Y, ctx, epoch) for epoch in range(20)]
+    estimates = [loss_estimate.estimate_loss(loss, Affinities(P, normalized), Y, ctx, epoch) for epoch in range(20)]
     assert np.mean(estimates) == pytest.approx(loss.value(P, Y, ctx), rel=0.03)
 
 
 @pytest.mark.parametrize("normalized", [True, False], ids=["normalized", "unnormalized"])
 def test_loss_estimate_on_a_row_subsample_is_close_to_the_exact_value(normalized, monkeypatch):
-    """Above LOSS_ESTIMATE_MAX_POINTS points the estimate reads a random subset of rows, scaled up."""
-    monkeypatch.setattr(gdr, "LOSS_ESTIMATE_MAX_POINTS", 40)
+    """Above MAX_ROWS points the estimate reads a random subset of rows, scaled up."""
+    monkeypatch.setattr(loss_estimate, "MAX_ROWS", 40)
     P, Y0, _ = three_blobs(normalized)
     Y = Y0 / scale_of(Y0) * 5.0
     ctx = context(normalized, 1)
     loss = LOSSES["kl"]()
-    estimates = [gdr.estimate_loss(loss, P, gdr.csr_arrays(P), Y, ctx, epoch) for epoch in range(60)]
+    estimates = [loss_estimate.estimate_loss(loss, Affinities(P, normalized), Y, ctx, epoch) for epoch in range(60)]
     assert len(set(estimates)) > 1  # the subsets differ between epochs
     assert np.mean(estimates) == pytest.approx(loss.value(P, Y, ctx), rel=0.05)
 
@@ -347,22 +362,23 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b):
     """The GDR gathers and umap_sgd's epoch, compiled for the built-in KL's marker (forces
     inlined, b = 1 as a literal) and for function pointers, give the same bits."""
     from gidr_numba import umap_sgd
-    from gidr_numba.forces import force_pair, kernel_arguments
+    from gidr_numba.forces import kernel_arguments
 
     P, Y0, _ = three_blobs(False)
     Y = np.ascontiguousarray(Y0 / scale_of(Y0) * 5.0)
     graph = gdr.csr_arrays(P)
-    pair = force_pair("kl", False)
+    kernels = builtin_loss_kernels(reference_forces.KL(), context(False, 1))
+    pair = (kernels.attraction, kernels.repulsion)
     markers, is_marker = kernel_arguments(*pair)
     assert is_marker
-    params, key, n = (1.577, b, 1e-3), np.uint64(numba_random.epoch_key(3, 2)), len(Y)
+    params, key, n = (1.577, b, kernels.params), np.uint64(numba_random.epoch_key(3, 2)), len(Y)
     gathered, attracted, moved = [], [], []
     for kernels, arguments in (("markers", markers), ("functions", pair)):
         out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
         getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, out)
         gathered.append(out)
         out, sum_pw = np.empty(Y.shape), np.empty(n)
-        getattr(gdr, f"_gather_attraction_{kernels}")(Y, graph, arguments[0], 1.577, b, out, sum_pw)
+        getattr(gdr, f"_gather_attraction_{kernels}")(Y, graph, arguments[0], params, out, sum_pw)
         attracted.append((out, sum_pw))
         reverse = umap_sgd.reverse_entries(graph[0], graph[1])
         rows, transpose = (graph[0], graph[1], reverse), umap_sgd.unmatched_transpose(graph[0], graph[1], reverse)
@@ -381,24 +397,25 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b):
 def test_a_loss_without_an_estimate_reports_its_exact_value_for_small_inputs():
     P, Y0, _ = three_blobs(False)
     ctx = context(False, 1)
-    assert gdr.estimate_loss(Hellinger(), P, gdr.csr_arrays(P), Y0, ctx, 0) == 0.0
+    assert loss_estimate.estimate_loss(Hellinger(), Affinities(P, False), Y0, ctx, 0) == 0.0
 
 
-# As in the reference tests: gdr with exact repulsion must halve its loss, tsne nearly (it ends
-# at 0.54 of the start here, as the reference does on the same stages); umap_sgd's few negative
-# samples repel far less than the cross-entropy's all-pairs term, so it is only asked to end lower.
+# As in the reference tests: gdr with exact repulsion must halve its loss; tsne ends at 0.55 of
+# the start here (the reference: 0.42-0.62 over seeds), bound 0.8. umap_sgd does not descend the
+# exact cross-entropy (0.956 of the start: no margin for any bound); it is held to the objective
+# it descends in tests/reference/test_optimizers.py and to the reference by
+# test_umap_sgd_differs_from_the_batched_reference_only_slightly below.
 @pytest.mark.parametrize("name, factor, optimizer, repulsion_class", [
     ("gdr-normalized", 0.5, GDROptimizer(), stages_forces.ExactRepulsion),
     ("gdr-unnormalized", 0.5, GDROptimizer(), stages_forces.ExactRepulsion),
-    ("tsne", 0.6, TSNEOptimizer(exaggeration_iter=50), stages_forces.ExactRepulsion),
-    ("umap_sgd", 1.0, UmapSGDOptimizer(), None)])
+    ("tsne", 0.8, TSNEOptimizer(exaggeration_iter=50), stages_forces.ExactRepulsion)])
 def test_optimizer_decreases_its_loss(name, factor, optimizer, repulsion_class):
     _, normalized, loss_name, make_repulsion, _ = OPTIMIZERS[name]
     P, Y0, _ = three_blobs(normalized)
     ctx = context(normalized, 200 if normalized else 100)
     loss = LOSSES[loss_name]()
     repulsion = repulsion_class() if repulsion_class is not None else make_repulsion()
-    Y = optimizer.optimize(Y0, P, loss, repulsion, ctx, Monitor())
+    Y = optimizer.optimize(Y0, Affinities(P, normalized), loss, repulsion, ctx, Monitor())
     assert np.all(np.isfinite(Y))
     assert loss.value(P, Y, ctx) < factor * loss.value(P, Y0, ctx)
 
@@ -408,7 +425,7 @@ def test_umap_sgd_differs_from_the_batched_reference_only_slightly():
     P, Y0, labels = three_blobs(False)
     ctx = context(False, 100, seed=3)
     repulsion = stages_forces.SampledRepulsion(n_negative=5)
-    actual, expected = run_both(UmapSGDOptimizer, P, Y0, stages_forces.KL(), repulsion, ctx)
+    actual, expected = run_both(UmapSGDOptimizer, P, Y0, reference_forces.KL(), repulsion, ctx)
     # immediate vs batched updates: not the same bits, the same clusters
     assert not np.allclose(actual, expected)
     assert knn_accuracy(actual, labels, k=15) == knn_accuracy(expected, labels, k=15) == 1.0
@@ -416,9 +433,10 @@ def test_umap_sgd_differs_from_the_batched_reference_only_slightly():
 
 def test_umap_sgd_negatives_depend_on_the_seed():
     P, Y0, _ = three_blobs(False)
-    loss, repulsion = stages_forces.KL(), stages_forces.SampledRepulsion(n_negative=5)
-    first = UmapSGDOptimizer().optimize(Y0, P, loss, repulsion, context(False, 20, seed=3), Monitor())
-    second = UmapSGDOptimizer().optimize(Y0, P, loss, repulsion, context(False, 20, seed=4), Monitor())
+    loss, repulsion = reference_forces.KL(), stages_forces.SampledRepulsion(n_negative=5)
+    affinities = Affinities(P, False)
+    first = UmapSGDOptimizer().optimize(Y0, affinities, loss, repulsion, context(False, 20, seed=3), Monitor())
+    second = UmapSGDOptimizer().optimize(Y0, affinities, loss, repulsion, context(False, 20, seed=4), Monitor())
     assert not np.allclose(first, second)
 
 
@@ -430,8 +448,8 @@ def test_umap_sgd_symmetric_attraction_pulls_the_tail_of_an_unmatched_entry(symm
     P = sp.csr_matrix(([1.0], ([0], [1])), shape=(3, 3))  # only (0, 1) is stored
     Y0 = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
     ctx = context(False, 1, n_samples=3)
-    loss = stages_forces.KL()
-    Y = umap_sgd.umap_sgd(Y0, P, loss, ctx, Monitor(), forces=gdr.Forces(*loss.numba_forces(ctx), 1e-3),
+    loss = reference_forces.KL()
+    Y = umap_sgd.umap_sgd(Y0, Affinities(P, False), loss, ctx, Monitor(), kernels=builtin_loss_kernels(loss, ctx),
                           n_negative=0, symmetric_attraction=symmetric, learning_rate=1.0, max_step=4.0, n_epochs=1)
     moved = Y - Y0
     assert np.all(moved[0] > 0)
@@ -490,7 +508,7 @@ def test_amplified_schedule_is_the_reference_one(optimizer_class, params, monkey
     P, Y0, _ = three_blobs(True)
     ctx = context(True, 40)
     for optimizer in (getattr(reference, optimizer_class.__name__)(**params), optimizer_class(**params)):
-        optimizer.optimize(Y0, P, stages_forces.KL(), Named("exact"), ctx, Monitor())
+        optimizer.optimize(Y0, Affinities(P, True), reference_forces.KL(), Named("exact"), ctx, Monitor())
     assert captured["numba"] == captured["reference"]
     assert "schedule" not in vars(optimizer_class)  # inherited from the reference twin
 
@@ -506,8 +524,8 @@ def test_two_component_paths_give_the_bits_of_the_general_loops():
     P = P.tocsr()
     graph = gdr.csr_arrays(P)
     ctx = context(False, 1, a=1.577, b=0.895)
-    loss = stages_forces.KL()
-    forces = gdr.Forces(*loss.numba_forces(ctx), 1e-3)
+    loss = reference_forces.KL()
+    forces = builtin_loss_kernels(loss, ctx)
     key = np.uint64(epoch_key(3, 2))
     n = P.shape[0]
     # gather: the same Y seen as 2 components, or as 3 with a zero third one
@@ -516,7 +534,8 @@ def test_two_component_paths_give_the_bits_of_the_general_loops():
     results = []
     for Y in (np.ascontiguousarray(Y0), Y3):
         out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
-        gdr.gather_sampled(Y, graph, forces.attraction, forces.repulsion, (1.577, 0.895, 1e-3), key, 2, out)
+        gdr.gather_sampled(Y, graph, forces.attraction, forces.repulsion, (1.577, 0.895, forces.params), key, 2,
+                           out)
         results.append(out)
     (attraction_2, channels_2, sums_2), (attraction_3, channels_3, sums_3) = results
     np.testing.assert_array_equal(attraction_2, attraction_3[:, :2])
@@ -531,7 +550,7 @@ def test_two_component_paths_give_the_bits_of_the_general_loops():
         Y, next_time, due_next = np.empty_like(start), period.copy(), np.zeros(P.nnz, dtype=np.bool_)
         schedule = (np.ones(P.nnz, dtype=np.bool_), due_next, period, next_time, 2.0)
         umap_sgd.sgd_points(Y, start, rows, transpose, schedule, forces.attraction, forces.repulsion,
-                            (1.577, 0.895, 1e-3), (key, 5), (1.0, 4.0, True))
+                            (1.577, 0.895, forces.params), (key, 5), (1.0, 4.0, True))
         moved.append(Y)
         marked.append((due_next, next_time))
     moved[1] = moved[1][:, :2]
@@ -539,3 +558,27 @@ def test_two_component_paths_give_the_bits_of_the_general_loops():
     np.testing.assert_array_equal(marked[0][1], np.where(period <= 2.0, 2 * period, period))
     np.testing.assert_array_equal(moved[0], moved[1])
     assert not np.allclose(moved[0], Y0)
+
+
+# ---------------------------------------------------------------------- heavy-tailed KL
+def test_heavy_tailed_gdr_tsne_on_numba_matches_the_reference(digits):
+    """``dof=0.5`` end to end: the numba run (its KLHeavyTailed kernels, fused sampled repulsion)
+    against the reference backend on 150 points, 10 epochs. The stages before the optimizer
+    agree to rounding and the optimizer repeats the reference's draws, so the embeddings agree
+    to RTOL_EPOCHS of their scale (see the module docstring)."""
+    X = digits[0][:150]
+    runs = {backend: Pipeline.from_preset("gdr-tsne", dof=0.5, backend=backend, n_epochs=10, random_state=0).run(X)
+            for backend in ("numba", "reference")}
+    backends = runs["numba"].config["resolved"]["backends"]
+    assert (backends["optimizer"], backends["repulsion"], backends["loss"]) == ("numba", "numba", "reference")
+    assert runs["numba"].stages["loss"].dof == 0.5
+    expected = np.asarray(runs["reference"])
+    assert_matches(actual=np.asarray(runs["numba"]), reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
+    standard = Pipeline.from_preset("gdr-tsne", backend="numba", n_epochs=10, random_state=0).run(X)
+    assert not np.allclose(np.asarray(standard), expected, rtol=0, atol=1e-3 * scale_of(expected))
+
+
+def test_heavy_tailed_kl_unnormalized_is_refused_on_numba():
+    with pytest.raises(GidrValueError, match=r"The 'dof' parameter of loss 'kl' with normalized=False must be 1\.0\. "
+                                             r"Got 0\.5\."):
+        Pipeline.from_preset("gdr-tsne", dof=0.5, normalized=False, backend="numba")

@@ -30,7 +30,8 @@ TABLE_2 = {
 INCOMPATIBLE = {
     ("umap", "normalized"): r"'normalized' switch used with optimizer 'umap_sgd' must be False\. Got True\. "
                             r"umap_sgd samples repulsions in proportion to 1 - p",
-    ("umap", "loss"): r"loss used with optimizer 'umap_sgd' must be 'kl'\. Got 'frobenius'\.",
+    ("umap", "loss"): r"loss used with optimizer 'umap_sgd' must be UMAP's cross-entropy \(a loss declaring "
+                      r"edge_sampling_sgd, e\.g\. 'kl'\)\. Got 'frobenius'\.",
     ("tsne", "normalized"): r"'normalized' switch used with optimizer 'tsne' must be True\. Got False\.",
 }
 
@@ -83,9 +84,10 @@ def test_every_preset_builds(build, preset):
     for kind in KINDS:
         stage = pipeline.stages[kind]
         assert stage.kind == kind
-        expected = "exact" if config[kind]["name"] == "auto" else config[kind]["name"]
-        assert stage.name == expected
+        assert stage.name == config[kind]["name"]  # "auto" too: a stage of its own
         assert f"{kind}={config[kind]['name']!r}" in repr(pipeline)
+    if config["neighbors"]["name"] == "auto":  # it picks exact neighbours for small inputs
+        assert pipeline.neighbors_for(np.zeros((150, 4))).name == "exact"
 
 
 @pytest.mark.parametrize("switch", list(TABLE_2))
@@ -204,7 +206,8 @@ def test_bad_stage_override_type(build):
 @pytest.mark.parametrize("overrides, message", [
     (dict(preset="umap", normalized=True), r"optimizer 'umap_sgd' must be False\. Got True\. umap_sgd samples "
                                            r"repulsions in proportion to 1 - p, which only the unnormalized loss has"),
-    (dict(preset="umap", repulsion="exact"), r"repulsion used with optimizer 'umap_sgd' must be 'sampled'"),
+    (dict(preset="umap", repulsion="exact"), r"repulsion used with optimizer 'umap_sgd' must be a per-edge sampler "
+                                             r"\(e\.g\. 'sampled'\)\. Got 'exact'\."),
     (dict(preset="gdr-umap", repulsion="barnes_hut", n_components=4),
      r"'n_components' setting for repulsion 'barnes_hut' must be at most 3 .*Got 4\. "
      r"Use repulsion 'exact' or 'sampled'"),
@@ -282,7 +285,7 @@ def small_result(registries, digits):
 
 
 def test_result_contents(small_result, digits):
-    _, result = small_result
+    pipeline, result = small_result
     assert isinstance(result, Result)
     embedding = np.asarray(result)
     assert embedding.shape == result.shape == (len(digits), 2) and len(result) == len(digits)
@@ -296,6 +299,12 @@ def test_result_contents(small_result, digits):
     assert resolved["n_epochs"] == 30 and resolved["seed"] == 0 and resolved["n_neighbors"] == 15
     assert set(resolved["backends"]) == set(KINDS)
     assert result.config["neighbors"]["name"] == "exact"
+    assert result.config["resolved"]["neighbors"] == {"name": "exact", "backend": "reference",
+                                                      "metric": "euclidean"}
+    assert set(result.stages) == set(KINDS) and result.stages["neighbors"].name == "exact"
+    for kind in set(KINDS) - {"neighbors"}:
+        assert type(result.stages[kind]) is type(pipeline.stages[kind]), kind
+        assert result.stages[kind].values == pipeline.stages[kind].values, kind
     assert result.graph.n_samples == len(digits) and result.graph.n_neighbors == 15
     P = result.affinities.P
     assert P.shape == (len(digits), len(digits)) and not result.affinities.normalized

@@ -244,3 +244,65 @@ def test_add_file_and_directory(tmp_path):
     assert presets.get("one") == {"description": "first", "loss": {"name": "kl"}}
     with pytest.raises(GidrValueError, match=r"The preset 'one' is registered twice"):
         presets.add_file(tmp_path / "one.toml")
+
+
+# ---------------------------------------------------------------------- kernels
+def test_kernel_registry_serves_the_exact_class_only():
+    from gidr.types import Context
+
+    kl = make_loss("kl")
+    subclass = type("KLVariant", (kl,), {"__module__": "fake_reference"})
+    registry = registry_of(kl)
+    calls = []
+
+    def factory(stage, ctx):
+        calls.append((stage, ctx))
+        return ("kernels for", stage.name)
+
+    registry.kernels.add(kl, "fast", factory)
+    ctx = Context(n_samples=3, registry=registry)
+    stage = kl()
+    assert registry.kernels.get(stage, "fast", ctx) == ("kernels for", "kl")
+    assert ctx.kernels(stage, "fast") == ("kernels for", "kl")
+    assert calls == [(stage, ctx), (stage, ctx)]
+    # a subclass may change the math: it is never handed its parent's kernels
+    assert registry.kernels.get(subclass(), "fast", ctx) is None
+    assert registry.kernels.get(stage, "other", ctx) is None
+    assert registry.kernels.has(kl, "fast") and not registry.kernels.has(subclass, "fast")
+    assert registry.kernels.entries() == [(kl, "fast")]
+
+
+def test_a_kernel_factory_may_decline():
+    kl = make_loss("kl")
+    registry = registry_of(kl)
+    registry.kernels.add(kl, "fast", lambda stage, ctx: None)
+    assert registry.kernels.get(kl(), "fast") is None
+
+
+def test_kernels_registered_twice_are_an_error():
+    kl = make_loss("kl")
+    kernels = Registry().kernels
+    first = lambda stage, ctx: 1  # noqa: E731
+    kernels.add(kl, "fast", first)
+    kernels.add(kl, "fast", first)  # the same factory again is harmless
+    with pytest.raises(GidrValueError, match=r"^The kernels of loss 'kl' \(fake_reference\.Loss_kl_reference\) for "
+                                             r"backend 'fast' are registered twice\.$"):
+        kernels.add(kl, "fast", lambda stage, ctx: 2)
+
+
+def test_kernels_for_a_non_stage_are_rejected():
+    with pytest.raises(GidrValueError, match=r"^The stage class of a kernel must be a gidr\.stages\.Stage subclass\. "
+                                             r"Got 'kl'\.$"):
+        Registry().kernels.add("kl", "fast", lambda stage, ctx: None)
+
+
+def test_kernels_need_a_backend_name():
+    with pytest.raises(GidrValueError, match=r"The backend of the kernels of .*Loss_kl_reference.* must be a "
+                                             r"non-empty string\. Got ''\."):
+        Registry().kernels.add(make_loss("kl"), "", lambda stage, ctx: None)
+
+
+def test_kernels_need_a_callable_factory():
+    with pytest.raises(GidrValueError, match=r"^The kernel factory of loss 'kl' for backend 'fast' must be a callable "
+                                             r"factory\(stage, ctx\)\. Got 3\.$"):
+        Registry().kernels.add(make_loss("kl"), "fast", 3)

@@ -12,9 +12,10 @@ import pytest
 import scipy.sparse as sp
 
 import gidr.plugins
+import gidr.testing
 from gidr import Pipeline
 from gidr.metrics import knn_accuracy
-from gidr.types import Context, PairTotals
+from gidr.types import Context
 from gidr.validation import GidrValueError
 from tests.helpers import assert_matches
 
@@ -169,41 +170,12 @@ def test_value_matches_the_pairwise_definition(hellinger_module, a, b):
     assert hellinger_module.hellinger_value(P, Y, a, b) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("a, b", KERNELS)
-@pytest.mark.parametrize("n_components", [2, 3])
-def test_gradient_matches_finite_differences(hellinger_module, a, b, n_components):
-    P, Y = _random_problem(n_components=n_components, seed=1)
-    gradient = hellinger_module.hellinger_gradient(P, Y, a, b)
-    numeric = np.zeros_like(Y)
-    h = 1e-6
-    for index in np.ndindex(*Y.shape):
-        plus, minus = Y.copy(), Y.copy()
-        plus[index] += h
-        minus[index] -= h
-        numeric[index] = (hellinger_module.hellinger_value(P, plus, a, b)
-                          - hellinger_module.hellinger_value(P, minus, a, b)) / (2 * h)
-    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("a, b", KERNELS)
-def test_force_decomposition_is_the_gradient(hellinger_module, a, b):
-    P, Y = _random_problem(seed=2)
-    n_samples = len(Y)
-    ctx = Context(n_samples=n_samples, a=a, b=b)
-    loss = hellinger_module.HellingerLoss()
-    coo = P.tocoo()
-    D_edges = np.sum((Y[coo.row] - Y[coo.col]) ** 2, axis=1)
-    forces = np.zeros_like(Y)
-    np.add.at(forces, coo.row, loss.attraction(D_edges, coo.data, ctx)[:, None] * (Y[coo.row] - Y[coo.col]))
-    diff = Y[:, None, :] - Y[None, :, :]
-    phi = loss.repulsion_channels(np.sum(diff**2, axis=-1), ctx)
-    assert phi.shape == (n_samples, n_samples, loss.n_channels)
-    phi[np.arange(n_samples), np.arange(n_samples)] = 0.0
-    channels = np.einsum("ikc,ikd->cid", phi, diff)
-    totals = PairTotals(sum_w=1.0, sum_w2=1.0, p_mean=float(P.data.mean()))
-    forces += np.tensordot(loss.repulsion_weights(totals, ctx), channels, axes=1)
-    scale = loss.force_scale(totals, ctx)
-    np.testing.assert_allclose(forces, scale * loss.gradient(P, Y, ctx), rtol=1e-10, atol=1e-13)
+@pytest.mark.parametrize("check", gidr.testing.checks_for("loss"))
+def test_hellinger_passes_the_conformance_suite(registries, check):
+    """gidr's own checks, as any plugin runs them: gradient vs finite differences, forces ==
+    force_scale * gradient, the value estimate, the kernel, the numba kernels vs NumPy, ..."""
+    _, registry, _ = registries
+    gidr.testing.run_check(registry.get("loss", "hellinger"), check, registry=registry)
 
 
 def test_zero_distance_terms_are_zero_when_b_differs_from_one(hellinger_module):
@@ -218,24 +190,10 @@ def test_gradient_with_duplicate_points_is_finite(hellinger_module):
     assert np.all(np.isfinite(hellinger_module.hellinger_gradient(P, Y, 1.577, 0.895)))
 
 
-@pytest.mark.parametrize("a, b", KERNELS)
-def test_numba_forces_match_numpy(hellinger_module, a, b):
-    pytest.importorskip("numba")
-    loss = hellinger_module.HellingerLoss()
-    ctx = Context(n_samples=10, a=a, b=b)
-    attraction, repulsion = loss.numba_forces(ctx)
-    D = np.array([0.0, 1e-8, 0.01, 0.3, 1.0, 2.5, 40.0])
-    p = np.array([1.0, 0.9, 0.5, 0.2, 0.05, 1e-4, 0.7])
-    fast_attraction = [attraction(d, q, a, b) for d, q in zip(D, p)]
-    fast_repulsion = np.array([repulsion(d, a, b, 0.0) for d in D])
-    assert_matches(actual=fast_attraction, reference=loss.attraction(D, p, ctx), rtol=1e-13, atol=1e-300)
-    assert_matches(actual=fast_repulsion[:, 0], reference=loss.repulsion_channels(D, ctx)[:, 0], rtol=1e-13,
-                   atol=1e-300)
-    assert np.all(fast_repulsion[:, 1] == 0.0)
+def test_numba_kernels_are_none_without_numba(hellinger_module, monkeypatch):
+    import gidr_example.plugin
 
-
-def test_numba_forces_is_none_without_numba(hellinger_module, monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
     monkeypatch.delitem(sys.modules, "gidr_example._numba_forces", raising=False)
     monkeypatch.delattr(sys.modules["gidr_example"], "_numba_forces", raising=False)
-    assert hellinger_module.HellingerLoss().numba_forces(Context(n_samples=10)) is None
+    assert gidr_example.plugin.numba_kernels(hellinger_module.HellingerLoss(), Context(n_samples=10)) is None

@@ -9,9 +9,10 @@ import pytest
 import scipy.sparse as sp
 
 from gidr.stages import Loss
-from gidr.types import Context, PairTotals
+from gidr.testing import check_loss_forces, check_loss_gradient
+from gidr.types import Affinities, Context, PairTotals
 from gidr.validation import GidrValueError
-from gidr_reference import losses
+from gidr_reference import loss_estimate, losses
 from gidr_reference.repulsion import exact_repulsion
 from gidr_reference.stages_forces import KL, Frobenius
 from tests.helpers import assert_matches
@@ -143,7 +144,7 @@ def test_blocks_do_not_change_exact_results(monkeypatch):
 # --------------------------------------------------------------------------- forces
 
 def exact_forces(loss, P, Y, ctx):
-    sums = exact_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), ctx.a, ctx.b)
+    sums = exact_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), lambda D: loss.kernel(D, ctx))
     return losses.loss_forces(loss, P, Y, ctx, sums)
 
 
@@ -248,8 +249,11 @@ def test_losses_do_not_modify_inputs():
 def test_loss_stage_metadata():
     assert (KL.name, KL.backend, KL.priority, KL.n_channels) == ("kl", "reference", 0, 1)
     assert (Frobenius.name, Frobenius.backend, Frobenius.n_channels) == ("frobenius", "reference", 2)
-    assert KL().epsilon == 1e-3
-    assert KL().numba_forces(make_ctx(5, True, 1, 1)) is None
+    assert KL().epsilon == 1e-3 and KL().dof == 1.0
+    # capabilities, not names: what the optimizers ask (backend kernels come through a hook)
+    assert (KL.edge_sampling_sgd, KL.auto_rate_factor) == (True, 2.0)
+    assert (Frobenius.edge_sampling_sgd, Frobenius.auto_rate_factor) == (False, 1.0)
+    assert not hasattr(Loss, "numba_forces") and not hasattr(KL(), "numba_forces")
     assert pickle.loads(pickle.dumps(KL(epsilon=0.5))).epsilon == 0.5
 
 
@@ -267,3 +271,184 @@ def test_non_numeric_epsilon_is_rejected():
 def test_frobenius_takes_no_parameters():
     with pytest.raises(GidrValueError, match=r"A parameter name of loss 'frobenius' must be .* Got 'epsilon'\."):
         Frobenius(epsilon=0.1)
+
+
+# --------------------------------------------------------------------------- heavy-tailed KL
+
+DOFS = [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("dof", DOFS)
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_heavy_tailed_gradient_matches_finite_differences(dof, a, b):
+    check_loss_gradient(KL(dof=dof), make_ctx(25, True, a, b))
+
+
+@pytest.mark.parametrize("dof", DOFS)
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_heavy_tailed_forces_are_the_scaled_gradient(dof, a, b):
+    check_loss_forces(KL(dof=dof), make_ctx(25, True, a, b))
+
+
+@pytest.mark.parametrize("dof", [0.5, 2.0])
+def test_heavy_tailed_kl_value_matches_dense_formula(dof):
+    """``w = (1 + a D^b / dof)^(-dof)``, ``q = w / Z``: the value really depends on ``dof``."""
+    P = random_affinities(15, normalized=True)
+    Y = random_embedding(15)
+    ctx = make_ctx(15, True, 1.577, 0.895)
+    D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+    W = (1 + ctx.a * D**ctx.b / dof) ** (-dof)
+    np.fill_diagonal(W, 0.0)
+    Q = W / W.sum()
+    p = P.toarray()
+    mask = p > 0
+    expected = np.sum(p[mask] * np.log(p[mask] / Q[mask]))
+    assert_matches(actual=KL(dof=dof).value(P, Y, ctx), reference=expected, rtol=1e-12)
+    assert abs(KL(dof=dof).value(P, Y, ctx) - KL().value(P, Y, ctx)) > 1e-3 * abs(expected)
+    assert_matches(actual=KL(dof=dof).kernel(D, ctx)[~np.eye(15, dtype=bool)], reference=W[~np.eye(15, dtype=bool)],
+                   rtol=1e-14)
+
+
+def test_heavy_tailed_kernel_is_the_student_t_kernel_at_dof_one():
+    D = np.array([0.0, 0.3, 2.0, 50.0])
+    assert_matches(actual=losses.heavy_tailed_kernel(D, 1.577, 0.895, 1.0), reference=1 / (1 + 1.577 * D**0.895),
+                   rtol=1e-15)
+    # unnormalized, the kernel stays UMAP's whatever dof (dof != 1 is refused there anyway)
+    assert_matches(actual=KL(dof=0.5).kernel(D, make_ctx(5, False, 1.0, 1.0)), reference=1 / (1 + D), rtol=1e-15)
+
+
+def test_heavy_tailed_kl_is_refused_unnormalized():
+    KL(dof=0.5).check_settings({"normalized": True, "n_components": 2})
+    KL(dof=1.0).check_settings({"normalized": False, "n_components": 2})
+    with pytest.raises(GidrValueError, match=r"^The 'dof' parameter of loss 'kl' with normalized=False must be "
+                                             r"1\.0\. Got 0\.5\. The heavy-tailed kernel is t-SNE's"):
+        KL(dof=0.5).check_settings({"normalized": False, "n_components": 2})
+
+
+def test_heavy_tailed_kl_is_refused_unnormalized_by_the_pipeline():
+    from gidr import Pipeline
+
+    with pytest.raises(GidrValueError, match=r"The 'dof' parameter of loss 'kl' with normalized=False must be 1\.0"):
+        Pipeline.from_preset("gdr-umap", dof=0.5)
+
+
+@pytest.mark.parametrize("dof", [0.0, -1.0])
+def test_non_positive_dof_is_rejected(dof):
+    with pytest.raises(GidrValueError, match=rf"^The 'dof' parameter of loss 'kl' must be a float in \(0, inf\)\. "
+                                             rf"Got {dof}\.$"):
+        KL(dof=dof)
+
+
+# --------------------------------------------------------------------------- value estimate
+
+def ring_affinities(n: int, k: int, normalized: bool, seed: int = 0) -> sp.csr_matrix:
+    """Symmetric P where every row stores exactly 2k entries (i -> i +- 1..k, mod n), random
+    values in (0.05, 0.95): with equal rows, the estimate's pair sums are unbiased."""
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n), k)
+    cols = (rows + np.tile(np.arange(1, k + 1), n)) % n
+    upper = sp.csr_matrix((rng.uniform(0.05, 0.95, rows.size), (rows, cols)), shape=(n, n))
+    P = sp.csr_matrix(upper + upper.T)
+    P.sort_indices()
+    return sp.csr_matrix(P / P.sum()) if normalized else P
+
+
+class RecordingKL(KL):
+    """KL that records the sums handed to value_from_sums."""
+
+    seen: list = []
+
+    def value_from_sums(self, edge_sums, pair_sums, ctx):
+        RecordingKL.seen.append((np.array(edge_sums), np.array(pair_sums)))
+        return super().value_from_sums(edge_sums, pair_sums, ctx)
+
+
+class RecordingFrobenius(Frobenius):
+    seen: list = []
+
+    def value_from_sums(self, edge_sums, pair_sums, ctx):
+        RecordingFrobenius.seen.append((np.array(edge_sums), np.array(pair_sums)))
+        return super().value_from_sums(edge_sums, pair_sums, ctx)
+
+
+def exact_term_sums(loss, P, Y, ctx):
+    """The sums of the loss's edge terms over every stored entry and of its pair terms over
+    every ordered pair, and the per-row variance of the pair terms (for the standard error)."""
+    n = Y.shape[0]
+    coo = P.tocoo()
+    edge_terms = loss.value_edge_terms(((Y[coo.row] - Y[coo.col]) ** 2).sum(1), coo.data, ctx)
+    D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+    off = ~np.eye(n, dtype=bool)
+    pair_terms = loss.value_pair_terms(D[off], ctx).reshape(n, n - 1, -1)  # row i: its n - 1 others
+    return edge_terms.sum(0), pair_terms.sum((0, 1)), pair_terms.var(axis=1)
+
+
+ESTIMATE_CASES = [(RecordingKL, True, {}), (RecordingKL, False, {}), (RecordingKL, True, {"dof": 0.5}),
+                  (RecordingFrobenius, True, {}), (RecordingFrobenius, False, {})]
+ESTIMATE_IDS = ["kl-normalized", "kl-unnormalized", "kl-dof0.5", "frobenius-normalized", "frobenius-unnormalized"]
+
+
+@pytest.mark.parametrize("loss_class, normalized, params", ESTIMATE_CASES, ids=ESTIMATE_IDS)
+def test_value_terms_sum_to_the_exact_value(loss_class, normalized, params):
+    P = ring_affinities(60, 4, normalized)
+    Y = random_embedding(60)
+    loss, ctx = loss_class(**params), make_ctx(60, normalized, 1.577, 0.895)
+    edge_sums, pair_sums, _ = exact_term_sums(loss, P, Y, ctx)
+    assert_matches(actual=loss.value_from_sums(edge_sums, pair_sums, ctx), reference=loss.value(P, Y, ctx),
+                   rtol=1e-10)
+
+
+@pytest.mark.parametrize("loss_class, normalized, params", ESTIMATE_CASES, ids=ESTIMATE_IDS)
+def test_value_estimate_reads_every_edge_and_samples_pairs_without_bias(loss_class, normalized, params):
+    """n = 300 <= MAX_ROWS: every stored entry is read, so the edge sums are the exact ones
+    (rtol 1e-12: only the order of the sum may differ). The pair sums come from 2k = 12
+    uniform draws k != i per row (3,600 of the 89,700 ordered pairs), stratified by row, so
+    their standard error is ``n (n - 1) / M * sqrt(sum_i m_i var_i)``; the estimate must be
+    within 5 standard errors (a false alarm has probability < 1e-6 per sum), and the value
+    within what 5 standard errors of the pair sums move ``value_from_sums``."""
+    n, k = 300, 6
+    P = ring_affinities(n, k, normalized, seed=2)
+    Y = random_embedding(n, seed=3) * 2.0
+    loss, ctx = loss_class(**params), make_ctx(n, normalized, 1.577, 0.895)
+    assert n <= loss_estimate.MAX_ROWS
+    edge_sums, pair_sums, row_variance = exact_term_sums(loss, P, Y, ctx)
+    m = np.full(n, 2 * k)
+    standard_error = n * (n - 1) / m.sum() * np.sqrt((m[:, None] * row_variance).sum(0))
+    loss_class.seen.clear()
+    estimate = loss_estimate.estimate_loss(loss, Affinities(P, normalized), Y, ctx, epoch=5)
+    (seen_edges, seen_pairs), = loss_class.seen
+    assert_matches(actual=seen_edges, reference=edge_sums, rtol=1e-12)
+    assert np.all(np.abs(seen_pairs - pair_sums) < 5 * standard_error), (seen_pairs, pair_sums, standard_error)
+    assert np.all(standard_error < 0.05 * np.abs(pair_sums))  # the bound is not vacuous
+    exact = loss.value(P, Y, ctx)
+    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * pair_sums.size)).reshape(pair_sums.size, -1).T
+    tolerance = max(abs(loss.value_from_sums(edge_sums, pair_sums + 5 * s * standard_error, ctx) - exact)
+                    for s in signs)
+    assert abs(estimate - exact) <= tolerance
+
+
+@pytest.mark.parametrize("loss_class, normalized, params", ESTIMATE_CASES[:2] + ESTIMATE_CASES[3:4],
+                         ids=ESTIMATE_IDS[:2] + ESTIMATE_IDS[3:4])
+def test_value_estimate_is_deterministic_per_seed_and_epoch(loss_class, normalized, params):
+    P = ring_affinities(300, 6, normalized, seed=2)
+    Y = random_embedding(300, seed=3)
+    affinities, loss = Affinities(P, normalized), loss_class(**params)
+    ctx, other_seed = make_ctx(300, normalized, 1.0, 1.0), Context(n_samples=300, normalized=normalized, seed=1)
+    first = loss_estimate.estimate_loss(loss, affinities, Y, ctx, 7)
+    assert loss_estimate.estimate_loss(loss, affinities, Y, ctx, 7) == first
+    assert loss_estimate.estimate_loss(loss, affinities, Y, ctx, 8) != first
+    assert loss_estimate.estimate_loss(loss, affinities, Y, other_seed, 7) != first
+
+
+def test_a_loss_without_value_terms_reports_its_exact_value_up_to_the_limit(monkeypatch):
+    class NoTerms(KL):
+        def value_edge_terms(self, D, p, ctx):
+            return None
+
+    P = ring_affinities(40, 3, True)
+    Y = random_embedding(40)
+    ctx = make_ctx(40, True, 1.0, 1.0)
+    affinities = Affinities(P, True)
+    assert loss_estimate.estimate_loss(NoTerms(), affinities, Y, ctx, 0) == NoTerms().value(P, Y, ctx)
+    monkeypatch.setattr(loss_estimate, "EXACT_MAX_SAMPLES", 39)
+    assert np.isnan(loss_estimate.estimate_loss(NoTerms(), affinities, Y, ctx, 0))

@@ -62,7 +62,7 @@ def test_each_switch_is_one_override_on_every_preset(preset, switch, digits):
     base = Pipeline.from_preset(preset, backend="reference", random_state=0, n_epochs=30)
     override = swapped(base.config, switch)
     if base.config["optimizer"]["name"] == "umap_sgd" and override.get("loss") == "frobenius":
-        with pytest.raises(GidrValueError, match=r"loss used with optimizer 'umap_sgd' must be 'kl'"):
+        with pytest.raises(GidrValueError, match=r"loss used with optimizer 'umap_sgd' must be UMAP's cross-entropy \(a loss declaring edge_sampling_sgd"):
             base.replace(**override)
         return
     pipeline = base.replace(**override)
@@ -78,7 +78,7 @@ def test_umap_sgd_refuses_normalization_at_build_time():
 
 
 def test_umap_sgd_refuses_barnes_hut_at_build_time():
-    with pytest.raises(GidrValueError, match=r"repulsion used with optimizer 'umap_sgd' must be 'sampled'"):
+    with pytest.raises(GidrValueError, match=r"repulsion used with optimizer 'umap_sgd' must be a per-edge sampler \(e.g. 'sampled'\). Got 'barnes_hut'"):
         Pipeline.from_preset("umap", backend="reference", repulsion="barnes_hut")
 
 

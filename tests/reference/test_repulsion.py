@@ -22,8 +22,10 @@ CHANNEL_CASES = [
     (KL(epsilon=0.0), False, 1.0, 1.0),
     (Frobenius(), True, 1.577, 0.895),
     (Frobenius(), False, 1.0, 1.0),
+    (KL(dof=0.5), True, 1.577, 0.895),  # heavy-tailed kernel: the estimators sum the loss's own w
 ]
-CASE_IDS = ["kl-normalized", "kl-unnormalized", "kl-eps0", "frobenius-normalized", "frobenius-unnormalized"]
+CASE_IDS = ["kl-normalized", "kl-unnormalized", "kl-eps0", "frobenius-normalized", "frobenius-unnormalized",
+            "kl-dof0.5"]
 
 
 def ctx_for(Y: np.ndarray, normalized: bool, a: float = 1.0, b: float = 1.0, seed: int = 0) -> Context:
@@ -44,8 +46,13 @@ def with_duplicates(n: int, d: int, seed: int = 0) -> np.ndarray:
     return Y
 
 
-def naive_repulsion(Y, phi, a, b):
-    """Plain double loop: channels[c, i] = sum_{k != i} phi_c(D_ik) (y_i - y_k)."""
+def kernel_one(D):
+    """``w = 1 / (1 + D)`` (a = b = 1), the weight callable of the estimator functions."""
+    return 1.0 / (1.0 + D)
+
+
+def naive_repulsion(Y, phi, weight):
+    """Plain double loop: channels[c, i] = sum_{k != i} phi_c(D_ik) (y_i - y_k); sums of w(D), w(D)^2."""
     n = len(Y)
     n_channels = phi(np.zeros(1)).shape[-1]
     channels, sum_w, sum_w2 = np.zeros((n_channels, n, Y.shape[1])), 0.0, 0.0
@@ -54,7 +61,7 @@ def naive_repulsion(Y, phi, a, b):
             if k != i:
                 D = float(np.sum((Y[i] - Y[k]) ** 2))
                 channels[:, i] += phi(np.array([D]))[0][:, None] * (Y[i] - Y[k])
-                w = 1 / (1 + a * D**b)
+                w = float(weight(np.array([D]))[0])
                 sum_w, sum_w2 = sum_w + w, sum_w2 + w * w
     return channels, sum_w, sum_w2
 
@@ -63,10 +70,12 @@ def naive_repulsion(Y, phi, a, b):
 
 @pytest.mark.parametrize("loss, normalized, a, b", CHANNEL_CASES, ids=CASE_IDS)
 def test_exact_matches_a_double_loop(loss, normalized, a, b):
+    dof = loss.values.get("dof", 1.0)
     Y = with_duplicates(45, 2)
     ctx = ctx_for(Y, normalized, a, b)
     sums = ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
-    channels, sum_w, sum_w2 = naive_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), a, b)
+    channels, sum_w, sum_w2 = naive_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx),
+                                              lambda D: (1 + a * D**b / dof) ** (-dof))
     assert sums.channels.shape == (loss.n_channels, 45, 2)
     assert_matches(actual=sums.channels, reference=channels, rtol=1e-12, atol=1e-12)
     assert_matches(actual=[sums.sum_w, sums.sum_w2], reference=[sum_w, sum_w2], rtol=1e-12)
@@ -260,7 +269,7 @@ def test_sampled_gives_zero_force_to_points_without_samples():
     Y = np.random.default_rng(0).normal(size=(10, 2))
     m = np.array([0, 3, 1, 0, 2, 2, 2, 2, 2, 2])
     for normalized in (True, False):
-        sums = sampled_repulsion(Y, lambda D: KL().repulsion_channels(D, ctx_for(Y, normalized)), 1.0, 1.0,
+        sums = sampled_repulsion(Y, lambda D: KL().repulsion_channels(D, ctx_for(Y, normalized)), kernel_one,
                                  seed=0, epoch=0, m=m, normalized=normalized)
         assert_matches(actual=sums.channels[:, [0, 3]], reference=np.zeros((1, 2, 2)))
         assert np.isfinite(sums.channels).all()
@@ -270,8 +279,8 @@ def test_normalized_sampled_is_the_rescaled_plain_sum():
     Y = np.random.default_rng(0).normal(size=(30, 2))
     m = np.arange(30) % 4 + 1
     phi = lambda D: Frobenius().repulsion_channels(D, ctx_for(Y, True))
-    plain = sampled_repulsion(Y, phi, 1.0, 1.0, seed=3, epoch=5, m=m, normalized=False)
-    rescaled = sampled_repulsion(Y, phi, 1.0, 1.0, seed=3, epoch=5, m=m, normalized=True)
+    plain = sampled_repulsion(Y, phi, kernel_one, seed=3, epoch=5, m=m, normalized=False)
+    rescaled = sampled_repulsion(Y, phi, kernel_one, seed=3, epoch=5, m=m, normalized=True)
     assert_matches(actual=rescaled.channels, reference=plain.channels * (29 / m)[None, :, None], rtol=1e-14)
     assert (plain.sum_w, plain.sum_w2) == (rescaled.sum_w, rescaled.sum_w2)
 
@@ -279,7 +288,7 @@ def test_normalized_sampled_is_the_rescaled_plain_sum():
 def test_sampled_totals_average_w_over_the_draws():
     Y = np.random.default_rng(0).normal(size=(30, 2))
     m = np.full(30, 2)
-    sums = sampled_repulsion(Y, lambda D: KL().repulsion_channels(D, ctx_for(Y, True)), 1.0, 1.0,
+    sums = sampled_repulsion(Y, lambda D: KL().repulsion_channels(D, ctx_for(Y, True)), kernel_one,
                              seed=3, epoch=5, m=m, normalized=True)
     owner = np.repeat(np.arange(30), 2)
     other = counter.negative_sample(3, 5, owner, np.tile([0, 1], 30), 30)

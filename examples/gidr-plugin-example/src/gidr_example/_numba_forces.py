@@ -1,8 +1,11 @@
 """The Hellinger forces as numba scalar functions, for gidr's numba optimizers.
 
-Imported only by :meth:`gidr_example.loss.HellingerLoss.numba_forces`, so the plugin works
-without numba (it then runs on the reference optimizers only). Each function mirrors its
-NumPy twin in :mod:`gidr_example.loss`; the tests compare them.
+Imported only by :func:`gidr_example.plugin.numba_kernels` (the ``gidr_register_kernels``
+hook's factory), so the plugin works without numba (it then runs on the reference
+optimizers only). Each function mirrors its NumPy twin in :mod:`gidr_example.loss`; the
+tests compare them. The signatures are those of :mod:`gidr_numba.forces`:
+``attraction(D, p, a, b, params) -> (coefficient, w)`` and
+``repulsion(D, a, b, params) -> (phi_0, phi_1, w)``; the loss has no parameters of its own.
 """
 import math
 
@@ -20,14 +23,14 @@ def _power_b_minus_1(D, b):
 
 
 @numba.njit(cache=True)
-def attraction(D, p, a, b):
-    """``2ab D^(b-1) sqrt(p) w^(3/2)`` with ``w = 1 / (1 + a D^b)``."""
+def attraction(D, p, a, b, params):
+    """``(2ab D^(b-1) sqrt(p) w^(3/2), w)`` with ``w = 1 / (1 + a D^b)``."""
     w = 1.0 / (1.0 + a * D ** b)
-    return 2.0 * a * b * _power_b_minus_1(D, b) * math.sqrt(p) * w * math.sqrt(w)
+    return 2.0 * a * b * _power_b_minus_1(D, b) * math.sqrt(p) * w * math.sqrt(w), w
 
 
 @numba.njit(cache=True)
-def repulsion(D, a, b, epsilon):
-    """``(phi_0, phi_1) = (ab D^(b-1) w^2, 0)``; the loss has one channel and ignores ``epsilon``."""
+def repulsion(D, a, b, params):
+    """``(phi_0, phi_1, w) = (ab D^(b-1) w^2, 0, w)``; the loss has one channel."""
     w = 1.0 / (1.0 + a * D ** b)
-    return a * b * _power_b_minus_1(D, b) * w * w, 0.0
+    return a * b * _power_b_minus_1(D, b) * w * w, 0.0, w

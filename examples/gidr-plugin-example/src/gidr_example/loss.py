@@ -198,10 +198,17 @@ class HellingerLoss(Loss):
     def repulsion_weights(self, totals: PairTotals, ctx: Context) -> np.ndarray:
         return np.array([-2.0])
 
-    def numba_forces(self, ctx: Context):
-        """The jitted scalar forces for gidr's numba optimizers; None without numba."""
-        try:
-            from gidr_example import _numba_forces
-        except ImportError:
-            return None
-        return _numba_forces.attraction, _numba_forces.repulsion
+    def value_edge_terms(self, D: np.ndarray, p: np.ndarray, ctx: Context) -> np.ndarray:
+        """Per stored entry: ``(p - 2 sqrt(p w),)``: with P symmetric, half its sum is the edges'
+        share of ``L`` (see :func:`hellinger_value`)."""
+        w = kernel(D, ctx.a, ctx.b)
+        return (p - 2.0 * np.sqrt(p * w))[:, None]
+
+    def value_pair_terms(self, D: np.ndarray, ctx: Context) -> np.ndarray:
+        """Per ordered pair: ``(w,)``."""
+        return kernel(D, ctx.a, ctx.b)[:, None]
+
+    def value_from_sums(self, edge_sums: np.ndarray, pair_sums: np.ndarray, ctx: Context) -> float:
+        """``L = (sum_pairs w + sum_edges p - 2 sum_edges sqrt(p w)) / 2`` over ordered pairs, i.e.
+        ``sum_{i<j} (sqrt(p) - sqrt(w))^2``."""
+        return float(0.5 * (pair_sums[0] + edge_sums[0]))

@@ -1,7 +1,7 @@
 """The hook implementations gidr calls; named in the ``gidr.plugins`` entry-point group.
 
 gidr finds this module through the entry point, registers it with its plugin manager and
-calls the two functions below, handing each a registry to fill. Which implementation of a
+calls the three functions below, handing each a registry to fill. Which implementation of a
 stage is used is decided by the registry (by declared priority), never by plugin order.
 """
 from gidr.plugins import hookimpl
@@ -25,6 +25,21 @@ GDR_HELLINGER = {
 @hookimpl
 def gidr_register_stages(registry):
     registry.add(HellingerLoss)
+
+
+def numba_kernels(loss, ctx):
+    """The Hellinger loss's kernels for gidr's numba backend; None without numba."""
+    try:
+        from gidr_example import _numba_forces
+        from gidr_numba.forces import LossKernels
+    except ImportError:
+        return None
+    return LossKernels(_numba_forces.attraction, _numba_forces.repulsion, ())
+
+
+@hookimpl
+def gidr_register_kernels(kernels):
+    kernels.add(HellingerLoss, "numba", numba_kernels)
 
 
 @hookimpl

@@ -1,0 +1,138 @@
+"""Defaults agree across layers (as openTSNE checks with ``inspect.signature``).
+
+An estimator's default, the preset it runs and the stage parameters' declared defaults must
+say the same thing; where an estimator's default deliberately differs (None: "the preset's"),
+the documented mapping is checked instead. Same-named stages of different backends declare
+identical parameters.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import gidr
+import gidr.testing
+from gidr.pipeline import PIPELINE_PARAMS
+from gidr.plugins import get_presets, get_registry
+from gidr.stages import KINDS
+
+#: estimator parameter -> (section, key) of the preset it overrides: a pipeline switch, a stage's
+#: name ("name") or a stage parameter.
+COMMON = {"n_components": ("pipeline", "n_components"), "metric": ("neighbors", "metric"),
+          "random_state": ("pipeline", "random_state"), "backend": ("pipeline", "backend"),
+          "init": ("init", "name")}
+MAPPINGS = {
+    gidr.UMAP: {**COMMON, "n_neighbors": ("similarity", "n_neighbors"), "min_dist": ("pipeline", "min_dist"),
+                "spread": ("pipeline", "spread"), "n_epochs": ("pipeline", "n_epochs"),
+                "learning_rate": ("optimizer", "learning_rate"), "negative_sample_rate": ("repulsion", "n_negative")},
+    gidr.TSNE: {**COMMON, "perplexity": ("similarity", "perplexity"),
+                "early_exaggeration": ("optimizer", "early_exaggeration"),
+                "learning_rate": ("optimizer", "learning_rate"), "max_iter": ("pipeline", "n_epochs"),
+                "angle": ("repulsion", "theta")},
+    gidr.GDR: {**COMMON, "n_neighbors": ("similarity", "n_neighbors"), "normalized": ("pipeline", "normalized"),
+               "loss": ("loss", "name"), "min_dist": ("pipeline", "min_dist"), "spread": ("pipeline", "spread"),
+               "scalars": ("pipeline", "scalars"), "n_epochs": ("pipeline", "n_epochs"),
+               "learning_rate": ("optimizer", "learning_rate"), "negative_sample_rate": ("repulsion", "n_negative")},
+}
+#: Parameters that only steer the run (threads, progress), not the embedding.
+RUN_ONLY = {"n_jobs", "verbose"}
+#: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).
+PRESETS = {(gidr.UMAP, None): "umap", (gidr.TSNE, None): "tsne", (gidr.GDR, False): "gdr-umap",
+           (gidr.GDR, True): "gdr-tsne"}
+CASES = [(estimator, normalized, parameter) for (estimator, normalized) in PRESETS for parameter in MAPPINGS[estimator]]
+
+
+def signature_default(estimator, parameter):
+    return inspect.signature(estimator).parameters[parameter].default
+
+
+def stage_class(section: dict, kind: str):
+    registry = get_registry()
+    return registry.get(kind, section["name"]).bind(registry, "auto")
+
+
+def preset_value(preset: str, section_name: str, key: str):
+    """What ``preset`` sets for (section, key), else the declared default of that layer."""
+    config = get_presets().get(preset)
+    section = config.get(section_name, {})
+    if key in section:
+        return section[key]
+    if section_name == "pipeline":
+        return PIPELINE_PARAMS[key].default
+    declared = {p.name: p.default for p in stage_class(section, section_name).params}
+    assert key in declared, f"{section_name} '{section['name']}' of preset {preset!r} has no parameter {key!r}"
+    return declared[key]
+
+
+def fitted_pipeline(estimator, normalized):
+    """The pipeline a default estimator fits (on 120 points: more than t-SNE's 3 * perplexity)."""
+    X = np.random.default_rng(0).normal(size=(120, 5))
+    params = {} if normalized is None else {"normalized": normalized}
+    model = estimator(**params, random_state=0).fit(X)
+    return model.pipeline_
+
+
+@pytest.mark.parametrize("estimator, normalized, parameter", CASES,
+                         ids=[f"{e.__name__}{'' if n is None else f'-normalized={n}'}-{p}" for e, n, p in CASES])
+def test_estimator_default_is_the_presets(estimator, normalized, parameter):
+    preset = PRESETS[(estimator, normalized)]
+    section, key = MAPPINGS[estimator][parameter]
+    default = signature_default(estimator, parameter)
+    if parameter == "normalized":
+        default = normalized  # GDR's switch picks the preset: normalized=False is gdr-umap, True gdr-tsne
+    expected = preset_value(preset, section, key)
+    if default is None and expected is not None:
+        # documented: None keeps the preset's value (GDR's n_epochs, negative_sample_rate)
+        assert parameter in ("n_epochs", "negative_sample_rate"), f"{estimator.__name__}.{parameter}=None maps to ?"
+        assert parameter in (estimator.__doc__ or "") and "preset" in (estimator.__doc__ or "")
+        return
+    assert default == expected, (f"{estimator.__name__}({parameter}={default!r}) but preset {preset!r} runs "
+                                 f"{section}.{key} = {expected!r}")
+
+
+@pytest.mark.parametrize("estimator", list(MAPPINGS), ids=lambda e: e.__name__)
+def test_every_estimator_parameter_is_mapped(estimator):
+    parameters = set(inspect.signature(estimator).parameters)
+    assert parameters == set(MAPPINGS[estimator]) | RUN_ONLY, "map the new parameter to the layer it sets"
+
+
+@pytest.mark.parametrize("estimator, normalized", list(PRESETS),
+                         ids=[f"{e.__name__}-{PRESETS[(e, n)]}" for e, n in PRESETS])
+def test_default_estimator_runs_its_preset_unchanged(estimator, normalized):
+    """With every default, the estimator's pipeline is the preset's: same classes, same values,
+    same switches (None: the preset's epochs and negatives)."""
+    preset = PRESETS[(estimator, normalized)]
+    fitted = fitted_pipeline(estimator, normalized)
+    plain = gidr.Pipeline.from_preset(preset, random_state=0)
+    for kind in KINDS:
+        mine, theirs = fitted.stages[kind], plain.stages[kind]
+        assert type(mine).__qualname__ == type(theirs).__qualname__, kind
+        assert mine.values == theirs.values, (kind, mine.values, theirs.values)
+    switches = {k: fitted.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}
+    assert switches == {k: plain.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}
+
+
+def test_documented_epoch_defaults():
+    """TSNE: max_iter=None is 750 epochs; GDR: n_epochs=None is gdr-tsne's 1,000, or gdr-umap's
+    optimizer default (500 below 10,000 points, else 400) - as the docstrings say."""
+    registry = get_registry()
+    tsne = get_presets().get("tsne")
+    assert "n_epochs" not in tsne["pipeline"] and "max_iter (None: 750)" in gidr.TSNE.__doc__
+    assert registry.get("optimizer", tsne["optimizer"]["name"])().default_n_epochs(1_000) == 750
+    assert get_presets().get("gdr-tsne")["pipeline"]["n_epochs"] == 1000
+    gdr_umap = get_presets().get("gdr-umap")
+    assert "n_epochs" not in gdr_umap["pipeline"]
+    optimizer = registry.get("optimizer", gdr_umap["optimizer"]["name"])()
+    assert (optimizer.default_n_epochs(9_999), optimizer.default_n_epochs(10_000)) == (500, 400)
+    assert "400 epochs above 10,000 points, else 500" in gidr.GDR.__doc__
+
+
+@pytest.mark.parametrize("stage_class, twin", gidr.testing.twin_cases())
+def test_backends_declare_identical_parameters(stage_class, twin):
+    """Stricter than gidr.testing.check_same_parameters: documentation and constraints too."""
+    def declared(cls):
+        return [(p.name, p.default, p.allow_none, p.doc, [c.description for c in p.constraints]) for p in cls.params]
+
+    assert declared(twin) == declared(stage_class)
