@@ -36,7 +36,7 @@ from scipy.spatial.distance import cdist
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
-from gidr_numba.neighbors import (BLOCK_ENTRIES, cosine_from_dot, exact_squared_distance, heap_push, sort_pairs,
+from gidr_numba.neighbors import (BLOCK_ENTRIES, cosine_from_dot, dot, exact_squared_distance, heap_push, sort_pairs,
                                   squared_distance, unit_rows)
 from gidr_reference.neighbors import METRICS
 
@@ -273,24 +273,16 @@ def _leaf_of(tree, x):
     node = 0
     while left[node] >= 0:
         p = plane[node]
-        if p >= 0 and not (_dot32(planes[p], x) - offsets[p] > 0):
+        if p >= 0 and not (dot(planes[p], x) - offsets[p] > 0):
             node = left[node] + 1
         else:
             node = left[node]
     return node
 
 
-@njit(cache=True, fastmath={"reassoc"})
-def _dot32(x, y):
-    """``sum_f x_f y_f`` of float32 rows (:func:`gidr_numba.neighbors.dot`'s arithmetic)."""
-    total = np.float32(0.0)
-    for f in range(x.shape[0]):
-        total += x[f] * y[f]
-    return total
-
-
 @njit(cache=True)
 def _dot64(x, y):
+    """``sum_f x_f y_f`` accumulated in float64, in feature order (rows of any float dtype)."""
     total = 0.0
     for f in range(x.shape[0]):
         total += np.float64(x[f]) * np.float64(y[f])
