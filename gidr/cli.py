@@ -3,18 +3,22 @@
 ::
 
     gidr embed INPUT [--preset gdr-umap] [-o emb.npy] [--plot emb.png] [--labels FILE|COLUMN]
-                     [--set key=value ...] [--n-samples N] [--seed S] [--verbose]
+                     [--set key=value ...] [--n-samples N] [--seed S] [--force] [--verbose]
     gidr presets
     gidr stages
 
-INPUT is a ``.npy``, ``.npz`` or ``.csv`` file, or a dataset name (``digits``,
-``fashion-mnist``, ``swiss-roll``, ``blobs``). Files are never unpickled. A bad file or
-argument prints one line on stderr and exits with status 2.
+INPUT is a ``.npy``, ``.npz`` or ``.csv`` file, or a dataset name (those of
+:func:`gidr.datasets.load`: ``digits``, ``fashion-mnist``, ``swiss-roll``, ``blobs``; case and
+``_``/``-`` do not matter). Files are never unpickled. The output's suffix says its format:
+``.npy`` (``np.save``), ``.csv``, ``.tsv`` or ``.txt`` (text, comma-, tab- or space-separated);
+it may not be the input file unless ``--force`` is given. Output paths are checked before
+anything is computed. A bad file or argument prints one line on stderr and exits with status 2.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +30,14 @@ __all__ = ["main"]
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+#: Output suffix -> delimiter of np.savetxt (None: np.save).
+_OUTPUT_FORMATS = {".npy": None, ".csv": ",", ".tsv": "\t", ".txt": " "}
+#: A labels file may hold at most this many bytes per label, plus _LABELS_SLACK (a header,
+#: an .npy header); more is not a labels file for this input.
+_LABEL_BYTES_PER_ROW = 1024
+_LABELS_SLACK = 1 << 16
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     embed = sub.add_parser("embed", help="embed a data file or a bundled dataset")
     embed.add_argument("input", help=".npy, .npz or .csv file, or a dataset name (digits, fashion-mnist, ...)")
     embed.add_argument("--preset", default="gdr-umap", help="preset name (see `gidr presets`)")
-    embed.add_argument("-o", "--output", default=None, help="where to write the embedding (.npy or .csv)")
+    embed.add_argument("-o", "--output", default=None,
+                       help="where to write the embedding: .npy, or text as .csv, .tsv or .txt")
     embed.add_argument("--plot", default=None, help="where to write a PNG picture of the embedding")
     embed.add_argument("--labels", default=None,
                        help="labels: a .npy/.txt/.csv file with one label per row, or a column of the input CSV")
@@ -59,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="any pipeline override, e.g. --set normalized=true --set n_epochs=200")
     embed.add_argument("--n-samples", type=int, default=None, help="subsample a dataset to this many points")
     embed.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    embed.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                       help="allow the output (or --plot) to overwrite the input file")
     embed.add_argument("--verbose", action="store_true", help="progress bar and stage timings")
     embed.set_defaults(func=_embed)
 
@@ -73,6 +88,15 @@ def _embed(args: argparse.Namespace) -> int:
     import gidr
     from gidr.estimators import _verbosity
 
+    if args.n_samples is not None and args.n_samples < 1:
+        raise CLIError(f"--n-samples must be a positive integer, got {args.n_samples}")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
+    output = args.output or f"{Path(args.input).stem}-{args.preset}.npy"
+    _check_output_path(output, "-o/--output", args.input, args.force)
+    _output_delimiter(output)
+    if args.plot:
+        _check_plot_path(args.plot, args.input, output, args.force)
     X, labels = _load_input(args.input, args.labels, args.n_samples, args.seed)
     overrides = dict(_parse_override(item) for item in args.overrides)
     overrides.setdefault("random_state", args.seed)
@@ -82,7 +106,6 @@ def _embed(args: argparse.Namespace) -> int:
         result = pipeline.run(X, progress=progress)
     if args.verbose:
         print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()), file=sys.stderr)
-    output = args.output or f"{Path(args.input).stem}-{args.preset}.npy"
     _write_embedding(result.embedding, output)
     print(f"wrote {output} ({result.embedding.shape[0]} x {result.embedding.shape[1]})")
     if args.plot:
@@ -91,6 +114,38 @@ def _embed(args: argparse.Namespace) -> int:
         save_plot(result.embedding, args.plot, labels=labels, title=f"{Path(args.input).stem} — {args.preset}")
         print(f"wrote {args.plot}")
     return 0
+
+
+def _check_output_path(output: str, option: str, source: str, force: bool) -> None:
+    """Refuse, before anything is computed, an output that cannot be written where it says:
+    a directory, a missing or read-only directory, or the input file itself (unless forced)."""
+    path = Path(output)
+    if output in ("", ".", "..") or path.is_dir():
+        raise CLIError(f"{option} {output!r} is a directory; give a file name, e.g. {os.path.join(output, 'emb.npy')!r}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CLIError(f"{option} {output!r}: the directory {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CLIError(f"{option} {output!r}: permission denied; choose a writable location")
+    source_path = Path(source)
+    if not force and source_path.is_file() and path.exists() and path.resolve() == source_path.resolve():
+        raise CLIError(f"{option} {output!r} is the input file; writing there would destroy the data. "
+                       f"Choose another name, or pass --force to overwrite it")
+
+
+def _check_plot_path(plot: str, source: str, output: str, force: bool) -> None:
+    _check_output_path(plot, "--plot", source, force)
+    if Path(plot).resolve() == Path(output).resolve():
+        raise CLIError(f"--plot {plot!r} is also the embedding's output file; give them different names")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CLIError("--plot needs matplotlib: pip install gidr[plot] (or pip install matplotlib)") from None
+    suffix = Path(plot).suffix.lower().lstrip(".")
+    formats = Figure().canvas.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise CLIError(f"--plot {plot!r}: matplotlib cannot write {'.' + suffix!r} files; use one of "
+                       + ", ".join("." + f for f in sorted(formats)))
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -133,7 +188,7 @@ def _load_input(source: str, labels_arg: str | None, n_samples: int | None, seed
     from gidr import datasets
 
     path = Path(source)
-    if not path.exists() and source in datasets.available():
+    if not path.exists() and datasets.canonical_name(source) is not None:
         X, y = datasets.load(source, n_samples=n_samples, random_state=seed)
         return X, (y if labels_arg is None else _load_labels_file(labels_arg, len(X)))
     if not path.exists():
@@ -210,11 +265,21 @@ def _load_labels_file(source: str, n_rows: int) -> np.ndarray:
     path = Path(source)
     if not path.exists():
         raise CLIError(f"--labels {source!r}: no such file")
+    if not path.is_file():
+        raise CLIError(f"--labels {source!r} is not a regular file; pass a .npy, .txt or .csv file with one label "
+                       f"per row")
+    size, limit = path.stat().st_size, _LABELS_SLACK + _LABEL_BYTES_PER_ROW * n_rows
+    if size > limit:
+        raise CLIError(f"--labels {source!r} has {size} bytes, more than a file of {n_rows} labels should "
+                       f"(at most {limit}); pass a file with one label per row")
     if path.suffix.lower() == ".npy":
         labels = _read_npy(path)
     else:
-        labels = _maybe_numeric([line.strip().split(",")[0] for line in path.read_text().splitlines()
-                                 if line.strip()])
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise CLIError(f"--labels {source!r} is not a text file; use .npy for binary labels") from None
+        labels = _maybe_numeric([line.strip().split(",")[0] for line in text.splitlines() if line.strip()])
     labels = np.asarray(labels).ravel()
     if len(labels) != n_rows:
         raise CLIError(f"--labels {source!r} has {len(labels)} labels for {n_rows} rows")
@@ -236,12 +301,24 @@ def _maybe_numeric(values: list[str]) -> np.ndarray:
     return np.asarray(values)
 
 
+def _output_delimiter(output: str) -> str | None:
+    """np.savetxt's delimiter for ``output``'s suffix (None: .npy); an unknown suffix is an error."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in _OUTPUT_FORMATS:
+        raise CLIError(f"-o/--output {output!r}: unknown suffix {suffix or '(none)'!r}; use one of "
+                       + ", ".join(_OUTPUT_FORMATS))
+    return _OUTPUT_FORMATS[suffix]
+
+
 def _write_embedding(Y: np.ndarray, output: str) -> None:
+    """Write ``Y`` in the format ``output``'s suffix names (see :data:`_OUTPUT_FORMATS`)."""
     path = Path(output)
-    if path.suffix.lower() == ".csv":
-        np.savetxt(path, Y, delimiter=",", fmt="%.7g")
+    delimiter = _output_delimiter(output)
+    if delimiter is None:
+        with path.open("wb") as fh:  # np.save(path) would append .npy to other names
+            np.save(fh, Y, allow_pickle=False)
     else:
-        np.save(path, Y, allow_pickle=False)
+        np.savetxt(path, Y, delimiter=delimiter, fmt="%.7g")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,7 +40,7 @@ import numpy as np
 
 from gidr.validation import GidrValueError, Interval, Param, check_choice, format_error, resolve_seed
 
-__all__ = ["available", "load", "load_fashion_mnist", "FASHION_MNIST_URL"]
+__all__ = ["available", "canonical_name", "load", "load_fashion_mnist", "FASHION_MNIST_URL"]
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -65,6 +65,20 @@ def available() -> list[str]:
     list of str
     """
     return list(_LOADERS)
+
+
+def canonical_name(name: Any) -> str | None:
+    """The :func:`available` name that ``name`` spells (case and ``_``/``-`` do not matter),
+    or None: ``"Swiss_Roll"`` is ``"swiss-roll"``.
+
+    Returns
+    -------
+    str or None
+    """
+    if not isinstance(name, str):
+        return None
+    key = name.lower().replace("_", "-")
+    return key if key in _LOADERS else None
 
 
 def load(
@@ -96,8 +110,7 @@ def load(
     y : ndarray of shape (n_samples,)
         Labels (int64), or the roll position (float64) for ``swiss-roll``.
     """
-    key = name.lower().replace("_", "-") if isinstance(name, str) else name
-    key = check_choice(key, available(), "The 'name' parameter of load()")
+    key = check_choice(canonical_name(name) or name, available(), "The 'name' parameter of load()")
     n_samples = Param("n_samples", None, (Interval(int, 1, None),), allow_none=True).validate(
         n_samples, "load()"
     )

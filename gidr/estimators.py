@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
-from typing import Any
+import warnings
+from typing import Any, Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -19,24 +21,57 @@ from sklearn.utils.validation import check_is_fitted
 from gidr.pipeline import Pipeline
 from gidr.plugins import get_registry
 from gidr.types import KNNGraph
-from gidr.validation import Described, GidrValueError, check_array, format_error
+from gidr.validation import (
+    Described,
+    GidrValueError,
+    Interval,
+    Options,
+    Param,
+    check_array,
+    format_error,
+    resolve_seed,
+)
 
 __all__ = ["UMAP", "TSNE", "GDR"]
 
 logger = logging.getLogger("gidr")
+
+#: Largest explicit learning rate accepted: beyond it the first steps throw the points so far
+#: apart that every low-dimensional similarity underflows (t-SNE's 'auto' is n / 12: 1e8 is
+#: a billion points).
+MAX_LEARNING_RATE = 1e8
+#: Largest |coordinate| of an init array: beyond it squared distances lose all precision and,
+#: from about 1e154 on, overflow, so that t-SNE's normalization Z is 0.
+MAX_INIT_MAGNITUDE = 1e6
+_UMAP_MIN_DIST, _UMAP_SPREAD = 0.1, 1.0
 
 
 class _Base(TransformerMixin, BaseEstimator):
     """Shared fit / transform logic; subclasses map their parameters to overrides."""
 
     _preset: str = ""
+    #: (stage or pipeline parameter, estimator parameter) where the names differ: errors name
+    #: the latter (same-named parameters keep the stage's message, which says which stage).
+    _parameter_names: tuple[tuple[str, str], ...] = ()
+    #: Whether learning_rate accepts "auto".
+    _auto_learning_rate = True
 
     def _overrides(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _pipeline(self) -> Pipeline:
+    def _check_params(self) -> None:
+        """Checks of the estimator's own parameters, before the pipeline is built."""
+        owner = type(self).__name__
+        rate = Interval(float, 0, MAX_LEARNING_RATE, "right")
+        constraints = (Options(("auto",)), rate) if self._auto_learning_rate else (rate,)
+        Param("learning_rate", None, constraints).validate(self.learning_rate, owner)
+        _check_init_array(self.init, owner)
+
+    def _pipeline(self, seed: Any = ...) -> Pipeline:
+        """The pipeline to fit; ``seed`` (fit's draw from ``random_state``) defaults to
+        ``random_state`` itself."""
         overrides = self._overrides()
-        overrides.update(random_state=self.random_state, backend=self.backend)
+        overrides.update(random_state=self.random_state if seed is ... else seed, backend=self.backend)
         if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"
@@ -47,10 +82,28 @@ class _Base(TransformerMixin, BaseEstimator):
         if isinstance(init, str) and init not in names:
             raise GidrValueError(format_error(f"The 'init' parameter of {type(self).__name__}",
                                               ", ".join(repr(n) for n in names) + " or an array", init))
-        return Pipeline.from_preset(self._preset, **overrides)
+        with self._own_names():
+            return Pipeline.from_preset(self._preset, **overrides)
+
+    @contextlib.contextmanager
+    def _own_names(self):
+        """Re-raise a stage's or the pipeline's :class:`GidrValueError` with the estimator's
+        parameter name ("The 'n_negative' parameter of repulsion 'sampled'" becomes "The
+        'negative_sample_rate' parameter of UMAP"); the rest of the message is kept."""
+        try:
+            yield
+        except GidrValueError as error:
+            message = _translate(str(error), dict(self._parameter_names), type(self).__name__)
+            if message == str(error):
+                raise
+            raise GidrValueError(message) from None
 
     def fit(self, X, y=None, **fit_params) -> "_Base":
         """Embed ``X`` and keep what ``transform`` needs.
+
+        A :class:`numpy.random.Generator` or ``RandomState`` given as ``random_state`` is
+        advanced by one draw per fit (successive fits differ; the same generator state gives
+        the same embedding), as in scikit-learn.
 
         Parameters
         ----------
@@ -65,11 +118,14 @@ class _Base(TransformerMixin, BaseEstimator):
         if unknown:
             raise GidrValueError(format_error("A keyword argument of fit", "'callback' or 'callback_every'",
                                               sorted(unknown)[0]))
-        pipeline = self._pipeline()
+        self._check_params()
+        seed = None if self.random_state is None else resolve_seed(self.random_state,
+                                                                   f"of {type(self).__name__}")
+        pipeline = self._pipeline(seed)
         precomputed = self.metric == "precomputed" if hasattr(self, "metric") else False
         X_checked = _precomputed_input(X) if precomputed else check_array(X, allow_sparse=True)
         n_samples = X_checked.n_samples if isinstance(X_checked, KNNGraph) else X_checked.shape[0]
-        with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory:
+        with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
             total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
             with progress_factory(total) as progress:
@@ -128,9 +184,17 @@ class UMAP(_Base):
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
     n_epochs, learning_rate, init, negative_sample_rate, random_state, n_jobs, verbose.
     ``backend`` picks the implementation ("auto": fastest installed).
+
+    As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
+    ``min_dist > spread`` is an error. ``learning_rate`` is a float in (0, 1e8].
+    ``random_state``: None, a non-negative int (one of 2**63 or more is reduced
+    deterministically to 63 bits), or a numpy ``Generator`` / ``RandomState``, advanced by one
+    draw per fit.
     """
 
     _preset = "umap"
+    _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"))
+    _auto_learning_rate = False
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
                  n_epochs=None, learning_rate=1.0, init="spectral", negative_sample_rate=5,
@@ -154,6 +218,10 @@ class UMAP(_Base):
                 "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate}
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_min_dist_spread(self, fitted=True)
+
 
 class GDR(_Base):
     """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
@@ -164,7 +232,16 @@ class GDR(_Base):
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     400 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 1 negative).
+
+    ``min_dist`` and ``spread`` act only with ``scalars="fit"`` (a, b fitted to them, as
+    umap-learn does): with ``scalars="one"``, a value other than umap-learn's defaults
+    (``min_dist=0.1``, ``spread=1.0``) is an error rather than silently ignored. As in
+    umap-learn, ``min_dist > spread`` is an error. ``learning_rate`` is "auto" or a float in
+    (0, 1e8]. ``random_state`` is as for :class:`UMAP`. ``normalized`` is a bool (numpy
+    booleans included).
     """
+
+    _parameter_names = UMAP._parameter_names
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
@@ -189,7 +266,8 @@ class GDR(_Base):
 
     @property
     def _preset(self) -> str:  # type: ignore[override]
-        return "gdr-tsne" if self.normalized is True else "gdr-umap"
+        normalized = isinstance(self.normalized, (bool, np.bool_)) and bool(self.normalized)
+        return "gdr-tsne" if normalized else "gdr-umap"
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
@@ -198,6 +276,10 @@ class GDR(_Base):
                 "learning_rate": self.learning_rate, "init": self.init,
                 **({} if self.negative_sample_rate is None else {"n_negative": self.negative_sample_rate})}
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_min_dist_spread(self, fitted=not (isinstance(self.scalars, str) and self.scalars == "one"))
+
 
 class TSNE(_Base):
     """Barnes-Hut t-SNE (preset ``"tsne"``).
@@ -205,10 +287,13 @@ class TSNE(_Base):
     Parameters follow scikit-learn's and openTSNE's TSNE: n_components, perplexity,
     early_exaggeration, learning_rate ("auto" = max(n/12, 200)), max_iter (None: 750),
     angle (Barnes-Hut theta), metric, init ("pca", "random", "spectral" or an array),
-    random_state, n_jobs, verbose.
+    random_state, n_jobs, verbose. ``learning_rate`` is "auto" or a float in (0, 1e8];
+    an init array's coordinates must be at most 1e6 in magnitude. ``random_state`` is as for
+    :class:`UMAP`.
     """
 
     _preset = "tsne"
+    _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"))
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
                  max_iter=None, angle=0.5, metric="euclidean", init="pca", random_state=None, n_jobs=-1,
@@ -230,6 +315,69 @@ class TSNE(_Base):
         return {"n_components": self.n_components, "perplexity": self.perplexity,
                 "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
                 "n_epochs": self.max_iter, "theta": self.angle, "metric": self.metric, "init": self.init}
+
+
+def _translate(message: str, names: Mapping[str, str], owner: str) -> str:
+    """``message`` with a leading "The 'internal' parameter of <stage or the pipeline>"
+    rewritten as "The 'user' parameter of <owner>", when ``names`` maps it."""
+    match = re.match(r"The '(\w+)' parameter of (the pipeline|[\w-]+ '[\w-]+')", message)
+    if match is None or match.group(1) not in names:
+        return message
+    return f"The '{names[match.group(1)]}' parameter of {owner}" + message[match.end():]
+
+
+def _check_min_dist_spread(estimator, fitted: bool) -> None:
+    """umap-learn's checks (``0 <= min_dist <= spread``, ``spread > 0``); and, when a and b are
+    not fitted to them (GDR's ``scalars="one"``), that they keep umap-learn's defaults rather
+    than being silently ignored."""
+    owner = type(estimator).__name__
+    spread = Param("spread", None, (Interval(float, 0, None, "neither"),)).validate(estimator.spread, owner)
+    min_dist = Param("min_dist", None, (Interval(float, 0, None, "left"),)).validate(estimator.min_dist, owner)
+    if min_dist > spread:
+        raise GidrValueError(format_error(f"The 'min_dist' parameter of {owner}", f"a float in [0, spread={spread}]",
+                                          estimator.min_dist, "As in umap-learn, min_dist must be less than or "
+                                          "equal to spread."))
+    if fitted:
+        return
+    for name, value, default in (("min_dist", min_dist, _UMAP_MIN_DIST), ("spread", spread, _UMAP_SPREAD)):
+        if value != default:
+            raise GidrValueError(format_error(
+                f"The '{name}' parameter of {owner} with scalars='one' (a = b = 1)", f"{default} (unused)",
+                getattr(estimator, name), f"Pass scalars='fit' to fit the kernel's a and b to min_dist and "
+                f"spread as umap-learn does, or leave {name} at its default."))
+
+
+def _check_init_array(init: Any, owner: str) -> None:
+    """An init array must be able to move: points not all at one place, finite, of sane
+    magnitude; a constant column stays constant (forces act along differences) and warns.
+    Shapes are checked by the init stage."""
+    if isinstance(init, (str, Mapping)) or init is None:
+        return
+    try:
+        Y = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # the init stage names it
+    if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 1 or not np.all(np.isfinite(Y)):
+        return
+    what = f"The 'init' parameter of {owner}"
+    largest = float(np.abs(Y).max())
+    if largest > MAX_INIT_MAGNITUDE:
+        raise GidrValueError(format_error(
+            what, f"an array with coordinates of magnitude at most {MAX_INIT_MAGNITUDE:.0e}",
+            Described(f"an array whose largest |coordinate| is {largest:.3g}"),
+            "Rescale it, e.g. init = 10 * init / np.abs(init).max()."))
+    spread = np.ptp(Y, axis=0)
+    if np.all(spread == 0):
+        raise GidrValueError(format_error(
+            what, "an array whose rows are not all equal",
+            Described(f"an array of shape {Y.shape} with every row equal to {Y[0].tolist()}"),
+            "Every point would stay at the same place (all forces vanish); pass init='spectral', "
+            "'pca' or 'random', or add noise to the array."))
+    constant = np.flatnonzero(spread == 0)
+    if constant.size:
+        warnings.warn(f"{what} has constant column(s) {constant.tolist()}: the embedding stays flat along "
+                      f"them (forces act along differences). Add noise to those columns.", UserWarning,
+                      stacklevel=4)
 
 
 @contextlib.contextmanager

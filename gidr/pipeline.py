@@ -1,6 +1,7 @@
 """The pipeline: presets + overrides → validated stages → ``run(X)`` → :class:`Result`."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
+from gidr.memory import check_memory
 from gidr.stages import KINDS, Stage
 from gidr.stages.neighbors import MAX_DENSIFIED_CELLS
 from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
@@ -108,7 +110,7 @@ class Pipeline:
 
     def replace(self, **overrides: Any) -> "Pipeline":
         """A new pipeline with ``overrides`` applied (see :meth:`from_preset`)."""
-        config = _apply_overrides(copy.deepcopy(self._config), overrides, self._registry)
+        config = _apply_overrides(_copy_config(self._config), overrides, self._registry)
         return type(self)(config, registry=self._registry, presets=self._presets)
 
     def _build_stages(self) -> dict[str, Stage]:
@@ -164,6 +166,10 @@ class Pipeline:
         progress : object with ``update(int)``, optional
             A tqdm-like progress bar advanced once per epoch.
         """
+        with interrupts_as_keyboard_interrupt():
+            return self._run(X, callback, callback_every, loss_every, progress)
+
+    def _run(self, X, callback, callback_every, loss_every, progress) -> Result:
         timings: dict[str, float] = {}
         data, n_samples, neighbors = self._check_input(X)
         for stage in (neighbors, *self._stages.values()):
@@ -173,6 +179,8 @@ class Pipeline:
 
         t0 = time.perf_counter()
         n_neighbors = _clamped_n_neighbors(stages["similarity"], n_samples)
+        check_memory(data, n_samples, n_neighbors, ctx.n_components,
+                     copy_bytes_per_value=neighbors.copy_bytes_per_value)
         graph = neighbors.compute(data, n_neighbors, ctx)
         t1 = time.perf_counter()
         P_directed = stages["similarity"].compute(graph, ctx)
@@ -255,7 +263,7 @@ class Pipeline:
 
 # ---------------------------------------------------------------------- config helpers
 def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    config = copy.deepcopy(dict(config))
+    config = _copy_config(dict(config))
     config.pop("description", None)
     config.setdefault("pipeline", {})
     for kind in KINDS:
@@ -274,6 +282,15 @@ def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _copy_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy that keeps a ``random_state`` Generator or RandomState by reference, so that
+    each run draws its seed from the live generator (scikit-learn's convention: runs with one
+    generator differ, and the same generator state reproduces them)."""
+    state = config.get("pipeline", {}).get("random_state") if isinstance(config.get("pipeline"), Mapping) else None
+    memo = {id(state): state} if isinstance(state, (np.random.Generator, np.random.RandomState)) else {}
+    return copy.deepcopy(dict(config), memo)
+
+
 def _validate_settings(pipeline: Mapping[str, Any]) -> dict[str, Any]:
     settings = {}
     extra = sorted(set(pipeline) - set(PIPELINE_PARAMS) - {"preset"})
@@ -286,6 +303,10 @@ def _validate_settings(pipeline: Mapping[str, Any]) -> dict[str, Any]:
         resolve_seed(settings["random_state"])  # raises for a bad value
     if not isinstance(settings["backend"], str):
         raise GidrValueError(format_error("The 'backend' parameter of the pipeline", "a string", settings["backend"]))
+    if settings["min_dist"] > settings["spread"]:
+        raise GidrValueError(format_error("The 'min_dist' parameter of the pipeline",
+                                          f"a float in [0, spread={settings['spread']}]", settings["min_dist"],
+                                          "As in umap-learn, min_dist must not exceed spread."))
     return settings
 
 
@@ -348,6 +369,20 @@ def _override_help(config, registry, backend) -> str:
     for kind in KINDS:
         names |= set(_stage_class(config, kind, registry, backend).param_names())
     return "a stage kind, a pipeline switch or a parameter of the chosen stages: " + ", ".join(sorted(names))
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard_interrupt():
+    """Re-raise a KeyboardInterrupt that a signal handler raised inside a numba kernel: numba
+    surfaces it as ``SystemError(... returned a result with an exception set)`` with the
+    interrupt as its cause."""
+    try:
+        yield
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        raise
 
 
 def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:

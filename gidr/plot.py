@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gidr.validation import GidrValueError, check_array, format_error
+from gidr.validation import Described, GidrValueError, check_array, format_error
 
 __all__ = ["plot", "save_plot"]
 
@@ -39,15 +39,24 @@ def _import_pyplot() -> Any:
 
 
 def _as_points(embedding: Any) -> np.ndarray:
-    """The (n, 2) coordinates to draw, from an array, a Result, or anything with ``.embedding``."""
-    if not isinstance(embedding, np.ndarray) and not hasattr(embedding, "__array__") \
+    """The (n, 2) coordinates to draw, from an array, a Result, anything with ``.embedding``,
+    or a fitted estimator (its ``embedding_``)."""
+    if not isinstance(embedding, np.ndarray) and hasattr(embedding, "fit") and hasattr(embedding, "get_params"):
+        if not hasattr(embedding, "embedding_"):
+            raise GidrValueError(
+                format_error("The input embedding of plot()", "an array, a Result or a fitted estimator",
+                             Described(f"an unfitted {type(embedding).__name__}"),
+                             "Call its fit(X) first, or pass the array fit_transform(X) returns.")
+            )
+        embedding = embedding.embedding_
+    elif not isinstance(embedding, np.ndarray) and not hasattr(embedding, "__array__") \
             and hasattr(embedding, "embedding"):
         embedding = embedding.embedding
     points = check_array(embedding, name="embedding", min_samples=1)
     if points.shape[1] < 2:
         raise GidrValueError(
             format_error("The input embedding of plot()", "an array with 2 columns",
-                         f"{points.shape[1]} column(s)", "Embed into n_components=2 to plot.")
+                         Described(f"{points.shape[1]} column(s)"), "Embed into n_components=2 to plot.")
         )
     if points.shape[1] > 2:
         warnings.warn(
@@ -77,7 +86,7 @@ def _is_categorical(labels: np.ndarray) -> bool:
         return bool(np.all(finite == np.round(finite))) and np.unique(finite).size <= _MAX_CATEGORIES
     raise GidrValueError(
         format_error("The 'labels' parameter of plot()", "numbers or strings",
-                     f"an array of dtype {labels.dtype}")
+                     Described(f"an array of dtype {labels.dtype}"))
     )
 
 
@@ -153,9 +162,9 @@ def plot(
 
     Parameters
     ----------
-    embedding : array-like of shape (n_samples, 2), or a Result
-        The points; anything :func:`numpy.asarray` turns into such an array, or an object
-        with an ``embedding`` attribute. Extra columns are ignored with a warning.
+    embedding : array-like of shape (n_samples, 2), a Result, or a fitted estimator
+        The points; anything :func:`numpy.asarray` turns into such an array, an object
+        with an ``embedding`` attribute, or a fitted estimator (its ``embedding_``). Extra columns are ignored with a warning.
     labels : array-like of shape (n_samples,) or None, default=None
         Colours: categorical labels get a legend, continuous values a colorbar (see the
         module docstring for which is which).
@@ -246,7 +255,7 @@ def save_plot(
 
     Parameters
     ----------
-    embedding : array-like of shape (n_samples, 2), or a Result
+    embedding : array-like of shape (n_samples, 2), a Result, or a fitted estimator
         As for :func:`plot`.
     path : str or path-like
         Output file; PNG unless its extension names another format matplotlib writes

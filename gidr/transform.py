@@ -162,6 +162,13 @@ def transform_new_points(pipeline, result: Result, X_train: Any, X_new: Any, n_e
     if X_new.shape[0] == 0:
         raise GidrValueError(format_error("The input X of transform", "at least one row (a new point to embed)",
                                           "0 rows"))
+    from gidr.pipeline import interrupts_as_keyboard_interrupt
+
+    with interrupts_as_keyboard_interrupt():
+        return _transform(pipeline, result, X_train, X_new, n_epochs, index, chunk_size)
+
+
+def _transform(pipeline, result, X_train, X_new, n_epochs, index, chunk_size) -> np.ndarray:
     stages = pipeline.stages
     ctx = transform_context(pipeline, result)
     index = build_index(pipeline, result, X_train) if index is None else index

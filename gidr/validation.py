@@ -293,27 +293,38 @@ def check_array(
     return X
 
 
-def resolve_seed(random_state: Any) -> int:
-    """Turn ``random_state`` into one 63-bit integer seed.
+#: Seeds are 63-bit: what numba's int64 and numpy's integer draws accept.
+MAX_SEED = 2**63 - 1
 
-    ``None`` draws fresh entropy (not reproducible); an int is used as is; a
-    :class:`numpy.random.Generator` or ``RandomState`` is consumed for one draw.
+
+def resolve_seed(random_state: Any, owner: str = "") -> int:
+    """Turn ``random_state`` into one 63-bit integer seed, in ``[0, 2**63 - 1]``.
+
+    ``None`` draws fresh entropy (not reproducible). A non-negative int below ``2**63`` is
+    used as is; a larger one is reduced deterministically to 63 bits (through
+    :class:`numpy.random.SeedSequence`, so that nearby large seeds stay unrelated). A
+    :class:`numpy.random.Generator` or ``RandomState`` is advanced by one draw, so that
+    successive calls with one generator give different seeds and the same generator state
+    gives the same seed (scikit-learn's convention). ``owner`` (e.g. ``"of GDR"``) is named
+    in the error message.
     """
+    what = f"The 'random_state' parameter{' ' + owner if owner else ''}"
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
     if isinstance(random_state, (bool, np.bool_)):
-        raise GidrValueError(format_error("The 'random_state' parameter", "an int, a Generator or None", random_state))
+        raise GidrValueError(format_error(what, "an int, a Generator or None", random_state))
     if isinstance(random_state, numbers.Integral):
-        if random_state < 0:
-            raise GidrValueError(
-                format_error("The 'random_state' parameter", "a non-negative int, a Generator or None", random_state)
-            )
-        return int(random_state)
+        value = int(random_state)
+        if value < 0:
+            raise GidrValueError(format_error(what, "a non-negative int, a Generator or None", random_state))
+        if value > MAX_SEED:
+            return int(np.random.SeedSequence(value).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        return value
     if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
+        return int(random_state.integers(0, MAX_SEED))
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
-    raise GidrValueError(format_error("The 'random_state' parameter", "an int, a Generator or None", random_state))
+    raise GidrValueError(format_error(what, "an int, a Generator or None", random_state))
 
 
 def check_choice(value: Any, options: Sequence[str], what: str) -> str:

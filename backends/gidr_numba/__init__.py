@@ -1,27 +1,147 @@
 """gidr's numba backend: parallel, deterministic, cached kernels.
 
-On import it sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it:
-with numba's OpenMP threading layer, actively spinning worker threads made each parallel
-region cost about 12 ms on a busy 2-core machine (measured), which dominated short
-kernels. Set the variable yourself (before importing gidr) to choose otherwise. Results do
-not depend on it, nor on the number of threads.
+Importing the package makes three process-wide choices, each only where the user has not
+made it already:
 
-It also registers an exit handler that calls :func:`gc.freeze`: the interpreter's last
-garbage collections walk the many objects numba's compiler leaves behind, which cost
-0.3-0.4 s at the end of every process (measured: ``load_digits`` + ``gdr-umap`` in a fresh
-process, 2.1 s, 1.8 s with the handler). Python does not promise to finalize objects still
-alive at exit; set ``GIDR_NO_EXIT_FREEZE=1`` to keep the collections.
+Threading layer
+    Unless ``NUMBA_THREADING_LAYER`` is set (or ``numba.config.THREADING_LAYER`` was changed
+    from ``"default"`` before gidr's first use), gidr asks numba for a *fork-safe* layer
+    (``"forksafe"``: TBB when ``pip install tbb`` has provided it, else OpenMP off Linux, else
+    numba's own ``workqueue``). numba's default on Linux, GNU OpenMP, kills any
+    fork-started child (``multiprocessing`` with the ``"fork"`` start method) that runs a
+    parallel kernel after the parent did: "fork() called from a process already using GNU
+    OpenMP, this is unsafe", and a ``multiprocessing.Pool`` then waits forever. ``workqueue``
+    is not thread-safe (two Python threads launching kernels at once abort the process), so
+    while it is the layer, gidr's numba stages hold :func:`parallel_launch_lock`. Results do
+    not depend on the layer nor on the number of threads.
+
+``OMP_WAIT_POLICY``
+    Set to ``PASSIVE`` when numba may still choose OpenMP: actively spinning OpenMP worker
+    threads made each parallel region cost about 12 ms on a busy 2-core machine (measured).
+
+Caching
+    The kernels use ``cache=True``. When numba finds nowhere to write its cache (a read-only
+    install with no writable ``NUMBA_CACHE_DIR``: numba raises "cannot cache function ...: no
+    locator available"), gidr compiles its kernels in memory instead, for this process only,
+    and says so in one :class:`GidrCacheWarning`. Set ``NUMBA_CACHE_DIR`` to a writable
+    directory to keep the compiled code between processes.
+
+Nothing runs at exit: the exit-time :func:`gc.freeze` of earlier versions saved 0.3-0.4 s but
+kept the ``__del__`` of objects in reference cycles from running; it is now opt-in,
+``GIDR_EXIT_FREEZE=1``.
 """
+from __future__ import annotations
+
 import atexit
+import contextlib
+import functools
 import gc
 import os
+import sys
+import threading
+import warnings
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+__all__ = ["GidrCacheWarning", "caching_available", "parallel_launch_lock", "serialized"]
+
+#: the layers numba accepts by name; "default" and the purposes choose among them.
+_FORK_SAFE_LAYERS = {"tbb", "workqueue", "forksafe", "safe"}
+
+
+class GidrCacheWarning(RuntimeWarning):
+    """numba cannot cache gidr's kernels here: they are compiled in memory, every process."""
+
+
+def _choose_threading_layer(config) -> None:
+    if "NUMBA_THREADING_LAYER" in os.environ or str(config.THREADING_LAYER).lower() != "default":
+        return  # the user's choice
+    config.THREADING_LAYER = "forksafe"
+
+
+def _may_use_omp(config) -> bool:
+    layer = str(config.THREADING_LAYER).lower()
+    return not (layer in _FORK_SAFE_LAYERS and (layer != "forksafe" or sys.platform.startswith("linux")))
+
+
+def _probe() -> None:
+    """A function of this package's directory: numba's cache locators judge by the file."""
+
+
+def _compile_in_memory_when_uncachable() -> bool:
+    """Probe numba's cache locators for this package; without one, turn its ``cache=True``
+    kernels into in-memory compilation (numba's own :class:`NullCache`) and warn once.
+    Returns whether caching is available."""
+    from numba.core import caching, dispatcher
+
+    try:
+        caching.CompileResultCacheImpl(_probe)
+    except RuntimeError as exc:
+        reason = str(exc)
+    else:
+        return True
+    enable_caching = dispatcher.Dispatcher.enable_caching
+
+    def enable_caching_or_compile_in_memory(self):
+        try:
+            enable_caching(self)
+        except RuntimeError:
+            if not str(getattr(self.py_func, "__module__", "")).startswith(__name__):
+                raise  # somebody else's function: numba's own behaviour
+            self._cache = caching.NullCache()
+
+    dispatcher.Dispatcher.enable_caching = enable_caching_or_compile_in_memory
+    warnings.warn(
+        f"gidr cannot cache its compiled numba kernels ({reason}); they are compiled in memory, "
+        "again in every process (slow start-up). Set the environment variable NUMBA_CACHE_DIR "
+        "to a writable directory to cache them.", GidrCacheWarning, stacklevel=2)
+    return False
 
 
 def _freeze_at_exit() -> None:
-    if os.environ.get("GIDR_NO_EXIT_FREEZE", "") in ("", "0"):
-        gc.freeze()
+    gc.freeze()
 
 
-atexit.register(_freeze_at_exit)
+def _configure() -> bool:
+    from numba.core import config
+
+    _choose_threading_layer(config)
+    if _may_use_omp(config):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.get("GIDR_EXIT_FREEZE", "") not in ("", "0"):
+        atexit.register(_freeze_at_exit)
+    return _compile_in_memory_when_uncachable()
+
+
+_caching_available = _configure()
+_launch_lock = threading.RLock()
+
+
+def caching_available() -> bool:
+    """Whether numba caches gidr's kernels on disk (else they are compiled in memory)."""
+    return _caching_available
+
+
+def parallel_launch_lock():
+    """A context manager to hold around calls of gidr's parallel kernels.
+
+    It serializes them across Python threads while numba's threading layer is ``workqueue``
+    (which aborts the process on concurrent launches) and is a no-op otherwise. Reentrant."""
+    from numba.np.ufunc import parallel
+
+    parallel._launch_threads()  # resolves the layer (a no-op once done)
+    if parallel._threading_layer == "workqueue":
+        return _launch_lock
+    return contextlib.nullcontext()
+
+
+def serialized(function):
+    """``function`` run under :func:`parallel_launch_lock` (idempotent)."""
+    if getattr(function, "_gidr_serialized", False):
+        return function
+
+    @functools.wraps(function)
+    def launching(*args, **kwargs):
+        with parallel_launch_lock():
+            return function(*args, **kwargs)
+
+    launching._gidr_serialized = True
+    return launching

@@ -9,7 +9,10 @@ O(block * n_samples):
   select each row's candidates; since that formula loses digits to cancellation, every
   candidate within its rounding bound of the k-th one is recomputed exactly as
   ``sum_f (x_if - x_jf)^2`` (the reference's value) before the final choice. The result
-  is the reference's graph, found at BLAS speed.
+  is the reference's graph, found at BLAS speed. Data of extreme magnitude is first
+  conditioned as in the reference (:func:`gidr_reference.neighbors.euclidean_conditioning`:
+  median-centred, scaled by a power of two, clipped for the Gram product only) and its
+  distances restored in the caller's units (:func:`~gidr_reference.neighbors.restore_distances`).
 * ``cosine`` and ``correlation``: ``1 - u_i . u_j`` of unit (centred) rows from BLAS,
   clipped to [0, 2], zero rows at distance 0 from zero rows and 1 from the others:
   the reference's formula, operation for operation.
@@ -28,9 +31,9 @@ from scipy.spatial.distance import cdist
 
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
-from gidr_reference.neighbors import METRICS
+from gidr_reference.neighbors import METRICS, euclidean_conditioning, restore_distances, unit_rows
 
-__all__ = ["METRICS", "exact_knn", "check_n_neighbors"]
+__all__ = ["METRICS", "exact_knn", "check_n_neighbors", "unit_rows"]
 
 #: Memory budget (number of float64 entries) of one block of the distance matrix
 #: (the reference's value, so that both backends hand BLAS the same blocks).
@@ -262,25 +265,6 @@ def check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
                                           "(n_samples - 1)", n_neighbors))
 
 
-def unit_rows(X: np.ndarray, centred: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Rows divided by their norm (zero rows stay zero), centred first for correlation.
-
-    The same NumPy operations as the reference's ``pairwise_distances``, so the values
-    are identical.
-
-    Returns
-    -------
-    U : ndarray of shape (n_samples, n_features), float64
-    zero : ndarray of shape (n_samples,), bool
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if centred:
-        X = X - X.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(X, axis=1)
-    zero = norms == 0
-    return X / np.where(zero, 1.0, norms)[:, None], zero
-
-
 def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
     """Brute-force k nearest neighbours of every row of ``X``, self excluded.
 
@@ -308,17 +292,26 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     indices = np.empty((n_samples, n_neighbors), dtype=np.int64)
     distances = np.empty((n_samples, n_neighbors), dtype=np.float64)
     block = max(1, BLOCK_ENTRIES // n_samples)
+    original, conditioning = X, None
     if metric in ("cosine", "correlation"):
         U, zero = unit_rows(X, centred=metric == "correlation")
     elif metric == "euclidean":
-        sq_norms = np.einsum("ij,ij->i", X, X)
+        conditioning = euclidean_conditioning(X)
+        if conditioning is not None:  # exact rows conditioned; the Gram rows also clipped
+            X = conditioning.apply(X)
+            G = conditioning.clipped(X)
+        else:
+            G = X
+        sq_norms = np.einsum("ij,ij->i", G, G)
     for start in range(0, n_samples, block):
         stop = min(start + block, n_samples)
         if metric == "euclidean":
-            _select_euclidean(X, X[start:stop] @ X.T, sq_norms, start, indices, distances)
+            _select_euclidean(X, G[start:stop] @ G.T, sq_norms, start, indices, distances)
         elif metric in ("cosine", "correlation"):
             _select_cosine(U[start:stop] @ U.T, zero, start, indices, distances)
         else:
             D = cdist(X[start:stop], X, metric="cityblock" if metric == "manhattan" else metric)
             _select_rows(D, start, indices, distances)
+    if conditioning is not None:
+        restore_distances(indices, distances, original, original, conditioning.scale)
     return KNNGraph(indices, distances)

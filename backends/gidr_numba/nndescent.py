@@ -29,8 +29,9 @@ sequence of operations on every heap does not depend on the number of threads. H
 keep "the k smallest distinct (key, index) pairs offered", and the number of changed
 entries is counted by comparing index sets, not pushes.
 
-The search distance is the squared Euclidean distance in float32 of the input (scaled by
-a power of two when its magnitude is extreme). Its kernels are the only ones compiled
+The search distance is the squared Euclidean distance in float32 of the input (centred and
+scaled by a power of two in float64 when its values are extreme or offset, see
+:func:`_search_data`; the final distances are then restored in the caller's units). Its kernels are the only ones compiled
 with ``fastmath={"reassoc"}`` (see :func:`gidr_numba.neighbors.squared_distance`).
 """
 from __future__ import annotations
@@ -51,10 +52,11 @@ from gidr_numba.neighbors import (
     sort_pairs,
     unit_rows,
 )
+from gidr_reference.neighbors import euclidean_conditioning, restore_distances
 from gidr_numba.random import counter_hash, mix
 
 __all__ = ["nndescent_knn", "default_n_trees", "default_n_iters", "default_leaf_size", "default_max_candidates",
-           "METRICS", "first_tree_levels", "search_scale"]
+           "METRICS", "first_tree_levels"]
 
 #: Metrics of the ``nndescent`` neighbors stage.
 METRICS = ("euclidean", "cosine")
@@ -68,6 +70,12 @@ _NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 #: Heaps hold at least this many neighbours (then cut to k): small heaps explore too little.
 MIN_SEARCH_NEIGHBORS = 15
+#: Euclidean search rows are conditioned when the data's largest magnitude is outside
+#: ``[2**-SEARCH_EXPONENT, 2**SEARCH_EXPONENT]`` (float32 squares and their sums stay normal) ...
+SEARCH_EXPONENT = 40
+#: ... or exceeds ``2**OFFSET_EXPONENT`` times the widest column range (an offset that leaves
+#: fewer than 16 of float32's 24 bits to the differences).
+OFFSET_EXPONENT = 8
 #: Most points whose local joins are generated before the updates are applied.
 CHUNK_SIZE = 8192
 #: Most candidate pairs buffered at once (12 bytes each); fewer points per chunk when
@@ -448,29 +456,31 @@ def _finalize(X, zero, order, index, out_index, out_dist):
 
 # ---------------------------------------------------------------------- driver
 def _search_data(X: np.ndarray, metric: str):
-    """The float32 rows to search, and the rows (and zero-row flags) for exact distances.
+    """The float32 rows to search, the rows (and zero-row flags) for exact distances, and the
+    :class:`~gidr_reference.neighbors.Conditioning` applied (None when the data is used as given).
 
     Cosine works on unit rows (zero rows stay zero): their squared Euclidean distance is
-    ``2 (1 - cos)``, which orders neighbours like the cosine distance. Inputs of extreme
-    magnitude are scaled by a power of two so that no float32 square overflows.
+    ``2 (1 - cos)``, which orders neighbours like the cosine distance. Euclidean data is
+    conditioned in float64 before the float32 cast when its values demand it (the rule of
+    :func:`~gidr_reference.neighbors.euclidean_conditioning`: largest magnitude outside
+    ``[2**-40, 2**39]``, or above :data:`OFFSET_EXPONENT` binary orders of magnitude times
+    the widest column range): median-centred, scaled by a power of two set by the rows'
+    99th-percentile magnitude, search rows clipped to ``+-2**40`` (so that no float32
+    square overflows); ordinary data is cast as it is.
     """
+    conditioning = None
     if metric == "cosine":
         X, zero = unit_rows(X, centred=False)
     else:
         X = np.asarray(X) if np.asarray(X).dtype in (np.float32, np.float64) else np.asarray(X, np.float64)
         zero = np.zeros(0, dtype=bool)
-    X = np.ascontiguousarray(X)
-    scale = search_scale(X)
-    data = X if scale == 1.0 else X * scale
-    return np.ascontiguousarray(data, dtype=np.float32), X, zero
-
-
-def search_scale(X: np.ndarray) -> float:
-    """The power of two by which :func:`_search_data` scales rows of extreme magnitude
-    (largest absolute value at or beyond 2**39 or below 2**-40), else 1.0."""
-    largest = max(float(X.max()), -float(X.min())) if X.size else 0.0
-    exponent = math.frexp(largest)[1] if largest > 0 else 0
-    return 1.0 if abs(exponent) < 40 else math.ldexp(1.0, -exponent)
+        conditioning = euclidean_conditioning(X, safe_exponent=SEARCH_EXPONENT, offset_exponent=OFFSET_EXPONENT,
+                                              clip=2.0**SEARCH_EXPONENT)
+    if conditioning is None:
+        X = np.ascontiguousarray(X)
+        return np.ascontiguousarray(X, dtype=np.float32), X, zero, None
+    X = np.ascontiguousarray(conditioning.apply(X))
+    return np.ascontiguousarray(conditioning.clipped(X), dtype=np.float32), X, zero, conditioning
 
 
 def nndescent_knn(
@@ -514,7 +524,7 @@ def nndescent_knn(
     info : dict
         ``n_iters`` run and ``changes`` per iteration.
     """
-    data, exact_rows, zero = _search_data(X, metric)
+    data, exact_rows, zero, conditioning = _search_data(X, metric)
     n, k = data.shape[0], int(n_neighbors)
     check_n_neighbors(k, n)
     search_k = min(n - 1, max(k, MIN_SEARCH_NEIGHBORS))
@@ -524,19 +534,26 @@ def nndescent_knn(
     leaf_size = default_leaf_size(search_k) if leaf_size is None else max(int(leaf_size), 2)
     max_candidates = default_max_candidates(search_k) if max_candidates is None else int(max_candidates)
 
-    order, data, forest = _renumbered_forest(data, seed, n_trees, leaf_size)
+    order, data, forest = _renumbered_forest(data, seed, n_trees, leaf_size,
+                                             owned=not np.may_share_memory(data, X))
     dist, index, flag = _initial_graph(data, seed, search_k, forest)
     del forest
     changes = _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta)
     out_index = np.empty((n, search_k), dtype=np.int64)
     out_dist = np.empty((n, search_k), dtype=np.float64)
     _finalize(exact_rows, zero, order, index, out_index, out_dist)
+    if conditioning is not None:
+        restore_distances(out_index, out_dist, np.asarray(X, dtype=np.float64), np.asarray(X, dtype=np.float64),
+                          conditioning.scale)
     info = {"n_iters": len(changes), "changes": changes}
     return np.ascontiguousarray(out_index[:, :k]), np.ascontiguousarray(out_dist[:, :k]), info
 
 
-def _renumbered_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int):
+def _renumbered_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int, owned: bool = False):
     """Build the RP forest and renumber the points in the leaf order of its first tree.
+
+    ``owned``: ``data`` is this search's own copy, renumbered in place (else a renumbered copy
+    is made, and the caller's array is left alone).
 
     Returns
     -------
@@ -554,7 +571,32 @@ def _renumbered_forest(data: np.ndarray, seed: int, n_trees: int, leaf_size: int
     rank = np.empty(n, dtype=np.int32)
     rank[order] = np.arange(n, dtype=np.int32)
     tree_start = np.searchsorted(leaves[:, 0], np.arange(n_trees + 1))
-    return order, np.ascontiguousarray(data[order]), (rank[perm], leaves, tree_start)
+    if owned:
+        _permute_rows(data, order)  # in place: a second copy of the data would double the peak
+    else:
+        data = np.ascontiguousarray(data[order])
+    return order, data, (rank[perm], leaves, tree_start)
+
+
+@njit(cache=True)
+def _permute_rows(data, order):
+    """``data[:] = data[order]`` in place, by following the permutation's cycles (one row of scratch)."""
+    n = data.shape[0]
+    done = np.zeros(n, dtype=np.bool_)
+    row = np.empty(data.shape[1], dtype=data.dtype)
+    for start in range(n):
+        if done[start]:
+            continue
+        row[:] = data[start]
+        i = start
+        while True:
+            done[i] = True
+            j = order[i]
+            if j == start:
+                data[i] = row
+                break
+            data[i] = data[j]
+            i = j
 
 
 def _initial_graph(data: np.ndarray, seed: int, k: int, forest):

@@ -38,7 +38,7 @@ from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
 from gidr_numba.neighbors import (BLOCK_ENTRIES, cosine_from_dot, dot, exact_squared_distance, heap_push, sort_pairs,
                                   squared_distance, unit_rows)
-from gidr_reference.neighbors import METRICS
+from gidr_reference.neighbors import METRICS, euclidean_conditioning, restore_distances
 
 __all__ = ["exact_query", "check_query", "search_graph", "GraphSearch", "DEFAULT_EPSILON", "QUERY_BLOCK"]
 
@@ -148,22 +148,31 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     indices = np.empty((n_new, n_neighbors), dtype=np.int64)
     distances = np.empty((n_new, n_neighbors), dtype=np.float64)
     block = max(1, BLOCK_ENTRIES // n_train)
+    original_train, original_new, conditioning = X_train, X_new, None
     if metric in ("cosine", "correlation"):
         U_train, zero_train = unit_rows(X_train, centred=metric == "correlation")
         U_new, zero_new = unit_rows(X_new, centred=metric == "correlation")
     elif metric == "euclidean":
-        sq_train = np.einsum("ij,ij->i", X_train, X_train)
-        sq_new = np.einsum("ij,ij->i", X_new, X_new)
+        conditioning = euclidean_conditioning(X_train, X_new)
+        if conditioning is not None:  # as in exact_knn: exact rows conditioned, Gram rows clipped
+            X_train, X_new = conditioning.apply(X_train), conditioning.apply(X_new)
+            G_train, G_new = conditioning.clipped(X_train), conditioning.clipped(X_new)
+        else:
+            G_train, G_new = X_train, X_new
+        sq_train = np.einsum("ij,ij->i", G_train, G_train)
+        sq_new = np.einsum("ij,ij->i", G_new, G_new)
     for start in range(0, n_new, block):
         stop = min(start + block, n_new)
         if metric == "euclidean":
-            _query_euclidean(X_train, X_new, X_new[start:stop] @ X_train.T, sq_train, sq_new, start, indices,
+            _query_euclidean(X_train, X_new, G_new[start:stop] @ G_train.T, sq_train, sq_new, start, indices,
                              distances)
         elif metric in ("cosine", "correlation"):
             _query_cosine(U_new[start:stop] @ U_train.T, zero_train, zero_new, start, indices, distances)
         else:
             D = cdist(X_new[start:stop], X_train, metric="cityblock" if metric == "manhattan" else metric)
             _query_rows(D, start, indices, distances)
+    if conditioning is not None:
+        restore_distances(indices, distances, original_new, original_train, conditioning.scale)
     return KNNGraph(indices, distances)
 
 
@@ -433,11 +442,11 @@ class GraphSearch(NeighborsIndex):
 
     def __init__(self, X_train: np.ndarray, graph: KNNGraph, seed: int, *, metric: str, leaf_size: int,
                  epsilon: float = DEFAULT_EPSILON, max_degree: int | None = None):
-        from gidr_numba.nndescent import _search_data, first_tree_levels, search_scale
+        from gidr_numba.nndescent import _search_data, first_tree_levels
 
         self.metric, self.epsilon = metric, float(epsilon)
-        self.data, self.rows, self.zero = _search_data(X_train, metric)
-        self.scale = search_scale(self.rows)
+        self.data, self.rows, self.zero, self.conditioning = _search_data(X_train, metric)
+        self.original = np.asarray(X_train)
         self.n_features = self.rows.shape[1]
         perm, levels = first_tree_levels(self.data, seed, leaf_size)
         self.tree = _flat_tree(perm, levels, self.data.shape[1])
@@ -451,9 +460,11 @@ class GraphSearch(NeighborsIndex):
             rows = np.asarray(X_new) if np.asarray(X_new).dtype in (np.float32, np.float64) \
                 else np.asarray(X_new, np.float64)
             zero = np.zeros(0, dtype=bool)
-        rows = np.ascontiguousarray(rows)
-        data = rows if self.scale == 1.0 else rows * self.scale
-        return np.ascontiguousarray(data, dtype=np.float32), rows, zero
+        if self.conditioning is None:
+            rows = np.ascontiguousarray(rows)
+            return np.ascontiguousarray(rows, dtype=np.float32), rows, zero
+        rows = np.ascontiguousarray(self.conditioning.apply(rows))
+        return np.ascontiguousarray(self.conditioning.clipped(rows), dtype=np.float32), rows, zero
 
     def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
         """The ``n_neighbors`` nearest training points of each row of ``X_new`` (approximately).
@@ -470,4 +481,6 @@ class GraphSearch(NeighborsIndex):
         distances = np.empty((len(queries), n_neighbors), dtype=np.float64)
         _search(self.data, self.graph, self.tree, queries, np.float32(1.0 + self.epsilon),
                 (self.rows, rows, self.zero, zero), indices, distances)
+        if self.conditioning is not None:
+            restore_distances(indices, distances, X_new, self.original, self.conditioning.scale)
         return KNNGraph(indices, distances)

@@ -30,9 +30,10 @@ from gidr.stages import Neighbors
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, KNNGraph
 from gidr.validation import GidrValueError, Interval, Options, Param, format_error
+from gidr_numba import serialized
 from gidr_reference import init as reference_init
-from gidr_reference.neighbors import ExactIndex
 from gidr_reference import similarity as similarity_math
+from gidr_reference.neighbors import ExactIndex
 from gidr_reference import stages_graph as reference
 
 __all__ = [
@@ -67,7 +68,7 @@ class ExactNeighbors(reference.ExactNeighbors):
         the reference's answers."""
         from gidr_numba.query import exact_query
 
-        return ExactIndex(X, self.metric, exact_query)
+        return ExactIndex(X, self.metric, serialized(exact_query))
 
 
 class _NNDescentMetric(Options):
@@ -88,6 +89,8 @@ class NNDescentNeighbors(Neighbors):
     name = "nndescent"
     backend = "numba"
     priority = 10
+    #: It searches a float32 copy of the data.
+    copy_bytes_per_value = 4
     params = (
         Param("metric", "euclidean", (_NNDescentMetric(("euclidean", "cosine")),),
               "Distance in the input space: 'euclidean' or 'cosine'."),

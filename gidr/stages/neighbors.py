@@ -82,6 +82,9 @@ class Neighbors(Stage):
     accepts: ClassVar[frozenset[str]] = frozenset({"dense"})
     #: Whether :meth:`build_index` answers queries for new points.
     answers_queries: ClassVar[bool] = False
+    #: Bytes per input value of a working copy the search makes (NN-descent searches a float32
+    #: copy: 4); the memory estimate before a run counts it (:mod:`gidr.memory`).
+    copy_bytes_per_value: ClassVar[int] = 0
 
     @abstractmethod
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:

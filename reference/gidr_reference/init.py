@@ -157,7 +157,8 @@ def spectral_layout(P: sp.spmatrix, n_components: int, rng: np.random.Generator,
     component, spectral for components of more than ``n_components + 1`` points and
     uniform random otherwise, each scaled to radius 0.4 and centred on its own point of a
     unit grid (largest component first). An eigensolver failure falls back to a random
-    layout of that component, with a :class:`UserWarning`.
+    layout of that component, with a :class:`UserWarning`; so do non-finite weights and
+    non-finite eigenvectors (never a layout of NaN).
 
     Parameters
     ----------
@@ -205,7 +206,14 @@ def _component_layout(A: sp.csr_matrix, n_components: int, rng: np.random.Genera
     if m <= n_components + 1:
         return rng.uniform(-1.0, 1.0, size=(m, n_components))
     try:
-        return eigenmap(A, n_components, rng)
+        if not np.all(np.isfinite(A.data)):
+            raise np.linalg.LinAlgError(f"{int(np.size(A.data) - np.isfinite(A.data).sum())} graph weights are "
+                                        "NaN or infinite")
+        with np.errstate(all="ignore"):
+            layout = eigenmap(A, n_components, rng)
+        if not np.all(np.isfinite(layout)):
+            raise np.linalg.LinAlgError("the eigenvectors are not finite")
+        return layout
     except (ArpackNoConvergence, ArpackError, np.linalg.LinAlgError) as exc:
         warnings.warn(f"The spectral init's eigensolver failed ({exc}); using a random init for "
                       f"{m} points instead.", UserWarning, stacklevel=4)

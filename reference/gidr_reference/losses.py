@@ -306,7 +306,7 @@ def kl_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: bool, e
 def kl_repulsion_weights(totals: PairTotals, normalized: bool) -> np.ndarray:
     """theta, shape (1,): ``-4 / Z`` normalized; ``-(1 - pbar)`` unnormalized."""
     if normalized:
-        return np.array([-4.0 / totals.sum_w])
+        return np.array([-4.0 / _checked_z(totals.sum_w)])
     return np.array([-(1.0 - totals.p_mean)])
 
 
@@ -367,13 +367,29 @@ def frobenius_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: 
     return np.stack([base * w, np.zeros_like(D)], axis=-1)
 
 
+def _checked_z(Z: float) -> float:
+    """``Z``, or a clear error where it is 0 or not finite: the embedding has spread so far
+    that every low-dimensional similarity underflowed (or the coordinates overflowed)."""
+    Z = float(Z)
+    if np.isfinite(Z) and Z > 0:
+        return Z
+    from gidr.validation import GidrValueError, format_error
+
+    raise GidrValueError(format_error(
+        "The normalization Z of the low-dimensional similarities (their sum over pairs)",
+        "a positive finite number", Z,
+        "The embedding diverged (its coordinates grew so large that the similarities vanished, or "
+        "their sum overflowed): lower the 'learning_rate', or rescale the init array (coordinates of "
+        "order 1 to 100)."))
+
+
 def frobenius_repulsion_weights(totals: PairTotals, normalized: bool) -> np.ndarray:
     """theta, shape (2,).
 
     Normalized, ``S = sum_w2 / Z - sum_pw``: ``(8 S / Z, -8 / Z)``. Unnormalized: ``(-4, 0)``.
     """
     if normalized:
-        Z = totals.sum_w
+        Z = _checked_z(totals.sum_w)
         S = totals.sum_w2 / Z - totals.sum_pw
         return np.array([8.0 * S / Z, -8.0 / Z])
     return np.array([-4.0, 0.0])

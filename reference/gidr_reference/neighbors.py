@@ -10,6 +10,7 @@ Conventions (binding for every neighbors backend):
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,11 @@ __all__ = [
     "check_knn_graph",
     "exact_query",
     "ExactIndex",
+    "Conditioning",
+    "euclidean_conditioning",
+    "stable_euclidean",
+    "restore_distances",
+    "unit_rows",
 ]
 
 #: Metrics of the ``exact`` neighbors stage (the same list in every backend).
@@ -65,15 +71,9 @@ def pairwise_distances(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") 
         raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
-    if metric == "correlation":
-        A = A - A.mean(axis=1, keepdims=True)
-        B = B - B.mean(axis=1, keepdims=True)
-    norm_a = np.linalg.norm(A, axis=1)
-    norm_b = np.linalg.norm(B, axis=1)
-    zero_a, zero_b = norm_a == 0, norm_b == 0
-    safe_a = np.where(zero_a, 1.0, norm_a)
-    safe_b = np.where(zero_b, 1.0, norm_b)
-    D = 1.0 - (A / safe_a[:, None]) @ (B / safe_b[:, None]).T
+    U_a, zero_a = unit_rows(A, centred=metric == "correlation")
+    U_b, zero_b = unit_rows(B, centred=metric == "correlation")
+    D = 1.0 - U_a @ U_b.T
     np.clip(D, 0.0, 2.0, out=D)
     D[zero_a[:, None] != zero_b[None, :]] = 1.0
     D[zero_a[:, None] & zero_b[None, :]] = 0.0
@@ -110,6 +110,7 @@ def select_neighbors(D: np.ndarray, rows: np.ndarray, n_neighbors: int) -> tuple
     distances = np.empty((len(rows), k), dtype=np.float64)
     for r in range(len(rows)):
         candidates = np.flatnonzero(D[r] <= kth[r])
+        candidates = candidates[candidates != rows[r]]  # by index, also when the others are inf
         order = np.lexsort((candidates, D[r, candidates]))[:k]
         indices[r] = candidates[order]
         distances[r] = D[r, candidates[order]]
@@ -135,16 +136,23 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     KNNGraph
         int64 indices and float64 distances of shape (n_samples, k).
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = original = np.asarray(X, dtype=np.float64)
     n_samples = X.shape[0]
     _check_n_neighbors(n_neighbors, n_samples)
+    conditioning = euclidean_conditioning(X) if metric == "euclidean" else None
+    if conditioning is not None:
+        X = conditioning.apply(X)
     block = max(1, _BLOCK_ENTRIES // max(n_samples, 1))
     indices = np.empty((n_samples, n_neighbors), dtype=np.int64)
     distances = np.empty((n_samples, n_neighbors), dtype=np.float64)
     for start in range(0, n_samples, block):
         rows = np.arange(start, min(start + block, n_samples))
         D = pairwise_distances(X[rows], X, metric)
+        if conditioning is not None:
+            _stable_where_overflowed(D, X[rows], X)
         indices[rows], distances[rows] = select_neighbors(D, rows, n_neighbors)
+    if conditioning is not None:
+        restore_distances(indices, distances, original, original, conditioning.scale)
     return KNNGraph(indices, distances)
 
 
@@ -220,7 +228,7 @@ def check_knn_graph(graph: Any, n_neighbors: int) -> KNNGraph:
     _check_graph_values(indices.astype(np.int64), distances.astype(np.float64), what)
     if n_columns < n_neighbors:
         raise GidrValueError(format_error(
-            f"The number of neighbour columns of {what}",
+            f"The number of neighbour columns of {what[0].lower() + what[1:]}",
             f"at least {n_neighbors} (the n_neighbors of the similarity stage, or floor(3 * perplexity) for "
             "similarity 'tsne')", n_columns,
             "Compute more neighbours, or lower the similarity's 'n_neighbors' (umap) or 'perplexity' (tsne)."))
@@ -291,17 +299,25 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     if not 1 <= n_neighbors <= n_train:
         raise GidrValueError(format_error("The number of neighbours of a query", f"an int in [1, {n_train}] "
                                           "(the number of training points)", n_neighbors))
+    original_train, original_new = X_train, X_new
+    conditioning = euclidean_conditioning(X_train, X_new) if metric == "euclidean" else None
+    if conditioning is not None:
+        X_train, X_new = conditioning.apply(X_train), conditioning.apply(X_new)
     block = max(1, _BLOCK_ENTRIES // max(n_train, 1))
     indices = np.empty((len(X_new), n_neighbors), dtype=np.int64)
     distances = np.empty((len(X_new), n_neighbors), dtype=np.float64)
     for start in range(0, len(X_new), block):
         D = pairwise_distances(X_new[start:start + block], X_train, metric)
+        if conditioning is not None:
+            _stable_where_overflowed(D, X_new[start:start + block], X_train)
         kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
         for r in range(len(D)):
             candidates = np.flatnonzero(D[r] <= kth[r])
             order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
             indices[start + r] = candidates[order]
             distances[start + r] = D[r, candidates[order]]
+    if conditioning is not None:
+        restore_distances(indices, distances, original_new, original_train, conditioning.scale)
     return KNNGraph(indices, distances)
 
 
@@ -314,3 +330,143 @@ class ExactIndex(NeighborsIndex):
 
     def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
         return self._query(self.X_train, X_new, n_neighbors, self.metric)
+
+
+# ---------------------------------------------------------------------- extreme values
+#: Float64 Euclidean paths use data as given while its largest magnitude lies in
+#: ``[2**-SAFE_EXPONENT_FLOAT64, 2**SAFE_EXPONENT_FLOAT64]``: then no square, sum of
+#: squares or Gram entry over- or underflows (for fewer than 2**400 features).
+SAFE_EXPONENT_FLOAT64 = 250
+#: Rows whose largest magnitude lies outside ``[2**-UNIT_ROW_EXPONENT, 2**UNIT_ROW_EXPONENT]``
+#: are scaled by a power of two before their norm is taken (cosine, correlation).
+UNIT_ROW_EXPONENT = 400
+
+
+class Conditioning:
+    """``X -> (X - centre) * scale``: per-column (lower) medians, one power-of-two scale.
+
+    A common shift and one global scale keep every Euclidean distance ratio, hence the
+    neighbour order; the scale is a power of two, so that ``distance / scale`` gives back
+    the caller's units without rounding. The scale is ``2**-e`` with ``2**(e-1) <= q < 2**e``,
+    ``q`` the 99th percentile of the rows' largest centred magnitude (robust to up to 1 %
+    outlier rows, which may stay huge after scaling; the kernels see them clipped to
+    ``+-clip`` and their true distances are recomputed by :func:`stable_euclidean`).
+    """
+
+    def __init__(self, X: np.ndarray, clip: float):
+        X = np.asarray(X, dtype=np.float64)
+        # the lower median: an element of each column, so never an overflowed average
+        self.centre = np.quantile(X, 0.5, axis=0, method="lower")
+        with np.errstate(over="ignore"):
+            spread = np.abs(X * 0.5 - self.centre * 0.5).max(axis=1) * 2.0
+        q = float(np.percentile(spread, 99, method="lower")) if spread.size else 0.0
+        q = q if q > 0 else float(spread.max(initial=0.0))
+        self.scale = math.ldexp(1.0, -math.frexp(q)[1]) if q > 0 else 1.0
+        self.clip = float(clip)
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """``(X - centre) * scale`` in float64 (by halves, so that no difference overflows),
+        clipped to ``+-2**600``: finite, so no kernel meets ``inf - inf``; squares of such
+        entries overflow to inf and :func:`restore_distances` recomputes them."""
+        halves = np.asarray(X, dtype=np.float64) * 0.5 - self.centre * 0.5
+        with np.errstate(over="ignore"):
+            return np.clip(halves * (2.0 * self.scale), -2.0**600, 2.0**600)
+
+    def clipped(self, Xs: np.ndarray) -> np.ndarray:
+        """Conditioned rows with every entry clipped to ``[-clip, clip]``."""
+        return np.clip(Xs, -self.clip, self.clip)
+
+
+def euclidean_conditioning(X: np.ndarray, *others: np.ndarray, safe_exponent: int = SAFE_EXPONENT_FLOAT64,
+                           offset_exponent: int | None = None, clip: float = 2.0**400) -> Conditioning | None:
+    """The :class:`Conditioning` of ``X`` when its values demand one, else None (data used as given).
+
+    The rule: condition when the largest magnitude of ``X`` (or of ``others``, e.g. query
+    rows) is outside ``[2**-safe_exponent, 2**safe_exponent]`` (and not 0), or, with
+    ``offset_exponent``, when it exceeds ``2**offset_exponent`` times the widest column
+    range of ``X`` (a common offset that would eat the float32 digits of the differences).
+    Ordinary data (digits, Fashion-MNIST) is never conditioned, so its results keep their bits.
+    """
+    X = np.asarray(X)
+    if X.size == 0:
+        return None
+    lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+    largest = max(float(np.abs(lo).max()), float(np.abs(hi).max()),
+                  *(float(np.abs(np.asarray(o, dtype=np.float64)).max(initial=0.0)) for o in others))
+    if largest == 0:
+        return None
+    extreme = not 2.0**-safe_exponent <= largest <= 2.0**safe_exponent
+    if offset_exponent is not None and not extreme:
+        with np.errstate(over="ignore"):
+            width = float((hi - lo).max())
+        extreme = largest > 2.0**offset_exponent * width
+    return Conditioning(X, clip) if extreme else None
+
+
+def stable_euclidean(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Row-wise ``|a_r - b_r|`` without intermediate over- or underflow.
+
+    ``d = 2 m sqrt(sum_f (h_f / m)^2)`` with ``h = a/2 - b/2`` and ``m`` the power of two
+    just above ``max_f |h_f|``: inf only when the distance itself exceeds float64.
+    """
+    H = np.asarray(A, dtype=np.float64) * 0.5 - np.asarray(B, dtype=np.float64) * 0.5
+    largest = np.abs(H).max(axis=1) if H.shape[1] else np.zeros(len(H))
+    exponent = np.frexp(largest)[1]
+    scaled = np.ldexp(H, -exponent[:, None])
+    with np.errstate(over="ignore"):
+        return np.ldexp(2.0 * np.sqrt(np.einsum("ij,ij->i", scaled, scaled)), exponent)
+
+
+def _stable_where_overflowed(D: np.ndarray, A: np.ndarray, B: np.ndarray) -> None:
+    """Replace the infinite entries of a Euclidean block ``D`` (an overflowed square) by
+    :func:`stable_euclidean` of their rows, in place."""
+    rows, cols = np.nonzero(np.isinf(D))
+    if rows.size:
+        D[rows, cols] = stable_euclidean(A[rows], B[cols])
+
+
+def restore_distances(indices: np.ndarray, distances: np.ndarray, X_query: np.ndarray, X_train: np.ndarray,
+                      scale: float, sort: bool = True) -> np.ndarray:
+    """Distances of conditioned rows back in the caller's units, in place.
+
+    ``distances / scale``; entries that are not finite or above ``2**500`` in the conditioned
+    units (a square overflowed in the kernels, or a clipped row) are recomputed from the caller's rows by :func:`stable_euclidean` and their rows re-sorted
+    by ``(distance, index)``. Raises :class:`GidrValueError` when a true distance exceeds float64.
+    """
+    rows, cols = np.nonzero(~(distances <= 2.0**500))  # inf, or involving a row clipped at 2**600
+    with np.errstate(over="ignore"):
+        distances /= scale
+    if rows.size:
+        distances[rows, cols] = stable_euclidean(X_query[rows], X_train[indices[rows, cols]])
+        if not np.all(np.isfinite(distances[rows, cols])):
+            raise GidrValueError(
+                "The data X has Euclidean distances beyond the float64 range (about 1.8e308), so they "
+                "cannot be returned; rescale your data (e.g. divide X by its largest absolute value).")
+        for r in np.unique(rows) if sort else ():
+            order = np.lexsort((indices[r], distances[r]))
+            indices[r], distances[r] = indices[r][order], distances[r][order]
+    return distances
+
+
+def unit_rows(X: np.ndarray, centred: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rows divided by their norm (zero rows stay zero), centred first for correlation.
+
+    Rows of extreme magnitude (see :data:`UNIT_ROW_EXPONENT`) are first scaled by a power of
+    two, so that their norm neither overflows nor underflows; other rows are untouched.
+
+    Returns
+    -------
+    U : ndarray of shape (n_samples, n_features), float64
+    zero : ndarray of shape (n_samples,), bool
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if centred:
+        X = X - X.mean(axis=1, keepdims=True)
+    largest = np.abs(X).max(axis=1) if X.size else np.zeros(len(X))
+    extreme = (largest > 2.0**UNIT_ROW_EXPONENT) | ((largest > 0) & (largest < 2.0**-UNIT_ROW_EXPONENT))
+    if extreme.any():
+        X = X.copy()
+        X[extreme] = np.ldexp(X[extreme], -np.frexp(largest[extreme])[1][:, None])
+    norms = np.linalg.norm(X, axis=1)
+    zero = norms == 0
+    return X / np.where(zero, 1.0, norms)[:, None], zero

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 import gidr.plugins
 from gidr import Pipeline
@@ -369,3 +370,20 @@ def test_n_epochs_none_keeps_the_presets_number():
     assert Pipeline.from_preset("gdr-tsne", n_epochs=None).config["pipeline"]["n_epochs"] == 1000
     assert Pipeline.from_preset("gdr-tsne", n_epochs=40).config["pipeline"]["n_epochs"] == 40
     assert Pipeline.from_preset("gdr-umap", n_epochs=None).config["pipeline"].get("n_epochs") is None
+
+
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.RandomState])
+def test_a_generator_as_random_state_is_advanced_by_each_run(make):
+    """scikit-learn's convention: runs with one generator differ; the same state reproduces them."""
+    X = load_digits().data[:150]
+    pipeline = Pipeline.from_preset("gdr-umap", random_state=make(0), n_epochs=5)
+    first, second = np.asarray(pipeline.run(X)), np.asarray(pipeline.run(X))
+    assert not np.array_equal(first, second)
+    again = np.asarray(Pipeline.from_preset("gdr-umap", random_state=make(0), n_epochs=5).run(X))
+    np.testing.assert_array_equal(again, first)
+
+
+def test_min_dist_above_spread_is_refused_by_the_pipeline():
+    with pytest.raises(GidrValueError, match=r"The 'min_dist' parameter of the pipeline must be a float in "
+                                             r"\[0, spread=1.0\]\. Got 2\.0"):
+        Pipeline.from_preset("umap", min_dist=2.0)

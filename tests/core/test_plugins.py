@@ -1,10 +1,8 @@
 """Tests of gidr.plugins: fresh plugin managers, hook validation, entry-point autoload."""
 from __future__ import annotations
 
-import inspect
 import itertools
 import sys
-from pathlib import Path
 
 import numpy as np
 import pluggy
