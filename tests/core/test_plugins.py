@@ -9,7 +9,7 @@ import pluggy
 import pytest
 
 import gidr.plugins
-from gidr import hookspecs
+from gidr import Pipeline, hookspecs
 from gidr.plugins import build_registries, hookimpl, make_plugin_manager
 from gidr.registry import PresetRegistry, Registry
 from gidr.stages import KINDS, Loss
@@ -286,3 +286,27 @@ def test_the_core_registers_auto_neighbors():
     registry, _ = build_registries(make_plugin_manager(load_entrypoints=False))
     assert registry.get("neighbors", "auto", "reference") is AutoNeighbors
     assert registry.get("neighbors", "auto", "auto") is AutoNeighbors  # no backend has its own
+
+
+# ---------------------------------------------------------------------- failing plugins (issue 12)
+class _BrokenStages:
+    """A third-party plugin whose registration hook raises after registering a stage."""
+
+    @hookimpl
+    def gidr_register_stages(self, registry):
+        raise RuntimeError("cannot cache function '_pow_b': no locator available")
+
+
+def test_a_plugin_whose_hook_raises_is_left_out_and_the_reference_still_serves():
+    from gidr.plugins import GidrPluginWarning
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(_BrokenStages(), name="broken-example")
+    with pytest.warns(GidrPluginWarning, match=r"gidr plugin 'broken-example' was left out: its hook "
+                                               r"gidr_register_stages raised RuntimeError: cannot cache"):
+        registry, presets = build_registries(pm)
+    assert pm.is_blocked("broken-example")
+    assert registry.get("loss", "kl", "reference").backend == "reference"
+    Y = Pipeline.from_preset("gdr-umap", registry=registry, presets=presets, backend="reference",
+                             random_state=0, n_epochs=5).run(np.random.default_rng(0).normal(size=(60, 4)))
+    assert np.all(np.isfinite(np.asarray(Y)))
