@@ -375,11 +375,13 @@ def _override_help(config, registry, backend) -> str:
 def interrupts_as_keyboard_interrupt():
     """Re-raise a KeyboardInterrupt that a signal handler raised inside a numba kernel: numba
     surfaces it as ``SystemError(... returned a result with an exception set)`` with the
-    interrupt as its cause."""
+    interrupt as its cause (or as the cause of a chain of such SystemErrors)."""
     try:
         yield
     except SystemError as exc:
-        cause = exc.__cause__ or exc.__context__
+        cause, seen = exc, 0
+        while isinstance(cause, SystemError) and seen < 100:  # numba may nest several
+            cause, seen = cause.__cause__ or cause.__context__, seen + 1
         if isinstance(cause, KeyboardInterrupt):
             raise cause from None
         raise

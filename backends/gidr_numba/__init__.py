@@ -70,12 +70,14 @@ def _compile_in_memory_when_uncachable() -> bool:
     """Probe numba's cache locators for this package; without one, turn its ``cache=True``
     kernels into in-memory compilation (numba's own :class:`NullCache`) and warn once.
     Returns whether caching is available."""
-    from numba.core import caching, dispatcher
-
     try:
+        from numba.core import caching, dispatcher
+
         caching.CompileResultCacheImpl(_probe)
     except RuntimeError as exc:
         reason = str(exc)
+    except (ImportError, AttributeError, TypeError):  # numba's internals moved: its own behaviour
+        return True
     else:
         return True
     enable_caching = dispatcher.Dispatcher.enable_caching
@@ -125,12 +127,14 @@ def parallel_launch_lock():
 
     It serializes them across Python threads while numba's threading layer is ``workqueue``
     (which aborts the process on concurrent launches) and is a no-op otherwise. Reentrant."""
-    from numba.np.ufunc import parallel
+    try:
+        import numba
 
-    parallel._launch_threads()  # resolves the layer (a no-op once done)
-    if parallel._threading_layer == "workqueue":
+        numba.np.ufunc.parallel._launch_threads()  # resolves the layer (a no-op once done)
+        layer = numba.threading_layer()
+    except (AttributeError, ImportError, ValueError):  # numba's internals moved: be safe
         return _launch_lock
-    return contextlib.nullcontext()
+    return _launch_lock if layer == "workqueue" else contextlib.nullcontext()
 
 
 def serialized(function):
