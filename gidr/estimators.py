@@ -76,7 +76,11 @@ class _Base(TransformerMixin, BaseEstimator):
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"
             if isinstance(overrides.get("init"), str) and overrides["init"] == "pca":
-                overrides["init"] = "spectral"  # PCA needs the data matrix
+                # as scikit-learn's TSNE: PCA needs the data matrix, which a distance matrix is not
+                raise GidrValueError(
+                    f'The parameter init="pca" of {type(self).__name__} cannot be used with '
+                    'metric="precomputed". Pass init="spectral" (computed from the neighbour graph), '
+                    'init="random" or an array.')
         init = overrides.get("init")
         names = [name for name in get_registry().names("init") if name != "array"]  # "array": an array given
         if isinstance(init, str) and init not in names:

@@ -169,3 +169,25 @@ def test_plot_accepts_a_fitted_estimator(X):
     with pytest.raises(GidrValueError, match=r"^The input embedding of plot\(\) must be an array, a Result or a "
                                              r"fitted estimator\. Got an unfitted GDR\. Call its fit\(X\) first"):
         gidr.plot(GDR())
+
+
+# ---------------------------------------------------------------------- precomputed and init (issue 14)
+def test_pca_init_with_a_precomputed_metric_is_refused_as_in_scikit_learn(X):
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X[:60], X[:60])
+    with pytest.raises(GidrValueError, match=r'The parameter init="pca" of TSNE cannot be used with '
+                                             r'metric="precomputed"\. Pass init="spectral"'):
+        TSNE(metric="precomputed", max_iter=30).fit(D)  # TSNE's default init is "pca", as scikit-learn's
+    Y = TSNE(metric="precomputed", init="spectral", max_iter=30, random_state=0).fit_transform(D)
+    assert Y.shape == (60, 2) and np.all(np.isfinite(Y))
+
+
+def test_an_init_array_with_a_precomputed_metric_is_used():
+    """It used to raise numpy's 'truth value of an array is ambiguous' (the array compared with "pca")."""
+    from scipy.spatial.distance import cdist
+
+    X = load_digits().data[:80]
+    init = np.random.default_rng(0).normal(size=(80, 2))
+    Y = TSNE(metric="precomputed", init=init, max_iter=30, random_state=0).fit_transform(cdist(X, X))
+    assert Y.shape == (80, 2) and np.all(np.isfinite(Y))
