@@ -192,31 +192,34 @@ def sort_pairs(keys, index):
 
 
 # ---------------------------------------------------------------------- exact kNN kernels
+# One set of kernels serves the fit (query rows = the training rows, each point skipped as its
+# own neighbour: ``exclude_self``) and transform's queries (new rows against the training rows).
 @njit(cache=True, parallel=True)
-def _select_euclidean(X, gram, sq_norms, start, out_index, out_dist):
-    """k nearest of rows ``start..start+len(gram)-1`` from their Gram block, refined exactly.
+def _select_euclidean(X_train, X_new, gram, sq_train, sq_new, start, exclude_self, out_index, out_dist):
+    """k nearest training rows of query rows ``start..start+len(gram)-1`` from their Gram block,
+    refined exactly.
 
     Pass 1 keeps the k best approximate squared distances ``a_ij``; every j with
     ``a_ij <= a_(k) + 2 B_i`` (``B_i`` bounds the rounding error of ``a_i.``) may belong
     to the exact k best, so pass 2 recomputes those exactly and keeps the k best.
     """
-    n, n_features = X.shape
+    n, n_features = X_train.shape
     k = out_index.shape[1]
     gamma = 4.0 * (n_features + 4) * _UNIT_ROUNDOFF
-    largest = sq_norms.max()
+    largest = sq_train.max()
     for r in prange(gram.shape[0]):
         i = start + r
         keys = np.full(k, np.inf)
         index = np.full(k, n, dtype=np.int64)
         for j in range(n):
-            if j != i:
-                heap_push(keys, index, sq_norms[i] + sq_norms[j] - 2.0 * gram[r, j], j)
-        limit = keys[0] + 2.0 * gamma * (sq_norms[i] + largest)
+            if not (exclude_self and j == i):
+                heap_push(keys, index, sq_new[i] + sq_train[j] - 2.0 * gram[r, j], j)
+        limit = keys[0] + 2.0 * gamma * (sq_new[i] + largest)
         keys[:] = np.inf
         index[:] = n
         for j in range(n):
-            if j != i and sq_norms[i] + sq_norms[j] - 2.0 * gram[r, j] <= limit:
-                heap_push(keys, index, exact_squared_distance(X[i], X[j]), j)
+            if not (exclude_self and j == i) and sq_new[i] + sq_train[j] - 2.0 * gram[r, j] <= limit:
+                heap_push(keys, index, exact_squared_distance(X_new[i], X_train[j]), j)
         sort_pairs(keys, index)
         for m in range(k):
             out_index[i, m] = index[m]
@@ -224,7 +227,7 @@ def _select_euclidean(X, gram, sq_norms, start, out_index, out_dist):
 
 
 @njit(cache=True, parallel=True)
-def _select_cosine(gram, zero, start, out_index, out_dist):
+def _select_cosine(gram, zero_train, zero_new, start, exclude_self, out_index, out_dist):
     """k nearest by cosine distance ``1 - u_i . u_j`` of unit rows (see :func:`cosine_from_dot`)."""
     n = gram.shape[1]
     k = out_index.shape[1]
@@ -233,16 +236,16 @@ def _select_cosine(gram, zero, start, out_index, out_dist):
         keys = np.full(k, np.inf)
         index = np.full(k, n, dtype=np.int64)
         for j in range(n):
-            if j != i:
-                heap_push(keys, index, cosine_from_dot(gram[r, j], zero[i], zero[j]), j)
+            if not (exclude_self and j == i):
+                heap_push(keys, index, cosine_from_dot(gram[r, j], zero_new[i], zero_train[j]), j)
         sort_pairs(keys, index)
         out_index[i] = index
         out_dist[i] = keys
 
 
 @njit(cache=True, parallel=True)
-def _select_rows(D, start, out_index, out_dist):
-    """k smallest entries of each row of a distance block, the point itself skipped."""
+def _select_rows(D, start, exclude_self, out_index, out_dist):
+    """k smallest entries of each row of a query-by-training distance block."""
     n = D.shape[1]
     k = out_index.shape[1]
     for r in prange(D.shape[0]):
@@ -250,14 +253,58 @@ def _select_rows(D, start, out_index, out_dist):
         keys = np.full(k, np.inf)
         index = np.full(k, n, dtype=np.int64)
         for j in range(n):
-            if j != i:
+            if not (exclude_self and j == i):
                 heap_push(keys, index, D[r, j], j)
         sort_pairs(keys, index)
         out_index[i] = index
         out_dist[i] = keys
 
 
-# ---------------------------------------------------------------------- exact kNN
+def nearest_rows(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str,
+                 exclude_self: bool) -> KNNGraph:
+    """The ``n_neighbors`` nearest rows of ``X_train`` for every row of ``X_new``, by blocks of
+    BLAS products (O(block * n_train) memory), ties broken by index.
+
+    The fit passes ``X_new = X_train`` and ``exclude_self=True`` (row i is not its own
+    neighbour); transform's queries pass new rows and False. Both arrays are float64 and
+    C-contiguous; the metric is one of :data:`METRICS` (checked by the callers).
+    """
+    n_train, n_new = X_train.shape[0], X_new.shape[0]
+    same = X_new is X_train
+    indices = np.empty((n_new, n_neighbors), dtype=np.int64)
+    distances = np.empty((n_new, n_neighbors), dtype=np.float64)
+    block = max(1, BLOCK_ENTRIES // n_train)
+    original_train, original_new, conditioning = X_train, X_new, None
+    if metric in ("cosine", "correlation"):
+        U_train, zero_train = unit_rows(X_train, centred=metric == "correlation")
+        U_new, zero_new = (U_train, zero_train) if same else unit_rows(X_new, centred=metric == "correlation")
+    elif metric == "euclidean":
+        conditioning = euclidean_conditioning(X_train) if same else euclidean_conditioning(X_train, X_new)
+        if conditioning is not None:  # exact rows conditioned; the Gram rows also clipped
+            X_train = conditioning.apply(X_train)
+            X_new = X_train if same else conditioning.apply(X_new)
+            G_train = conditioning.clipped(X_train)
+            G_new = G_train if same else conditioning.clipped(X_new)
+        else:
+            G_train, G_new = X_train, X_new
+        sq_train = np.einsum("ij,ij->i", G_train, G_train)
+        sq_new = sq_train if same else np.einsum("ij,ij->i", G_new, G_new)
+    for start in range(0, n_new, block):
+        stop = min(start + block, n_new)
+        if metric == "euclidean":
+            _select_euclidean(X_train, X_new, G_new[start:stop] @ G_train.T, sq_train, sq_new, start, exclude_self,
+                              indices, distances)
+        elif metric in ("cosine", "correlation"):
+            _select_cosine(U_new[start:stop] @ U_train.T, zero_train, zero_new, start, exclude_self, indices,
+                           distances)
+        else:
+            D = cdist(X_new[start:stop], X_train, metric="cityblock" if metric == "manhattan" else metric)
+            _select_rows(D, start, exclude_self, indices, distances)
+    if conditioning is not None:
+        restore_distances(indices, distances, original_new, original_train, conditioning.scale)
+    return KNNGraph(indices, distances)
+
+
 def check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
     """Raise :class:`GidrValueError` unless ``1 <= n_neighbors <= n_samples - 1``."""
     if not 1 <= n_neighbors <= n_samples - 1:
@@ -287,31 +334,5 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     if metric not in METRICS:
         raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
     X = np.ascontiguousarray(X, dtype=np.float64)
-    n_samples = X.shape[0]
-    check_n_neighbors(n_neighbors, n_samples)
-    indices = np.empty((n_samples, n_neighbors), dtype=np.int64)
-    distances = np.empty((n_samples, n_neighbors), dtype=np.float64)
-    block = max(1, BLOCK_ENTRIES // n_samples)
-    original, conditioning = X, None
-    if metric in ("cosine", "correlation"):
-        U, zero = unit_rows(X, centred=metric == "correlation")
-    elif metric == "euclidean":
-        conditioning = euclidean_conditioning(X)
-        if conditioning is not None:  # exact rows conditioned; the Gram rows also clipped
-            X = conditioning.apply(X)
-            G = conditioning.clipped(X)
-        else:
-            G = X
-        sq_norms = np.einsum("ij,ij->i", G, G)
-    for start in range(0, n_samples, block):
-        stop = min(start + block, n_samples)
-        if metric == "euclidean":
-            _select_euclidean(X, G[start:stop] @ G.T, sq_norms, start, indices, distances)
-        elif metric in ("cosine", "correlation"):
-            _select_cosine(U[start:stop] @ U.T, zero, start, indices, distances)
-        else:
-            D = cdist(X[start:stop], X, metric="cityblock" if metric == "manhattan" else metric)
-            _select_rows(D, start, indices, distances)
-    if conditioning is not None:
-        restore_distances(indices, distances, original, original, conditioning.scale)
-    return KNNGraph(indices, distances)
+    check_n_neighbors(n_neighbors, X.shape[0])
+    return nearest_rows(X, X, n_neighbors, metric, exclude_self=True)

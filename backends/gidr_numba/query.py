@@ -31,18 +31,16 @@ import math
 
 import numpy as np
 from numba import njit, prange
-from scipy.spatial.distance import cdist
 
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
-from gidr_numba.neighbors import (BLOCK_ENTRIES, cosine_from_dot, dot, exact_squared_distance, heap_push, sort_pairs,
+from gidr_numba.neighbors import (cosine_from_dot, dot, exact_squared_distance, heap_push, nearest_rows, sort_pairs,
                                   squared_distance, unit_rows)
-from gidr_reference.neighbors import METRICS, euclidean_conditioning, restore_distances
+from gidr_reference.neighbors import METRICS, restore_distances
 
 __all__ = ["exact_query", "check_query", "search_graph", "GraphSearch", "DEFAULT_EPSILON", "QUERY_BLOCK"]
 
-_UNIT_ROUNDOFF = 2.0**-53
 #: Search bound of :class:`GraphSearch`: candidates within ``(1 + epsilon)`` times the
 #: squared distance of the current k-th best are expanded.
 DEFAULT_EPSILON = 0.1
@@ -62,63 +60,6 @@ def check_query(X_new: np.ndarray, n_train: int, n_features: int, n_neighbors: i
 
 
 # ---------------------------------------------------------------------- exact
-@njit(cache=True, parallel=True)
-def _query_euclidean(X_train, X_new, gram, sq_train, sq_new, start, out_index, out_dist):
-    """k nearest training rows of query rows ``start..start+len(gram)-1``, refined exactly
-    (the bound of :func:`gidr_numba.neighbors._select_euclidean`)."""
-    n, n_features = X_train.shape
-    k = out_index.shape[1]
-    gamma = 4.0 * (n_features + 4) * _UNIT_ROUNDOFF
-    largest = sq_train.max()
-    for r in prange(gram.shape[0]):
-        i = start + r
-        keys = np.full(k, np.inf)
-        index = np.full(k, n, dtype=np.int64)
-        for j in range(n):
-            heap_push(keys, index, sq_new[i] + sq_train[j] - 2.0 * gram[r, j], j)
-        limit = keys[0] + 2.0 * gamma * (sq_new[i] + largest)
-        keys[:] = np.inf
-        index[:] = n
-        for j in range(n):
-            if sq_new[i] + sq_train[j] - 2.0 * gram[r, j] <= limit:
-                heap_push(keys, index, exact_squared_distance(X_new[i], X_train[j]), j)
-        sort_pairs(keys, index)
-        for m in range(k):
-            out_index[i, m] = index[m]
-            out_dist[i, m] = math.sqrt(keys[m])
-
-
-@njit(cache=True, parallel=True)
-def _query_cosine(gram, zero_train, zero_new, start, out_index, out_dist):
-    """k nearest by the cosine distance of unit rows (:func:`cosine_from_dot`)."""
-    n = gram.shape[1]
-    k = out_index.shape[1]
-    for r in prange(gram.shape[0]):
-        i = start + r
-        keys = np.full(k, np.inf)
-        index = np.full(k, n, dtype=np.int64)
-        for j in range(n):
-            heap_push(keys, index, cosine_from_dot(gram[r, j], zero_new[i], zero_train[j]), j)
-        sort_pairs(keys, index)
-        out_index[i] = index
-        out_dist[i] = keys
-
-
-@njit(cache=True, parallel=True)
-def _query_rows(D, start, out_index, out_dist):
-    """k smallest entries of each row of a query-by-training distance block."""
-    n = D.shape[1]
-    k = out_index.shape[1]
-    for r in prange(D.shape[0]):
-        keys = np.full(k, np.inf)
-        index = np.full(k, n, dtype=np.int64)
-        for j in range(n):
-            heap_push(keys, index, D[r, j], j)
-        sort_pairs(keys, index)
-        out_index[start + r] = index
-        out_dist[start + r] = keys
-
-
 def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
     """The ``n_neighbors`` nearest training rows of every row of ``X_new``, by brute force.
 
@@ -143,37 +84,8 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
         raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
     X_train = np.ascontiguousarray(X_train, dtype=np.float64)
     X_new = np.ascontiguousarray(X_new, dtype=np.float64)
-    n_train, n_new = X_train.shape[0], X_new.shape[0]
-    check_query(X_new, n_train, X_train.shape[1], n_neighbors)
-    indices = np.empty((n_new, n_neighbors), dtype=np.int64)
-    distances = np.empty((n_new, n_neighbors), dtype=np.float64)
-    block = max(1, BLOCK_ENTRIES // n_train)
-    original_train, original_new, conditioning = X_train, X_new, None
-    if metric in ("cosine", "correlation"):
-        U_train, zero_train = unit_rows(X_train, centred=metric == "correlation")
-        U_new, zero_new = unit_rows(X_new, centred=metric == "correlation")
-    elif metric == "euclidean":
-        conditioning = euclidean_conditioning(X_train, X_new)
-        if conditioning is not None:  # as in exact_knn: exact rows conditioned, Gram rows clipped
-            X_train, X_new = conditioning.apply(X_train), conditioning.apply(X_new)
-            G_train, G_new = conditioning.clipped(X_train), conditioning.clipped(X_new)
-        else:
-            G_train, G_new = X_train, X_new
-        sq_train = np.einsum("ij,ij->i", G_train, G_train)
-        sq_new = np.einsum("ij,ij->i", G_new, G_new)
-    for start in range(0, n_new, block):
-        stop = min(start + block, n_new)
-        if metric == "euclidean":
-            _query_euclidean(X_train, X_new, G_new[start:stop] @ G_train.T, sq_train, sq_new, start, indices,
-                             distances)
-        elif metric in ("cosine", "correlation"):
-            _query_cosine(U_new[start:stop] @ U_train.T, zero_train, zero_new, start, indices, distances)
-        else:
-            D = cdist(X_new[start:stop], X_train, metric="cityblock" if metric == "manhattan" else metric)
-            _query_rows(D, start, indices, distances)
-    if conditioning is not None:
-        restore_distances(indices, distances, original_new, original_train, conditioning.scale)
-    return KNNGraph(indices, distances)
+    check_query(X_new, X_train.shape[0], X_train.shape[1], n_neighbors)
+    return nearest_rows(X_train, X_new, n_neighbors, metric, exclude_self=False)
 
 
 # ---------------------------------------------------------------------- search graph
