@@ -51,9 +51,6 @@ PIPELINE_PARAMS: dict[str, Param] = {
     )
 }
 
-#: Sparse input is densified for neighbors stages that need dense data, up to this many cells.
-_MAX_DENSIFIED = MAX_DENSIFIED_CELLS
-
 
 
 class Pipeline:
@@ -232,9 +229,9 @@ class Pipeline:
         X = check_array(X, allow_sparse=True)
         neighbors = self.neighbors_for(X)
         if sp.issparse(X) and "sparse" not in neighbors.accepts:
-            if X.shape[0] * X.shape[1] > _MAX_DENSIFIED:
+            if X.shape[0] * X.shape[1] > MAX_DENSIFIED_CELLS:
                 raise GidrValueError(format_error(
-                    "The input X", f"a dense array, or a sparse matrix of at most {_MAX_DENSIFIED} cells for "
+                    "The input X", f"a dense array, or a sparse matrix of at most {MAX_DENSIFIED_CELLS} cells for "
                     f"{neighbors.describe()}", Described(f"shape {X.shape}"),
                     "Use a neighbors stage that accepts sparse input: " + _sparse_stages(self._registry)))
             X = X.toarray()

@@ -49,7 +49,7 @@ def transform_context(pipeline, result: Result) -> Context:
 
 def _fitted_neighbors(pipeline, result: Result):
     """The neighbours stage that ran in the fit (``neighbors="auto"`` resolved)."""
-    stage = getattr(result, "stages", {}).get("neighbors")
+    stage = result.stages.get("neighbors")
     if stage is not None:
         return stage
     section = {k: v for k, v in result.config["neighbors"].items() if k not in ("name", "backend")}
@@ -59,7 +59,7 @@ def _fitted_neighbors(pipeline, result: Result):
 
 def _readable(neighbors, X: Any) -> Any:
     """``X`` as the neighbours stage reads it: sparse input densified unless it accepts sparse."""
-    if sp.issparse(X) and "sparse" not in getattr(neighbors, "accepts", frozenset({"dense"})):
+    if sp.issparse(X) and "sparse" not in neighbors.accepts:
         return X.toarray()
     return X
 

@@ -15,11 +15,12 @@ import pytest
 
 from gidr import Pipeline
 from gidr.auto import AUTO_EXACT_MAX_SAMPLES, AutoNeighbors
-from gidr.plugins import build_registries, hookimpl, make_plugin_manager
+from gidr.plugins import build_registries, make_plugin_manager
 from gidr.stages import Repulsion
 from gidr.stages.repulsion import sample_scaling
 from gidr.validation import GidrValueError, Interval, Param
 from gidr_reference import stages_forces as reference_forces
+from tests.helpers import StagePlugin
 
 numba = pytest.importorskip("numba")
 
@@ -34,16 +35,6 @@ def blobs(n: int, n_features: int = 10, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=10.0, size=(10, n_features))
     return centers[rng.integers(0, 10, n)] + rng.normal(size=(n, n_features))
-
-
-class StagePlugin:
-    def __init__(self, *classes):
-        self.classes = classes
-
-    @hookimpl
-    def gidr_register_stages(self, registry):
-        for cls in self.classes:
-            registry.add(cls)
 
 
 def registries_with(*classes):

@@ -13,6 +13,7 @@ from gidr import Pipeline, hookspecs
 from gidr.plugins import build_registries, hookimpl, make_plugin_manager
 from gidr.registry import PresetRegistry, Registry
 from gidr.stages import KINDS, Loss
+from tests.helpers import StagePlugin
 
 _module_ids = itertools.count()
 
@@ -42,18 +43,6 @@ def make_loss(name: str, backend: str, priority: int) -> type[Loss]:
     namespace = dict(name=name, backend=backend, priority=priority, value=zeros, gradient=zeros,
                      attraction=zeros, repulsion_channels=zeros, repulsion_weights=zeros)
     return type(f"Loss_{name}_{backend}", (Loss,), namespace)
-
-
-class StagePlugin:
-    """A plugin object that registers the given stage classes."""
-
-    def __init__(self, *classes):
-        self.classes = classes
-
-    @hookimpl
-    def gidr_register_stages(self, registry):
-        for cls in self.classes:
-            registry.add(cls)
 
 
 @pytest.fixture
