@@ -22,7 +22,7 @@ from gidr_numba.forces import loss_kernels
 from gidr_reference import repulsion as reference_repulsion
 from gidr_reference import stages_forces as reference
 
-__all__ = ["ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "STAGES"]
+__all__ = ["ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "FFTRepulsion", "STAGES"]
 
 logger = logging.getLogger("gidr")
 
@@ -95,4 +95,20 @@ class SampledRepulsion(_NumbaRepulsion, reference.SampledRepulsion):
                                  seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized)
 
 
-STAGES = [ExactRepulsion, BarnesHutRepulsion, SampledRepulsion]
+class FFTRepulsion(_NumbaRepulsion, reference.FFTRepulsion):
+    """FFT-interpolated kernel sums (:mod:`gidr_numba.fft`), parallel over points and boxes."""
+
+    reference_class = reference.FFTRepulsion
+
+    def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
+        from gidr_numba.fft import fft_repulsion
+
+        self.check_settings({"n_components": np.shape(Y)[1]})
+        self.check_resolution(loss, ctx)
+        kernels = self._kernels(loss, ctx)
+        if kernels is None:
+            return self._reference_estimate(Y, loss, ctx, epoch, n_edges)
+        return fft_repulsion(Y, kernels.repulsion, ctx.a, ctx.b, kernels.params, loss.n_channels, **self.values)
+
+
+STAGES = [ExactRepulsion, BarnesHutRepulsion, SampledRepulsion, FFTRepulsion]

@@ -10,6 +10,11 @@ Capabilities (class attributes; optimizers ask for them, never for a stage's nam
     pass over P instead of calling :meth:`Repulsion.estimate` (the numba ``gdr`` does;
     ``umap_sgd`` needs it). A subclass that overrides ``estimate`` without declaring
     ``per_edge_sampler`` itself again is not fused: its own ``estimate`` is called.
+
+``interpolates_kernels``
+    The estimate interpolates the loss's kernels on a grid (``fft``): no parameter makes it
+    exact, so conformance does not hold it to the exact sums at a tight tolerance (its own
+    tests state its error against ``exact``).
 """
 from __future__ import annotations
 
@@ -66,6 +71,8 @@ class Repulsion(Stage):
     kind = "repulsion"
     #: See the module docstring.
     per_edge_sampler: ClassVar[bool] = False
+    #: See the module docstring.
+    interpolates_kernels: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

@@ -13,8 +13,10 @@ from gidr.types import Context, PairTotals, RepulsionSums
 from gidr.validation import GidrValueError, Interval, Param, format_error
 from gidr_reference import MAX_SAMPLES
 from gidr_reference import barnes_hut, losses, repulsion
+from gidr_reference import fft
 
-__all__ = ["KL", "Frobenius", "ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "STAGES"]
+__all__ = ["KL", "Frobenius", "ExactRepulsion", "BarnesHutRepulsion", "SampledRepulsion", "FFTRepulsion",
+           "STAGES"]
 
 
 class KL(Loss):
@@ -180,4 +182,78 @@ class SampledRepulsion(Repulsion):
                                            seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized)
 
 
-STAGES = [KL, Frobenius, ExactRepulsion, BarnesHutRepulsion, SampledRepulsion]
+class FFTRepulsion(Repulsion):
+    """FFT-interpolated kernel sums (FIt-SNE's method, :mod:`gidr_reference.fft`), 1-D and 2-D.
+
+    Every scalar kernel of the loss (its channels ``phi_c``, ``w`` and ``w^2``) is interpolated
+    on a grid of ``n_interpolation_points`` Lagrange nodes per box and axis, and its sums over
+    all pairs are evaluated by FFT in O(n + M log M) for ``M`` grid nodes. The estimate stands
+    for the sum over all other points (normalized and unnormalized alike); it is accurate for
+    kernels smooth on the scale of a box (t-SNE's and GDR-t-SNE's Student-t: relative force
+    error about 2 % at the defaults on a spread-out embedding, see ``tests/reference/test_fft.py``),
+    coarse for UMAP's softened ``1/D`` and for ``b < 1``.
+    """
+
+    name = "fft"
+    #: No parameter makes it exact (its error is the kernels' interpolation error): the
+    #: conformance check against exact sums at rtol 1e-9 does not apply.
+    interpolates_kernels = True
+    params = (
+        Param("n_interpolation_points", 3, (Interval(int, 1, None),),
+              "Lagrange interpolation nodes per box and axis (FIt-SNE's default 3)."),
+        Param("min_boxes", 50, (Interval(int, 1, None),),
+              "Fewest boxes per axis of the interpolation grid (FIt-SNE's min_num_intervals)."),
+        Param("max_box_width", 1.0, (Interval(float, 0, None, "neither"),),
+              "Largest box side in embedding units: a wider embedding gets more boxes "
+              "(FIt-SNE's ints_in_interval)."),
+    )
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        _check_fft_dimensions(settings.get("n_components", 2))
+
+    def check_resolution(self, loss: Loss, ctx: Context) -> None:
+        """Refuse a loss whose kernels the grid cannot resolve (:func:`gidr_reference.fft.resolution_error`
+        above :data:`~gidr_reference.fft.MAX_RESOLUTION_ERROR`); checked once per loss and kernel
+        parameters."""
+        p, h = self.values["n_interpolation_points"], self.values["max_box_width"]
+        key = (type(loss), repr(sorted(loss.values.items())), ctx.a, ctx.b, ctx.normalized, p, h)
+        error = _RESOLUTION_ERRORS.get(key)
+        if error is None:
+            phi = _channel_function(loss, ctx)
+            n_channels = np.asarray(phi(np.zeros(1))).shape[-1]
+            kernels = [lambda D, c=c: np.asarray(phi(D))[..., c] for c in range(n_channels)]
+            error = max(fft.resolution_error(k, h, p) for k in kernels + [_weight_function(loss, ctx)])
+            if len(_RESOLUTION_ERRORS) > 256:
+                _RESOLUTION_ERRORS.clear()
+            _RESOLUTION_ERRORS[key] = error
+        if error > fft.MAX_RESOLUTION_ERROR:
+            raise GidrValueError(
+                f"The repulsion 'fft' cannot resolve the kernels of {loss.describe()} "
+                f"(normalized={ctx.normalized}, a={ctx.a:.4g}, b={ctx.b:.4g}): interpolated on boxes of side "
+                f"max_box_width={h:g} they are off by {error:.0%} of their peak (at most "
+                f"{fft.MAX_RESOLUTION_ERROR:.0%} is accepted). Kernels that vary faster than a box near distance "
+                "0 are not resolved: UMAP's unnormalized one (a peak about 0.03 wide) and any with b < 1. Use "
+                "repulsion='sampled' (UMAP's), 'barnes_hut' or 'exact', or normalized=True with a=b=1 "
+                "(scalars='one', as t-SNE).")
+
+    def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
+        _check_fft_dimensions(Y.shape[1])
+        self.check_resolution(loss, ctx)
+        return fft.fft_repulsion(Y, _channel_function(loss, ctx), _weight_function(loss, ctx), **self.values)
+
+
+#: resolution_error of each (loss, kernel parameters, grid) checked so far: the check runs once.
+_RESOLUTION_ERRORS: dict[tuple, float] = {}
+
+
+def _check_fft_dimensions(n_components: int) -> None:
+    if n_components > fft.MAX_DIMENSIONS:
+        raise GidrValueError(format_error(
+            "The 'n_components' setting for repulsion 'fft'",
+            f"at most {fft.MAX_DIMENSIONS} (its interpolation grid is 1-D or 2-D)",
+            n_components,
+            "Use repulsion 'barnes_hut' (up to 3 dimensions), 'exact' or 'sampled'.",
+        ))
+
+
+STAGES = [KL, Frobenius, ExactRepulsion, BarnesHutRepulsion, SampledRepulsion, FFTRepulsion]

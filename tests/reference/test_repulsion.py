@@ -328,7 +328,7 @@ def test_bad_n_negative_is_rejected(bad):
 
 
 def test_repulsion_stage_metadata():
-    assert [s.name for s in STAGES if issubclass(s, Repulsion)] == ["exact", "barnes_hut", "sampled"]
+    assert [s.name for s in STAGES if issubclass(s, Repulsion)] == ["exact", "barnes_hut", "sampled", "fft"]
     assert all(s.backend == "reference" and s.priority == 0 for s in STAGES)
     assert ExactRepulsion.max_samples == MAX_SAMPLES
     assert BarnesHutRepulsion().theta == 0.5 and SampledRepulsion().n_negative == 1
