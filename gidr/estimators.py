@@ -175,6 +175,31 @@ class _Base(TransformerMixin, BaseEstimator):
         with _threads(self.n_jobs):
             return transform_new_points(self.pipeline_, self.result_, self._X_fit, X_new)
 
+    def save(self, path, *, compress: bool = False) -> None:
+        """Save the fitted estimator to ``path`` as arrays and JSON in a zip file (no pickle).
+
+        :func:`gidr.load` reads it back: an estimator of the same class with the same
+        parameters, whose ``transform`` gives this one's results bit for bit. The file holds
+        the embedding, the kNN graph, P, the resolved configuration and, when the fitted
+        neighbours index searches it, the training matrix (see :mod:`gidr.persist` and the
+        "Saving a model" page). The write is atomic: a temporary file in the same folder,
+        renamed over ``path``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        compress : bool
+            Deflate the arrays (smaller, slower).
+
+        Raises
+        ------
+        GidrValueError
+            When a parameter cannot be stored as data (a function, an object): it is named.
+        """
+        from gidr.persist import save
+
+        save(self, path, compress=compress)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
