@@ -191,14 +191,16 @@ def _exact_sums(Y: np.ndarray, loss, ctx: Context):
     return np.einsum("ikc,ikd->cid", phi, diff), float(w.sum()), float((w * w).sum()), phi, diff, D
 
 
-def _repulsion_problems(cls, env, normalized_only: bool = False):
-    """(loss, ctx, Y) for the kl (one channel) and frobenius (two) losses of ``cls``'s backend."""
+def _repulsion_problems(cls, env, normalized_only: bool = False, scalars=((1.577, 0.895),)):
+    """(loss, ctx, Y) for the kl (one channel) and frobenius (two) losses of ``cls``'s backend,
+    with each kernel's (a, b) in ``scalars`` (default UMAP's for min_dist 0.1)."""
     rng = np.random.default_rng(5)
     Y = rng.normal(size=(N_SAMPLES, 2))
     for loss_name in ("kl", "frobenius"):
         loss = env.companion("loss", loss_name, cls.backend)
         for normalized in ((True,) if normalized_only else (False, True)):
-            yield loss, env.ctx(n_samples=N_SAMPLES, normalized=normalized, a=1.577, b=0.895, seed=11), Y
+            for a, b in scalars:
+                yield loss, env.ctx(n_samples=N_SAMPLES, normalized=normalized, a=a, b=b, seed=11), Y
 
 
 def _n_edges() -> np.ndarray:
@@ -210,7 +212,7 @@ def _check_repulsion_estimate(cls, env) -> None:
     cannot estimate (``fft`` and UMAP's kernel) with a GidrValueError naming it, not all of them."""
     stage = env.build(cls)
     accepted = 0
-    for loss, ctx, Y in _repulsion_problems(cls, env):
+    for loss, ctx, Y in _repulsion_problems(cls, env, scalars=((1.577, 0.895), (1.0, 1.0))):
         owner = f"{cls.describe()} ({cls.backend}) with {loss.describe()}, normalized={ctx.normalized}"
         Y_before = Y.copy()
         try:
