@@ -15,18 +15,19 @@ from gidr.validation import GidrValueError
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Result", "KNNGraph", "Affinities", "Context", "GidrValueError", "hookimpl",
-           "presets", "stages", "plot", "UMAP", "TSNE", "GDR", "__version__"]
+           "presets", "stages", "plot", "UMAP", "TSNE", "GDR", "load", "tl", "__version__"]
 
-_LAZY = {"UMAP": "gidr.estimators", "TSNE": "gidr.estimators", "GDR": "gidr.estimators"}
+#: Imported on first use (keeps ``import gidr`` fast and the optional extras optional).
+_LAZY = {"UMAP": "gidr.estimators", "TSNE": "gidr.estimators", "GDR": "gidr.estimators", "load": "gidr.persist"}
 
 
 def __getattr__(name):
-    """Import the scikit-learn estimators on first use (keeps ``import gidr`` fast)."""
+    """Import the estimators, :func:`load` and the submodules on first use."""
     import importlib
 
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("datasets", "metrics", "estimators", "study", "testing"):
+    if name in ("datasets", "metrics", "estimators", "study", "testing", "tl", "persist", "html_map"):
         return importlib.import_module(f"gidr.{name}")
     raise AttributeError(f"module 'gidr' has no attribute {name!r}")
 

@@ -10,6 +10,8 @@ Four scores, each a plain function of arrays:
 - :func:`knn_recall`: the share of the ``k`` high-dimensional neighbours that stay among the
   ``k`` embedding neighbours, for a fixed subsample of query points.
 
+:func:`neighbor_preservation` gives that share for every point (an array, to colour a map by).
+
 :func:`evaluate` computes all that apply and returns them in a dict. Inputs are never
 modified; every bad input raises :class:`~gidr.validation.GidrValueError`.
 """
@@ -19,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from gidr.validation import GidrValueError, Interval, Param, check_array, format_error, resolve_seed
+from gidr.validation import Described, GidrValueError, Interval, Param, check_array, format_error, resolve_seed
 
-__all__ = ["knn_accuracy", "v_measure", "trustworthiness", "knn_recall", "evaluate"]
+__all__ = ["knn_accuracy", "v_measure", "trustworthiness", "knn_recall", "neighbor_preservation", "evaluate"]
 
 # Rows of the (n_points, n_classes) vote table counted at once, bounding its memory.
 _VOTE_TABLE_CELLS = 1 << 22
+# Cells of the (rows, k, k) comparison table of neighbor_preservation held at once.
+_MATCH_TABLE_CELLS = 1 << 24
 
 
 def _check_int(name: str, value: Any, owner: str, low: int = 1, allow_none: bool = False) -> int | None:
@@ -195,11 +199,15 @@ def _neighbors_excluding_self(data: Any, queries: np.ndarray, k: int) -> np.ndar
     from sklearn.neighbors import NearestNeighbors
 
     index = NearestNeighbors(n_neighbors=k + 1).fit(data)
-    neighbors = index.kneighbors(data[queries], return_distance=False)
+    return _drop_self(index.kneighbors(data[queries], return_distance=False), queries)
+
+
+def _drop_self(neighbors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The (n, k) neighbours left when each query row of (n, k + 1) neighbours loses itself."""
     is_self = neighbors == queries[:, None]
     # A point with k+1 exact duplicates may not find itself; then drop the farthest instead.
     is_self[~is_self.any(axis=1), -1] = True
-    return neighbors[~is_self].reshape(queries.size, k)
+    return neighbors[~is_self].reshape(queries.size, neighbors.shape[1] - 1)
 
 
 def knn_recall(
@@ -244,6 +252,77 @@ def knn_recall(
     high = _neighbors_excluding_self(X, queries, k) + offsets
     low = _neighbors_excluding_self(Y, queries, k) + offsets
     return float(np.isin(high, low, assume_unique=True).mean())
+
+
+def neighbor_preservation(X_or_graph: Any, Y: Any, k: int = 15) -> np.ndarray:
+    r"""Per point, the share of its ``k`` input-space nearest neighbours kept in the embedding.
+
+    .. math:: q_i = \frac{|N_k^X(i) \cap N_k^Y(i)|}{k}
+
+    where :math:`N_k^X(i)` are the ``k`` nearest neighbours of point ``i`` in the input (self
+    excluded) and :math:`N_k^Y(i)` its ``k`` nearest in the embedding (Euclidean, self
+    excluded). :func:`knn_recall` is the mean of this over a subsample. The input side comes
+    from a fitted :class:`~gidr.types.KNNGraph` (``result.graph``: its first ``k`` columns,
+    under the metric and neighbours method of the fit, approximate when the fit's was) or
+    from an exact Euclidean search on ``X``; the embedding side from a KD-tree, queried in
+    chunks so that memory stays O(n·k).
+
+    Parameters
+    ----------
+    X_or_graph : KNNGraph, or array-like or sparse matrix of shape (n_samples, n_features)
+        The fitted kNN graph (reused, nothing searched in the input space), or the input data.
+    Y : array-like of shape (n_samples, n_components)
+        The embedding.
+    k : int, default=15
+        Neighbourhood size; clamped to ``n_samples - 1``. A graph must hold at least ``k``
+        neighbours per point.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        Values in [0, 1], multiples of ``1 / k``.
+    """
+    from scipy.spatial import cKDTree
+
+    from gidr.types import KNNGraph
+
+    owner = "neighbor_preservation()"
+    k = _check_int("k", k, owner)
+    Y = check_array(Y, name="Y")
+    n_samples = Y.shape[0]
+    k = min(k, n_samples - 1)
+    if isinstance(X_or_graph, KNNGraph):
+        high = _graph_neighbors(X_or_graph, n_samples, k, owner)
+    else:
+        X = check_array(X_or_graph, name="X", allow_sparse=True)
+        _check_same_length(X, Y, owner)
+        high = _neighbors_excluding_self(X, np.arange(n_samples), k)
+    tree = cKDTree(Y)
+    kept = np.empty(n_samples)
+    chunk = max(1, _MATCH_TABLE_CELLS // (k * k))
+    for start in range(0, n_samples, chunk):
+        rows = np.arange(start, min(start + chunk, n_samples))
+        _, low = tree.query(Y[rows], k=k + 1)
+        low = _drop_self(low, rows)
+        kept[rows] = (high[rows, :, None] == low[:, None, :]).any(axis=2).sum(axis=1)
+    return kept / k
+
+
+def _graph_neighbors(graph: Any, n_samples: int, k: int, owner: str) -> np.ndarray:
+    """The first ``k`` neighbours of each point in a fitted graph, after checking its shape."""
+    if graph.n_samples != n_samples:
+        raise GidrValueError(
+            format_error(f"The graph of {owner}", f"a graph of as many points as Y ({n_samples})",
+                         Described(f"a graph of {graph.n_samples} points"),
+                         "Pass the graph of the fit that produced Y (result.graph).")
+        )
+    if graph.n_neighbors < k:
+        raise GidrValueError(
+            format_error(f"The 'k' parameter of {owner}",
+                         f"at most the graph's number of neighbours ({graph.n_neighbors})", k,
+                         f"Pass k={graph.n_neighbors}, or the input data X instead of the graph.")
+        )
+    return graph.indices[:, :k]
 
 
 def evaluate(
