@@ -84,9 +84,12 @@ def test_results_are_bit_identical_whatever_the_thread_count(all_threads, d):
 
 
 def test_kernel_spectrum_is_the_circulants_fft():
-    table = np.random.default_rng(0).uniform(size=(7, 7))
+    # its first N + 1 rows; the others mirror them (row k is row 2 N - k)
+    N = 7
+    table = np.random.default_rng(0).uniform(size=(N, N))
     expected = np.fft.rfftn(reference_fft.circulant(table))
-    assert_matches(actual=fft.kernel_spectrum(table), reference=expected.real, rtol=1e-12, atol=1e-12)
+    assert_matches(actual=fft.kernel_spectrum(table), reference=expected.real[:N + 1], rtol=1e-12, atol=1e-12)
+    assert_matches(actual=expected.real[N + 1:], reference=expected.real[N - 1:0:-1], rtol=1e-12, atol=1e-12)
     assert np.abs(expected.imag).max() < 1e-12
 
 
@@ -94,10 +97,46 @@ def test_grid_sum_is_the_sum_over_the_nodes():
     rng = np.random.default_rng(1)
     N = 6
     table, charges = rng.uniform(size=(N, N)), rng.uniform(size=(N, N))
-    spectrum, charge_spectrum = fft.kernel_spectrum(table), np.fft.rfftn(charges, s=(2 * N, 2 * N), axes=(0, 1))
-    potential = np.fft.irfftn(spectrum * charge_spectrum, s=(2 * N, 2 * N), axes=(0, 1))[:N, :N]
-    assert_matches(actual=fft.grid_sum(charge_spectrum, spectrum), reference=float(np.sum(charges * potential)),
-                   rtol=1e-12)
+    charge_spectrum = np.fft.rfftn(charges, s=(2 * N, 2 * N), axes=(0, 1))
+    potential = np.fft.irfftn(np.fft.rfftn(reference_fft.circulant(table)) * charge_spectrum, s=(2 * N, 2 * N),
+                              axes=(0, 1))[:N, :N]
+    assert_matches(actual=fft.grid_sum(charge_spectrum, fft.kernel_spectrum(table)),
+                   reference=float(np.sum(charges * potential)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_sort_by_box_is_a_stable_sort_whose_runs_cover_every_box(d):
+    # points only in the grid's middle, so that the first and last boxes are empty
+    Y = np.concatenate([spread_blobs(3000, d, span=10.0, seed=2), np.full((1, d), -30.0), np.full((1, d), 30.0)])
+    grid = reference_fft.interpolation_grid(Y, 3, 50, 1.0)
+    frame = (grid.lower, grid.center, float(grid.box_width), int(grid.n_boxes))
+    order, box_start, tasks = fft.sort_by_box(Y, frame)
+    scaled = np.clip(np.floor((Y - grid.lower) / grid.box_width), 0, grid.n_boxes - 1).astype(np.int64)
+    box = np.ravel_multi_index(tuple(scaled.T), (grid.n_boxes,) * d)
+    np.testing.assert_array_equal(order, np.argsort(box, kind="stable"))
+    counts = np.bincount(box, minlength=grid.n_boxes**d)
+    np.testing.assert_array_equal(box_start, np.concatenate([[0], np.cumsum(counts)]))
+    assert tasks[0] == 0 and tasks[-1] == grid.n_boxes**d and np.all(np.diff(tasks) >= 0)
+    points_per_task = np.diff(box_start[tasks])  # balanced: at most n / n_tasks plus one box
+    assert points_per_task.max() <= len(Y) / (tasks.size - 1) + counts.max(), points_per_task
+
+
+@pytest.mark.parametrize("n", [2, 40])
+def test_identical_points_match_the_reference(n):
+    # span 0: all points in the first box (one task holds them all, the others only empty boxes)
+    Y, loss, ctx = np.full((n, 2), 3.0), KL(), Context(n_samples=n, normalized=True)
+    expected = reference_fft.fft_repulsion(Y, lambda D: loss.repulsion_channels(D, ctx), lambda D: loss.kernel(D, ctx))
+    actual = FFTRepulsion().estimate(Y, loss, ctx, 0)
+    assert_matches(actual=actual.channels, reference=expected.channels, atol=1e-12)
+    assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2], rtol=1e-11)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_positions_are_refused(bad):
+    Y = spread_blobs(50, 2)
+    Y[7, 1] = bad
+    with pytest.raises(ValueError, match="needs a finite embedding"):
+        fft.fft_repulsion(Y, quadratic_repulsion, 1.0, 1.0, (0.0,) * 4, 2)
 
 
 class NoKernelsKL(reference.KL):
