@@ -34,6 +34,7 @@ def amplified_step(Y, parts, weights, state, constants):
 
         gains  <- max(gains + 0.2 if sign(F) != sign(update) else 0.8 gains, min_gain)
         update <- momentum * update - learning_rate * gains * F
+        update <- update * (max_step_norm / |update|)  where |update| > max_step_norm
         Y      <- Y + update
 
     Parameters
@@ -48,12 +49,14 @@ def amplified_step(Y, parts, weights, state, constants):
         P; ``theta`` (n_channels,): the loss's repulsion weights.
     state : tuple (update, gains)
         Arrays of shape (n, d), updated in place.
-    constants : tuple (learning_rate, momentum, min_gain)
+    constants : tuple (learning_rate, momentum, min_gain, max_step_norm)
+        ``max_step_norm``: as :func:`gidr_reference.optimizers.clip_step_norms` (``inf``: unbounded).
     """
     update, gains = state
-    learning_rate, momentum, min_gain = constants
+    learning_rate, momentum, min_gain, max_step_norm = constants
     n, d = Y.shape
     for i in prange(n):
+        norm2 = 0.0
         for c in range(d):
             f = point_force(i, c, parts, weights)
             u = update[i, c]
@@ -62,7 +65,13 @@ def amplified_step(Y, parts, weights, state, constants):
             u = momentum * u - learning_rate * g * f
             gains[i, c] = g
             update[i, c] = u
-            Y[i, c] = Y[i, c] + u
+            norm2 += u * u
+        if norm2 > max_step_norm * max_step_norm:
+            scale = max_step_norm / np.sqrt(norm2)
+            for c in range(d):
+                update[i, c] = update[i, c] * scale
+        for c in range(d):
+            Y[i, c] = Y[i, c] + update[i, c]
 
 
 def amplified_descent(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels: LossKernels, schedule,
@@ -109,6 +118,7 @@ def _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, n_epochs
         parts, weights = field(Y, epoch, schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         amplified_step(Y, parts, weights, (update, gains),
-                       (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain)))
+                       (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain),
+                        float(schedule.max_step_norm)))
         if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
             break

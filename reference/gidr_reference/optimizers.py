@@ -25,6 +25,7 @@ Three loops:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,9 @@ class AmplifiedSchedule:
         After the exaggeration, decay the learning rate linearly to 0 (GDR: its sampled
         repulsion is a noisy estimate, and a decaying step averages the noise out, as in
         UMAP's SGD). False: constant learning rate (t-SNE).
+    max_step_norm : float
+        Longest step of one point in one epoch: a longer ``update`` row is scaled to this
+        norm (:func:`clip_step_norms`, openTSNE's ``max_step_norm``). ``inf``: unbounded.
     """
 
     learning_rate: float
@@ -102,6 +106,7 @@ class AmplifiedSchedule:
     final_momentum: float
     min_gain: float
     anneal: bool = False
+    max_step_norm: float = math.inf
 
     def rate(self, epoch: int, n_epochs: int) -> float:
         """Learning rate of ``epoch``: constant, or ``lr (n_epochs - t) / (n_epochs - n_exaggerated)``
@@ -212,6 +217,23 @@ def gather_forces(Y, edges: Edges, loss, repulsion, ctx: Context, epoch: int, *,
     return forces
 
 
+def clip_step_norms(update: np.ndarray, max_step_norm: float) -> np.ndarray:
+    """``update`` with every row longer than ``max_step_norm`` scaled to that length::
+
+        u_i <- u_i * (max_step_norm / |u_i|)   where |u_i|^2 = sum_c u_ic^2 > max_step_norm^2
+
+    Without it, t-SNE's gains let points overshoot after the early exaggeration: the
+    embedding balloons for a few hundred epochs before it settles (a span of 540 instead of
+    180 on Fashion-MNIST 70k), which costs the FFT repulsion a grid 9 times larger. Returns a
+    new array.
+    """
+    norm2 = np.sum(update * update, axis=1)
+    long_rows = norm2 > max_step_norm * max_step_norm
+    out = np.array(update, dtype=np.float64)
+    out[long_rows] *= (max_step_norm / np.sqrt(norm2[long_rows]))[:, None]
+    return out
+
+
 def update_gains(gains: np.ndarray, update: np.ndarray, forces: np.ndarray, min_gain: float) -> np.ndarray:
     """t-SNE's per-coordinate gains (openTSNE's rule).
 
@@ -242,7 +264,7 @@ def amplified_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context,
     ``t < n_exaggerated``, else 1 and ``mu = final_momentum``::
 
         gains  <- update_gains(gains, update, F)
-        update <- mu * update - lr_t * gains * F
+        update <- clip_step_norms(mu * update - lr_t * gains * F, max_step_norm)
         Y      <- Y + update
 
     ``update`` starts at 0 and ``gains`` at 1; both carry over the end of the exaggeration.
@@ -276,7 +298,8 @@ def amplified_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context,
                                exaggeration=schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         gains = update_gains(gains, update, forces, schedule.min_gain)
-        update = momentum * update - schedule.rate(epoch, n_epochs) * gains * forces
+        update = clip_step_norms(momentum * update - schedule.rate(epoch, n_epochs) * gains * forces,
+                                 schedule.max_step_norm)
         Y = Y + update
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
             break

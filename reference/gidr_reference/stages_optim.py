@@ -5,6 +5,7 @@ The classes bind validated parameters; the loops are the functions of
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -175,7 +176,9 @@ class UmapSGDOptimizer(Optimizer):
 
 class TSNEOptimizer(Optimizer):
     """Standard Barnes-Hut t-SNE loop: ``exaggeration_iter`` epochs with early exaggeration and
-    ``momentum``, then ``final_momentum``; gains; learning rate ``"auto"`` = max(n / 12, 200).
+    ``momentum``, then ``final_momentum``; gains; learning rate ``"auto"`` = max(n / 12, 200);
+    each point's step bounded by ``max_step_norm`` (openTSNE's 5; ``None``: unbounded, as
+    scikit-learn's).
 
     Requires ``normalized=True``.
     """
@@ -190,6 +193,9 @@ class TSNEOptimizer(Optimizer):
         Param("momentum", 0.5, (_MOMENTUM,), "Momentum during the exaggeration."),
         Param("final_momentum", 0.8, (_MOMENTUM,), "Momentum after the exaggeration."),
         Param("min_gain", 0.01, (_POSITIVE,), "Floor of the per-coordinate gains."),
+        Param("max_step_norm", 5.0, (Interval(float, 0, None, "neither"),),
+              "Longest step of a point in one epoch (openTSNE's default 5); None: unbounded, as "
+              "scikit-learn's TSNE.", allow_none=True),
         Param("symmetric_attraction", False, (Boolean(),), _SYMMETRIC_DOC),
     )
 
@@ -210,7 +216,8 @@ class TSNEOptimizer(Optimizer):
         return optimizers.AmplifiedSchedule(
             learning_rate=float(lr), exaggeration=self.early_exaggeration,
             n_exaggerated=self.exaggeration_iter, momentum=self.momentum,
-            final_momentum=self.final_momentum, min_gain=self.min_gain)
+            final_momentum=self.final_momentum, min_gain=self.min_gain,
+            max_step_norm=math.inf if self.max_step_norm is None else self.max_step_norm)
 
     def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:

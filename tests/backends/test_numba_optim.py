@@ -180,6 +180,18 @@ def test_tsne_matches_the_reference():
     assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
 
 
+def test_tsne_step_bound_matches_the_reference():
+    # a bound small enough to clip most steps: the numba step scales them as the reference does
+    P, Y0, _ = three_blobs(True)
+    ctx = context(True, 10, seed=2)
+    actual, expected = run_both(TSNEOptimizer, P, Y0 * 1e4, reference_forces.KL(), stages_forces.ExactRepulsion(), ctx,
+                                exaggeration_iter=4, max_step_norm=0.5)
+    assert_matches(actual=actual, reference=expected, rtol=0, atol=RTOL_EPOCHS * scale_of(expected))
+    unbounded, _ = run_both(TSNEOptimizer, P, Y0 * 1e4, reference_forces.KL(), stages_forces.ExactRepulsion(), ctx,
+                            exaggeration_iter=4, max_step_norm=None)
+    assert np.abs(unbounded - actual).max() > 1.0
+
+
 def test_one_epoch_of_forces_matches_the_reference_gather():
     from gidr_reference.optimizers import edge_list, gather_forces
 

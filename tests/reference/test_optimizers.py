@@ -196,7 +196,7 @@ def test_stage_declarations():
     assert UmapSGDOptimizer().values == {"symmetric_attraction": True, "learning_rate": 1.0, "max_step": 4.0}
     assert TSNEOptimizer().values == {
         "learning_rate": "auto", "early_exaggeration": 12.0, "exaggeration_iter": 250, "momentum": 0.5,
-        "final_momentum": 0.8, "min_gain": 0.01, "symmetric_attraction": False,
+        "final_momentum": 0.8, "min_gain": 0.01, "max_step_norm": 5.0, "symmetric_attraction": False,
     }
 
 
@@ -447,3 +447,28 @@ def test_umap_sgd_with_the_real_kl_and_fitted_kernel():
     # (with b < 1 the exact cross-entropy may end higher: UMAP's SGD does not descend it)
     assert knn_accuracy(Y0, labels, k=15) < 0.6
     assert knn_accuracy(Y, labels, k=15) == 1.0
+
+
+def test_clip_step_norms_scales_only_the_long_rows():
+    from gidr_reference.optimizers import clip_step_norms
+
+    update = np.array([[3.0, 4.0], [0.3, 0.4], [-6.0, 8.0], [0.0, 0.0]])
+    clipped = clip_step_norms(update, 5.0)
+    np.testing.assert_array_equal(clipped[[0, 1, 3]], update[[0, 1, 3]])  # norm 5 is not above the bound
+    np.testing.assert_allclose(clipped[2], [-3.0, 4.0], rtol=1e-15)
+    np.testing.assert_array_equal(clip_step_norms(update, np.inf), update)
+    assert clipped is not update and update[2, 0] == -6.0  # a new array
+
+
+@pytest.mark.parametrize("bound, expected", [(None, np.inf), (5.0, 5.0), (0.25, 0.25)])
+def test_tsne_max_step_norm_reaches_the_schedule(bound, expected):
+    assert TSNEOptimizer(max_step_norm=bound).schedule(1000).max_step_norm == expected
+
+
+def test_tsne_max_step_norm_bounds_every_step():
+    _, Y0, _ = three_blobs(True)
+    n_epochs = CASES["tsne"][4]
+    free, *_ = run_case("tsne", optimizer=TSNEOptimizer(exaggeration_iter=50, max_step_norm=None))
+    bounded, *_ = run_case("tsne", optimizer=TSNEOptimizer(exaggeration_iter=50, max_step_norm=0.01))
+    assert np.linalg.norm(bounded - Y0, axis=1).max() <= n_epochs * 0.01 * (1 + 1e-12)  # at most 0.01 per epoch
+    assert np.linalg.norm(free - Y0, axis=1).max() > n_epochs * 0.01  # the bound was binding
