@@ -21,11 +21,11 @@ timed on its first call there and again on a second call in the same process:
     uniform random fraction of the way toward one of its 15 nearest neighbours (never isotropic
     noise).
 
-Run (heavy: under the shared lock)::
+Run (heavy: alone on the machine, it is timed)::
 
-    flock /tmp/gidr-bench.lock python asv_bench/anndata_bench.py compare --data pbmc --out results/anndata-pbmc.md
-    flock /tmp/gidr-bench.lock python asv_bench/anndata_bench.py compare --data fashion --out results/anndata-fashion.md
-    flock /tmp/gidr-bench.lock python asv_bench/anndata_bench.py overhead --out results/anndata-1m.md
+    python asv_bench/anndata_bench.py compare --data pbmc --out results/anndata-pbmc.md
+    python asv_bench/anndata_bench.py compare --data fashion --out results/anndata-fashion.md
+    python asv_bench/anndata_bench.py overhead --out results/anndata-1m.md
 """
 from __future__ import annotations
 

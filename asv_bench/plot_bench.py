@@ -18,7 +18,7 @@ included, as a user's script sees them) and reports its own peak resident memory
 
 Heavy: run it alone on a shared machine::
 
-    flock /tmp/gidr-bench.lock python asv_bench/plot_bench.py --out /tmp/plot_bench.md
+    python asv_bench/plot_bench.py --out /tmp/plot_bench.md
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def main(argv=None) -> None:
         return
     rows = [_in_fresh_process("html", args.html_points), _in_fresh_process("density", args.density_points)]
     text = "\n\n".join([_table(rows), _versions(),
-                        "Command: flock /tmp/gidr-bench.lock python asv_bench/plot_bench.py"])
+                        "Command: python asv_bench/plot_bench.py"])
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")
