@@ -1,0 +1,157 @@
+"""The memory-traffic floor of a GDR epoch, next to the optimizer's own throughput (issue #17, item 1).
+
+A ``gdr-umap`` epoch walks every stored entry of P once (the attraction partner ``j``), draws
+``n_negative`` partners per entry with the counter hash and reads their positions, and then
+writes every point's new position. Two kernels here repeat exactly that memory traffic with no
+force arithmetic, on the same P and the same draws:
+
+``floor (hash + reads)``
+    per point ``i``: read ``y_j`` for every entry of row ``i``, hash ``n_negative`` draws per
+    entry (:func:`gidr_numba.random.negative_sample_from_row_key`, the optimizer's own) and read
+    ``y_k``; then one pass that writes ``y_i``. The floor of the optimizer's loop.
+``reads only``
+    the same partner reads and writes, partners taken from a precomputed array (no hash): what
+    the random reads alone cost.
+
+Both are reported as pair interactions per second per core (one attraction or one negative
+sample is one pair), next to the optimizer's: ``nnz(P) * (1 + n_negative) * epochs / optimize
+seconds / threads``, from a real ``gdr-umap`` run (``Result.timings["optimize"]``).
+
+Data: Fashion-MNIST (70,000 × 784), and a million points: Fashion-MNIST's 50 principal
+components upsampled along the data manifold as ``asv_bench/anndata_bench.py`` does
+(``GIDR_BENCH_CACHE``). Run it alone on the machine (it is timed)::
+
+    python asv_bench/optimizer_floor.py --sizes 70000 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: Epochs timed per floor kernel (median of the per-epoch times).
+REPEATS = 20
+
+
+@njit(parallel=True)
+def _floor_gather(Y, indptr, indices, key, n_negative, out):
+    n = Y.shape[0]
+    for i in prange(n):
+        s0 = 0.0
+        s1 = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            s0 += Y[j, 0]
+            s1 += Y[j, 1]
+        point_key = row_key(key, i)
+        for s in range(n_negative * (indptr[i + 1] - indptr[i])):
+            k = negative_sample_from_row_key(point_key, i, s, n)
+            s0 += Y[k, 0]
+            s1 += Y[k, 1]
+        out[i, 0] = s0
+        out[i, 1] = s1
+
+
+@njit(parallel=True)
+def _reads_only_gather(Y, indptr, indices, partners, n_negative, out):
+    n = Y.shape[0]
+    for i in prange(n):
+        s0 = 0.0
+        s1 = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            s0 += Y[j, 0]
+            s1 += Y[j, 1]
+            for s in range(n_negative):
+                k = partners[e * n_negative + s]
+                s0 += Y[k, 0]
+                s1 += Y[k, 1]
+        out[i, 0] = s0
+        out[i, 1] = s1
+
+
+@njit(parallel=True)
+def _write(Y, out, scale):
+    for i in prange(Y.shape[0]):
+        Y[i, 0] += scale * out[i, 0]
+        Y[i, 1] += scale * out[i, 1]
+
+
+def _data(n: int) -> tuple[np.ndarray, str]:
+    import gidr.datasets
+
+    if n == 70_000:
+        X, _ = gidr.datasets.load("fashion-mnist")
+        return X, "Fashion-MNIST 70,000 x 784"
+    from anndata_bench import _upsampled
+
+    return np.load(_upsampled(n)), f"Fashion-MNIST 50 PCs upsampled to {n:,}"
+
+
+def _median_epoch(gather, args, Y, out) -> float:
+    times = []
+    for epoch in range(REPEATS + 1):
+        t0 = time.perf_counter()
+        gather(*args(epoch), out)
+        _write(Y, out, 1e-12)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))  # the first call compiles
+
+
+def measure(n: int) -> list[dict]:
+    import gidr
+
+    X, name = _data(n)
+    result = gidr.Pipeline.from_preset("gdr-umap", random_state=0).run(X)
+    P = result.affinities.P.tocsr()
+    n_negative = int(result.stages["repulsion"].draws_per_edge())
+    epochs = int(result.config["resolved"]["epochs_run"])
+    threads = numba.get_num_threads()
+    pairs = P.nnz * (1 + n_negative)
+    Y = np.ascontiguousarray(result.embedding, dtype=np.float64)
+    out = np.empty_like(Y)
+    indptr, indices = P.indptr.astype(np.int64), P.indices.astype(np.int32)  # as the optimizer holds P
+    seed = int(result.config["resolved"]["seed"])
+    floor = _median_epoch(_floor_gather, lambda t: (Y, indptr, indices, np.uint64(epoch_key(seed, t)), n_negative), Y, out)
+    partners = np.random.default_rng(0).integers(0, n, P.nnz * n_negative)
+    reads = _median_epoch(_reads_only_gather, lambda t: (Y, indptr, indices, partners, n_negative), Y, out)
+    optimizer = result.timings["optimize"] / epochs
+    rows = []
+    for what, seconds in (("gdr-umap optimizer", optimizer), ("floor (hash + reads)", floor),
+                          ("reads only", reads)):
+        rows.append({"data": name, "what": what, "ms per epoch": 1e3 * seconds,
+                     "M pairs / s / core": pairs / seconds / threads / 1e6,
+                     "x floor": seconds / floor})
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[70_000], help="70000 and/or upsampled sizes")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows = [row for n in args.sizes for row in measure(n)]
+    lines = ["| data | what | ms per epoch | M pairs / s / core | x floor |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['data']} | {r['what']} | {r['ms per epoch']:.1f} | {r['M pairs / s / core']:.0f} | "
+              f"{r['x floor']:.2f} |" for r in rows]
+    text = (f"{platform.machine()}, {os.cpu_count()} CPUs, numba {numba.__version__}, "
+            f"{numba.get_num_threads()} threads. Command: python asv_bench/optimizer_floor.py "
+            f"--sizes {' '.join(map(str, args.sizes))}\n\n" + "\n".join(lines))
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
