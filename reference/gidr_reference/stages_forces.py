@@ -144,22 +144,24 @@ class BarnesHutRepulsion(Repulsion):
     )
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
-        _check_dimensions(settings.get("n_components", 2))
+        _check_tree_dimensions(settings.get("n_components", 2))
 
     def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
-        _check_dimensions(Y.shape[1])
+        _check_tree_dimensions(Y.shape[1])
         return barnes_hut.barnes_hut_repulsion(Y, _channel_function(loss, ctx), _weight_function(loss, ctx),
                                                self.theta)
 
 
-def _check_dimensions(n_components: int) -> None:
-    if n_components > barnes_hut.MAX_DIMENSIONS:
-        raise GidrValueError(format_error(
-            "The 'n_components' setting for repulsion 'barnes_hut'",
-            f"at most {barnes_hut.MAX_DIMENSIONS} (it uses a quadtree or an octree)",
-            n_components,
-            "Use repulsion 'exact' or 'sampled' for higher dimensions.",
-        ))
+def _check_dimensions(stage: str, n_components: int, maximum: int, why: str, fix: str) -> None:
+    """Refuse more than ``maximum`` embedding dimensions for repulsion ``stage``."""
+    if n_components > maximum:
+        raise GidrValueError(format_error(f"The 'n_components' setting for repulsion '{stage}'",
+                                          f"at most {maximum} ({why})", n_components, fix))
+
+
+def _check_tree_dimensions(n_components: int) -> None:
+    _check_dimensions("barnes_hut", n_components, barnes_hut.MAX_DIMENSIONS, "it uses a quadtree or an octree",
+                      "Use repulsion 'exact' or 'sampled' for higher dimensions.")
 
 
 class SampledRepulsion(Repulsion):
@@ -247,13 +249,8 @@ _RESOLUTION_ERRORS: dict[tuple, float] = {}
 
 
 def _check_fft_dimensions(n_components: int) -> None:
-    if n_components > fft.MAX_DIMENSIONS:
-        raise GidrValueError(format_error(
-            "The 'n_components' setting for repulsion 'fft'",
-            f"at most {fft.MAX_DIMENSIONS} (its interpolation grid is 1-D or 2-D)",
-            n_components,
-            "Use repulsion 'barnes_hut' (up to 3 dimensions), 'exact' or 'sampled'.",
-        ))
+    _check_dimensions("fft", n_components, fft.MAX_DIMENSIONS, "its interpolation grid is 1-D or 2-D",
+                      "Use repulsion 'barnes_hut' (up to 3 dimensions), 'exact' or 'sampled'.")
 
 
 STAGES = [KL, Frobenius, ExactRepulsion, BarnesHutRepulsion, SampledRepulsion, FFTRepulsion]
