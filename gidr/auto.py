@@ -1,4 +1,5 @@
-"""``neighbors="auto"``: a neighbors stage that picks another by input kind and size.
+"""``neighbors="auto"``: a neighbors stage that picks another by input kind and size (for a
+Dask array, the distributed stages of ``gidr_dask``).
 
 It is a stage like any other (registered by the core, backend ``"reference"``): its
 parameters are the union of its candidates' parameters, each passed only to the candidate
@@ -34,7 +35,10 @@ class AutoNeighbors(Neighbors):
     #: Candidates in order of preference for small and for large inputs.
     SMALL = ("exact", "nndescent", "pynndescent")
     LARGE = ("nndescent", "pynndescent", "exact")
-    accepts = frozenset({"dense", "sparse"})
+    #: The same for a Dask array (the ``gidr_dask`` backend's stages, read on the workers).
+    DISTRIBUTED_SMALL = ("dask-exact", "dask-nndescent")
+    DISTRIBUTED_LARGE = ("dask-nndescent", "dask-exact")
+    accepts = frozenset({"dense", "sparse", "distributed"})
     _registry: Any = None
     _backend: str = "auto"
 
@@ -57,8 +61,15 @@ class AutoNeighbors(Neighbors):
         if kind == "sparse" and X.shape[0] * X.shape[1] <= MAX_DENSIFIED_CELLS:
             kind = "dense"  # the pipeline densifies it for a stage that reads dense data only
         refusals = []
-        for name in self.SMALL if n_samples <= AUTO_EXACT_MAX_SAMPLES else self.LARGE:
+        small = n_samples <= AUTO_EXACT_MAX_SAMPLES
+        if kind == "distributed":
+            candidates = self.DISTRIBUTED_SMALL if small else self.DISTRIBUTED_LARGE
+        else:
+            candidates = self.SMALL if small else self.LARGE
+        for name in candidates:
             if name not in registry.names("neighbors"):
+                if kind == "distributed":
+                    refusals.append(f"'{name}' is not installed")
                 continue
             cls = registry.get("neighbors", name, backend)
             if kind not in cls.accepts:
@@ -70,6 +81,7 @@ class AutoNeighbors(Neighbors):
                 refusals.append(str(exc))
         raise GidrValueError(format_error("The input or parameters of neighbors 'auto'",
                                           "ones a candidate stage accepts", "; ".join(refusals) or "no candidate",
+                                          "Install gidr[dask] for a Dask array." if kind == "distributed" else
                                           "Choose a neighbors stage by name, e.g. neighbors='pynndescent'."))
 
     def __reduce__(self):
@@ -79,7 +91,7 @@ class AutoNeighbors(Neighbors):
 @lru_cache(maxsize=32)
 def _bound(cls, registry, backend: str):
     params: dict[str, Param] = {}
-    for name in dict.fromkeys(cls.SMALL + cls.LARGE):
+    for name in dict.fromkeys(cls.SMALL + cls.LARGE + cls.DISTRIBUTED_SMALL + cls.DISTRIBUTED_LARGE):
         if name not in registry.names("neighbors"):
             continue
         candidate = registry.get("neighbors", name, backend)

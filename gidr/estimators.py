@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from gidr.pipeline import Pipeline
 from gidr.plugins import get_registry
+from gidr.stages.neighbors import is_dask_array
 from gidr.types import KNNGraph
 from gidr.validation import (
     Described,
@@ -28,6 +29,7 @@ from gidr.validation import (
     Options,
     Param,
     check_array,
+    check_dask_array,
     format_error,
     resolve_seed,
 )
@@ -127,7 +129,12 @@ class _Base(TransformerMixin, BaseEstimator):
                                                                    f"of {type(self).__name__}")
         pipeline = self._pipeline(seed)
         precomputed = self.metric == "precomputed" if hasattr(self, "metric") else False
-        X_checked = _precomputed_input(X) if precomputed else check_array(X, allow_sparse=True)
+        if precomputed:
+            X_checked = _precomputed_input(X)
+        elif is_dask_array(X):  # read on the Dask workers; kept lazy for transform
+            X_checked = check_dask_array(X)
+        else:
+            X_checked = check_array(X, allow_sparse=True)
         n_samples = X_checked.n_samples if isinstance(X_checked, KNNGraph) else X_checked.shape[0]
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
@@ -156,9 +163,12 @@ class _Base(TransformerMixin, BaseEstimator):
         Each new point starts at the weighted mean of its training neighbours' positions;
         only the new points are then optimized against the fixed training embedding.
 
+        A ``dask.array.Array`` is embedded on the Dask workers (:func:`gidr_dask.transform`):
+        the result is then a lazy Dask array, each point's the same as in memory.
+
         Returns
         -------
-        ndarray of shape (n_new, n_components)
+        ndarray of shape (n_new, n_components), or a dask.array.Array for Dask input
         """
         from gidr.transform import transform_new_points
 
@@ -167,13 +177,23 @@ class _Base(TransformerMixin, BaseEstimator):
             raise GidrValueError(format_error(f"The 'metric' parameter of {type(self).__name__} for transform",
                                               "a metric name (not 'precomputed')", "precomputed",
                                               "transform needs the training data; fit with a metric name."))
+        if is_dask_array(X):
+            from gidr_dask.transform import transform as distributed_transform
+
+            return distributed_transform(self, X)
         X_new = check_array(X, min_samples=1, allow_sparse=True)
         if X_new.shape[1] != self.n_features_in_:
             raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input (as in fit). Pass data with the "
                                  f"same columns as the training data.")
         with _threads(self.n_jobs):
-            return transform_new_points(self.pipeline_, self.result_, self._X_fit, X_new)
+            return transform_new_points(self.pipeline_, self.result_, self._training_rows(), X_new)
+
+    def _training_rows(self):
+        """The training rows in memory (a Dask array fitted on is gathered here, once)."""
+        if is_dask_array(self._X_fit):
+            self._X_fit = np.asarray(self._X_fit.compute())
+        return self._X_fit
 
     def save(self, path, *, compress: bool = False) -> None:
         """Save the fitted estimator to ``path`` as arrays and JSON in a zip file (no pickle).

@@ -368,7 +368,7 @@ def _training_data(estimator, result, add_array) -> dict[str, Any]:
     if not neighbors.answers_queries:
         return {"stored": False, "X": None,
                 "reason": f"{described} does not answer queries for new points: transform is refused"}
-    return {"stored": True, "X": encode(estimator._X_fit, "training_data.X", add_array),
+    return {"stored": True, "X": encode(estimator._training_rows(), "training_data.X", add_array),
             "reason": f"{described} answers transform's queries by searching the training rows"}
 
 

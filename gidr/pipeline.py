@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from gidr.kernel import fit_ab
 from gidr.memory import check_memory
 from gidr.stages import KINDS, Stage
-from gidr.stages.neighbors import MAX_DENSIFIED_CELLS
+from gidr.stages.neighbors import MAX_DENSIFIED_CELLS, is_dask_array
 from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
 from gidr.validation import (
     Anything,
@@ -25,6 +25,7 @@ from gidr.validation import (
     Options,
     Param,
     check_array,
+    check_dask_array,
     format_error,
     resolve_seed,
 )
@@ -187,8 +188,7 @@ class Pipeline:
             P = (P / P.sum()).tocsr()
         t3 = time.perf_counter()
         affinities = Affinities(P, ctx.normalized)
-        X_for_init = data if isinstance(data, np.ndarray) and "dense" in neighbors.accepts else None
-        Y0 = stages["init"].compute(X_for_init, P, ctx)
+        Y0 = stages["init"].compute(neighbors.init_data(data, stages["init"], ctx), P, ctx)
         t4 = time.perf_counter()
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
@@ -226,6 +226,16 @@ class Pipeline:
             if D.shape[0] != D.shape[1]:
                 raise GidrValueError(format_error("The precomputed distance matrix X", "square", Described(f"shape {D.shape}")))
             return D, D.shape[0], stage
+        if is_dask_array(X):
+            X = check_dask_array(X)
+            neighbors = self.neighbors_for(X)
+            if "distributed" not in neighbors.accepts:
+                raise GidrValueError(format_error(
+                    "The input X", f"an in-memory array for {neighbors.describe()} (backend '{neighbors.backend}')",
+                    Described(f"a Dask array of shape {X.shape}"),
+                    "Use neighbors='auto' (the default), 'dask-exact' or 'dask-nndescent', which read a Dask array "
+                    "on its workers (pip install 'gidr[dask]'), or pass X.compute() when it fits in memory."))
+            return X, X.shape[0], neighbors
         X = check_array(X, allow_sparse=True)
         neighbors = self.neighbors_for(X)
         if sp.issparse(X) and "sparse" not in neighbors.accepts:

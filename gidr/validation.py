@@ -28,6 +28,8 @@ __all__ = [
     "format_error",
     "Described",
     "check_array",
+    "check_dask_array",
+    "finite_rows_error",
     "resolve_seed",
 ]
 
@@ -291,6 +293,67 @@ def check_array(
             f"value(s), the first in row {first_row}. Remove or impute them first."
         )
     return X
+
+
+def check_dask_array(X: Any, *, name: str = "X", min_samples: int = 2) -> Any:
+    """Validate a ``dask.array.Array`` without computing it, and return it row-chunked.
+
+    Checked here, from the metadata only: two dimensions, a real numeric dtype (a Dask
+    DataFrame of mixed column types gives ``object``), known chunk sizes (a DataFrame's
+    ``to_dask_array()`` without ``lengths=True`` leaves them ``nan``), at least
+    ``min_samples`` rows and one column. An array split along its columns is rechunked to
+    whole rows (``X.rechunk({1: -1})``) with a :class:`UserWarning`. Non-finite values are
+    found where the data is read, on the workers (:func:`finite_rows_error`).
+    """
+    import math
+
+    if X.ndim != 2:
+        raise GidrValueError(format_error(f"The Dask array {name}", "a 2-D array of shape (n_samples, n_features)",
+                                          Described(f"an array with {X.ndim} dimension(s), shape {X.shape}"),
+                                          "Reshape it, e.g. X.reshape(-1, 1) for a single feature."))
+    if X.dtype.kind not in "fiub":
+        raise GidrValueError(format_error(
+            f"The Dask array {name}", "an array of real numbers", Described(f"dtype {X.dtype}"),
+            "A Dask DataFrame with mixed or non-numeric columns converts to an object array: select the "
+            "numeric columns and cast them, e.g. df[cols].astype('float32').to_dask_array(lengths=True)."))
+    row_chunks = X.chunks[0]
+    if any(isinstance(c, float) and math.isnan(c) for c in row_chunks) or any(
+            isinstance(c, float) and math.isnan(c) for c in X.chunks[1]):
+        raise GidrValueError(format_error(
+            f"The chunk sizes of the Dask array {name}", "known sizes", Described("unknown (nan) chunk sizes"),
+            "Call X.compute_chunk_sizes() first, or from a Dask DataFrame use df.to_dask_array(lengths=True)."))
+    n_rows, n_cols = X.shape
+    if n_rows < min_samples:
+        raise GidrValueError(format_error(f"The Dask array {name}", f"an array with at least {min_samples} samples",
+                                          Described(f"{n_rows} sample(s)"), "An embedding needs at least two points."))
+    if n_cols < 1:
+        raise GidrValueError(format_error(f"The Dask array {name}", "an array with at least 1 feature",
+                                          Described(f"shape {X.shape}")))
+    if len(X.chunks[1]) > 1:
+        import warnings
+
+        warnings.warn(f"The Dask array {name} is split along its columns into {len(X.chunks[1])} chunks; gidr "
+                      f"reads whole rows and rechunks it with {name}.rechunk({{1: -1}}). Chunk it by rows only to "
+                      "avoid the rechunk.", UserWarning, stacklevel=3)
+        X = X.rechunk({1: -1})
+    if X.dtype.kind != "f" or X.dtype.itemsize < 4:
+        X = X.astype(np.float64)
+    return X
+
+
+def finite_rows_error(block: np.ndarray, offset: int, name: str = "X") -> GidrValueError | None:
+    """The error for a block of rows (the first at global row ``offset``) that holds NaN or
+    infinite values, or None: the message gives their count, the block's rows and the first
+    offending row, so that a chunk read on a Dask worker is reported like an in-memory array."""
+    finite = np.isfinite(block)
+    if finite.all():
+        return None
+    n_bad = int(block.size - np.count_nonzero(finite))
+    first = offset + int(np.flatnonzero(~finite.all(axis=1))[0])
+    return GidrValueError(
+        f"The input {name} must contain only finite values. Got {n_bad} NaN or infinite value(s) in rows "
+        f"{offset}-{offset + len(block) - 1} (one chunk), the first in row {first}. Remove or impute them first "
+        f"(e.g. X = X[da.isfinite(X).all(axis=1)] or a fill).")
 
 
 #: Seeds are 63-bit: what numba's int64 and numpy's integer draws accept.

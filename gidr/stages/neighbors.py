@@ -6,8 +6,9 @@ stage's name):
 ``accepts``
     the input kinds the stage reads: ``"dense"`` (an ndarray), ``"sparse"`` (a scipy
     sparse matrix, searched without densifying), ``"precomputed"`` (a square distance
-    matrix, a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)`` pair); later
-    kinds (``"chunked"``, ``"distributed"``) are added the same way.
+    matrix, a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)`` pair),
+    ``"distributed"`` (a row-chunked ``dask.array.Array``, read on the Dask workers and never
+    gathered whole: the ``gidr_dask`` backend's stages).
 ``answers_queries``
     whether :meth:`Neighbors.build_index` returns an index that finds, for new points,
     their nearest training points (``transform`` needs it).
@@ -23,19 +24,27 @@ from gidr.stages.base import Stage
 from gidr.types import Context, KNNGraph
 from gidr.validation import GidrValueError, format_error
 
-__all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind"]
+__all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind", "is_dask_array"]
 
 #: Input kinds a neighbors stage may declare in ``accepts``.
-INPUT_KINDS = ("dense", "sparse", "precomputed")
+INPUT_KINDS = ("dense", "sparse", "precomputed", "distributed")
 #: A sparse input of at most this many cells is densified for a stage that reads dense data only.
 MAX_DENSIFIED_CELLS = 50_000_000
 
 
+def is_dask_array(X: Any) -> bool:
+    """Whether ``X`` is a ``dask.array.Array`` (checked without importing dask)."""
+    cls = type(X)
+    return cls.__name__ == "Array" and cls.__module__.startswith("dask.array") and hasattr(X, "chunks")
+
+
 def input_kind(X: Any) -> str:
-    """``"sparse"`` for a scipy sparse matrix, ``"precomputed"`` for a KNNGraph or an
-    ``(indices, distances)`` pair, else ``"dense"``."""
+    """``"distributed"`` for a Dask array, ``"sparse"`` for a scipy sparse matrix,
+    ``"precomputed"`` for a KNNGraph or an ``(indices, distances)`` pair, else ``"dense"``."""
     import scipy.sparse as sp
 
+    if is_dask_array(X):
+        return "distributed"
     if sp.issparse(X):
         return "sparse"
     if isinstance(X, KNNGraph) or (isinstance(X, tuple) and len(X) == 2):
@@ -103,6 +112,13 @@ class Neighbors(Stage):
         """The stage that computes the graph of ``X`` (``n_samples`` rows): ``self`` here;
         a selecting stage (``neighbors="auto"``) returns the stage it chose."""
         return self
+
+    def init_data(self, X: Any, init: Stage, ctx: Context) -> Any:
+        """What the init stage ``init`` gets as ``X``: the data matrix when it is an ndarray this
+        stage read as dense data, else None. A stage that reads distributed data overrides it
+        to hand an init that declares ``needs_data`` a reduction computed on the workers
+        (the ``gidr_dask`` stages: the data's top principal-component scores)."""
+        return X if isinstance(X, np.ndarray) and "dense" in self.accepts else None
 
     def build_index(self, X: Any, graph: KNNGraph, ctx: Context) -> NeighborsIndex:
         """An index over the training data ``X`` (whose graph is ``graph``) that answers

@@ -68,6 +68,11 @@ def _check_neighbors_input(input_kind: str):
     def run(cls, env) -> None:
         X = _dataset()
         data = {"dense": X, "sparse": sp.csr_matrix(X)}.get(input_kind)
+        if input_kind == "distributed":  # row chunks of uneven sizes, on Dask's local scheduler
+            import dask.array as da
+
+            data = da.from_array(X, chunks=((N_SAMPLES // 3, N_SAMPLES // 2, N_SAMPLES - N_SAMPLES // 3
+                                            - N_SAMPLES // 2), (X.shape[1],)))
         if input_kind == "precomputed":
             from scipy.spatial.distance import cdist
 

@@ -179,6 +179,7 @@ class PcaInit(Init):
     name = "pca"
     backend = "reference"
     priority = 0
+    needs_data = True
     params = (_scale_param(),)
 
     def compute(self, X: np.ndarray | None, P: sp.csr_matrix, ctx: Context) -> np.ndarray:
