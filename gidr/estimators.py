@@ -57,6 +57,8 @@ class _Base(TransformerMixin, BaseEstimator):
     _parameter_names: tuple[tuple[str, str], ...] = ()
     #: Whether learning_rate accepts "auto".
     _auto_learning_rate = True
+    #: Whether ``fit``'s y supervises the embedding (else it is ignored, as scikit-learn's TSNE does).
+    _supervised = True
 
     def _overrides(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -114,7 +116,12 @@ class _Base(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : ignored
+        y : array-like of shape (n_samples,), optional
+            :class:`UMAP` and :class:`GDR`: targets of a supervised embedding, as in
+            umap-learn (labels, -1 for unlabeled points, with ``target_metric="categorical"``;
+            continuous values with a distance as ``target_metric``; ``target_weight``
+            balances them against the data). A y of the wrong length is an error.
+            :class:`TSNE`: ignored, as by scikit-learn.
         callback : callable, optional (keyword)
             ``callback(epoch, loss, Y)``, called every ``callback_every`` epochs; returning
             True stops the optimization.
@@ -140,7 +147,8 @@ class _Base(TransformerMixin, BaseEstimator):
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
             total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
             with progress_factory(total) as progress:
-                result = pipeline.run(X_checked, callback=fit_params.get("callback"),
+                result = pipeline.run(X_checked, y if self._supervised else None,
+                                      callback=fit_params.get("callback"),
                                       callback_every=fit_params.get("callback_every", 0), progress=progress)
         if self.verbose:
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
@@ -231,7 +239,9 @@ class UMAP(_Base):
     """UMAP, as umap-learn computes it (preset ``"umap"``).
 
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
-    n_epochs, learning_rate, init, negative_sample_rate, random_state, n_jobs, verbose.
+    n_epochs, learning_rate, init, negative_sample_rate, random_state, n_jobs, verbose, and
+    target_metric, target_weight, target_n_neighbors for a supervised ``fit(X, y)`` (labels,
+    -1 for unlabeled points, or continuous targets; umap-learn's graph).
     ``backend`` picks the implementation ("auto": fastest installed).
 
     As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
@@ -247,7 +257,8 @@ class UMAP(_Base):
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
                  n_epochs=None, learning_rate=1.0, init="spectral", negative_sample_rate=5,
-                 random_state=None, n_jobs=-1, verbose=False, backend="auto"):
+                 random_state=None, n_jobs=-1, verbose=False, backend="auto", target_metric="categorical",
+                 target_weight=0.5, target_n_neighbors=-1):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -261,11 +272,15 @@ class UMAP(_Base):
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.backend = backend
+        self.target_metric = target_metric
+        self.target_weight = target_weight
+        self.target_n_neighbors = target_n_neighbors
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
                 "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
-                "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate}
+                "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate,
+                **_target_overrides(self)}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -278,6 +293,8 @@ class GDR(_Base):
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
     ``"kl"`` or ``"frobenius"`` (or a plugin's loss). Other names follow umap-learn;
     ``scalars="one"`` uses a = b = 1 (GDR's default), ``"fit"`` fits them to min_dist/spread.
+    ``fit(X, y)`` supervises the embedding as :class:`UMAP` does (target_metric,
+    target_weight, target_n_neighbors).
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     400 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 1 negative).
@@ -295,7 +312,7 @@ class GDR(_Base):
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
                  init="spectral", negative_sample_rate=None, random_state=None, n_jobs=-1, verbose=False,
-                 backend="auto"):
+                 backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -312,6 +329,9 @@ class GDR(_Base):
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.backend = backend
+        self.target_metric = target_metric
+        self.target_weight = target_weight
+        self.target_n_neighbors = target_n_neighbors
 
     @property
     def _preset(self) -> str:  # type: ignore[override]
@@ -322,7 +342,7 @@ class GDR(_Base):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
                 "normalized": self.normalized, "loss": self.loss, "min_dist": self.min_dist,
                 "spread": self.spread, "scalars": self.scalars, "n_epochs": self.n_epochs,
-                "learning_rate": self.learning_rate, "init": self.init,
+                "learning_rate": self.learning_rate, "init": self.init, **_target_overrides(self),
                 **({} if self.negative_sample_rate is None else {"n_negative": self.negative_sample_rate})}
 
     def _check_params(self) -> None:
@@ -342,6 +362,7 @@ class TSNE(_Base):
     """
 
     _preset = "tsne"
+    _supervised = False
     _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"))
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
@@ -364,6 +385,13 @@ class TSNE(_Base):
         return {"n_components": self.n_components, "perplexity": self.perplexity,
                 "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
                 "n_epochs": self.max_iter, "theta": self.angle, "metric": self.metric, "init": self.init}
+
+
+def _target_overrides(estimator) -> dict[str, Any]:
+    """The supervision switches (umap-learn's names; ``target_n_neighbors=-1``: the data's k)."""
+    k = estimator.target_n_neighbors
+    return {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
+            "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k}
 
 
 def _translate(message: str, names: Mapping[str, str], owner: str) -> str:

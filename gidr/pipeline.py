@@ -34,6 +34,11 @@ __all__ = ["Pipeline", "PIPELINE_PARAMS"]
 
 logger = logging.getLogger("gidr")
 
+#: What ``target_metric`` accepts: categorical labels, or a distance between continuous targets
+#: (``l1`` and ``l2`` are umap-learn's names for manhattan and euclidean).
+TARGET_METRICS = ("categorical", "euclidean", "l2", "manhattan", "l1", "chebyshev", "cosine", "correlation")
+_TARGET_METRIC_ALIASES = {"l2": "euclidean", "l1": "manhattan"}
+
 #: Pipeline-level switches, seen by every stage.
 PIPELINE_PARAMS: dict[str, Param] = {
     p.name: p
@@ -49,6 +54,14 @@ PIPELINE_PARAMS: dict[str, Param] = {
         Param("n_epochs", None, (Interval(int, 1, None),), "Optimizer epochs; None: its default.", True),
         Param("random_state", None, (Anything(),), "Seed; None is not reproducible.", True),
         Param("backend", "auto", (Anything(),), "'auto', 'reference', 'numba' or a plugin's backend."),
+        Param("target_metric", "categorical", (Options(TARGET_METRICS),),
+              "How run(X, y=...) reads y: 'categorical' labels (-1: unknown), or a distance between "
+              "continuous targets."),
+        Param("target_weight", 0.5, (Interval(float, 0, 1, "both"),),
+              "Weight of y against the data in a supervised run (umap-learn's scale: an edge between two "
+              "classes is scaled by exp(-2.5 / (1 - target_weight)); 1 cuts the classes apart)."),
+        Param("target_n_neighbors", None, (Interval(int, 1, None),),
+              "Neighbours of each point in a continuous y's graph; None: the data's number.", True),
     )
 }
 
@@ -142,6 +155,7 @@ class Pipeline:
     def run(
         self,
         X: Any,
+        y: Any = None,
         *,
         callback: Callable[[int, float, np.ndarray], Any] | None = None,
         callback_every: int = 0,
@@ -155,6 +169,11 @@ class Pipeline:
         X : array-like of shape (n_samples, n_features)
             With ``neighbors="precomputed"``: a square distance matrix, a
             :class:`~gidr.types.KNNGraph`, or an ``(indices, distances)`` tuple.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), optional
+            Targets for a supervised embedding (umap-learn's model): class labels, -1 for
+            an unlabeled point (semi-supervised), with ``target_metric="categorical"``;
+            continuous values with a distance as ``target_metric``. ``target_weight``
+            balances y against the data (:mod:`gidr_reference.supervised`).
         callback : callable, optional
             ``callback(epoch, loss, Y)``; returning True stops the optimization.
         callback_every : int
@@ -165,11 +184,12 @@ class Pipeline:
             A tqdm-like progress bar advanced once per epoch.
         """
         with interrupts_as_keyboard_interrupt():
-            return self._run(X, callback, callback_every, loss_every, progress)
+            return self._run(X, y, callback, callback_every, loss_every, progress)
 
-    def _run(self, X, callback, callback_every, loss_every, progress) -> Result:
+    def _run(self, X, y, callback, callback_every, loss_every, progress) -> Result:
         timings: dict[str, float] = {}
         data, n_samples, neighbors = self._check_input(X)
+        targets = None if y is None else _check_targets(y, n_samples, self._settings["target_metric"])
         for stage in (neighbors, *self._stages.values()):
             stage.check_n_samples(n_samples)
         ctx = self._context(n_samples)
@@ -184,6 +204,8 @@ class Pipeline:
         P_directed = stages["similarity"].compute(graph, ctx)
         t2 = time.perf_counter()
         P = stages["symmetrize"].compute(P_directed, ctx)
+        if targets is not None:
+            P = self._supervised(P, targets, n_neighbors, ctx)
         if ctx.normalized:
             P = (P / P.sum()).tocsr()
         t3 = time.perf_counter()
@@ -211,6 +233,26 @@ class Pipeline:
         }
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
                       loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
+
+    def _supervised(self, P, targets: np.ndarray, n_neighbors: int, ctx: Context):
+        """P combined with the targets' graph (see :mod:`gidr_reference.supervised`). A
+        normalized pipeline keeps its P's shape: no local-connectivity reset, only the
+        combination."""
+        from gidr_reference import supervised
+
+        s = self._settings
+        reset = not ctx.normalized
+        if s["target_metric"] == "categorical":
+            return supervised.categorical_intersection(P, targets, s["target_weight"], reset=reset)
+        k = min(s["target_n_neighbors"] or n_neighbors, len(targets) - 1)
+        metric = _TARGET_METRIC_ALIASES.get(s["target_metric"], s["target_metric"])
+        backend = self._config["pipeline"].get("backend", "auto")
+        neighbors = self._registry.get("neighbors", "auto", backend).bind(self._registry, backend)(metric=metric)
+        graph = neighbors.compute(targets, k, ctx)
+        similarity = self._registry.get("similarity", "umap", backend)(n_neighbors=k)
+        union = self._registry.get("symmetrize", "fuzzy_union", backend)()
+        T = union.compute(similarity.compute(graph, ctx), ctx)
+        return supervised.general_intersection(P, T, s["target_weight"], reset=reset)
 
     def _check_input(self, X: Any):
         """``(data, n_samples, neighbors)``: the checked input and the neighbors stage that reads
@@ -401,6 +443,39 @@ def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:
                       f"samples; using {n_samples - 1}.", UserWarning, stacklevel=3)
         k = n_samples - 1
     return max(k, 1)
+
+
+def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:
+    """``y`` checked against ``n_samples``: int codes (-1 unknown) for categorical targets, a
+    finite float64 (n_samples, n_targets) array for continuous ones."""
+    values = np.asarray(y)
+    if values.ndim == 0 or len(values) != n_samples:
+        got = "a scalar" if values.ndim == 0 else f"length {len(values)}"
+        raise GidrValueError(format_error(
+            "The targets y", f"one value per sample ({n_samples}, the length of X)", Described(got),
+            "Pass y with one entry per row of X, or no y for an unsupervised embedding."))
+    if target_metric == "categorical":
+        if values.ndim != 1:
+            raise GidrValueError(format_error("The targets y for target_metric='categorical'", "a 1-D array of labels",
+                                              Described(f"shape {values.shape}"),
+                                              "Pass one label per sample, or a distance as target_metric."))
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise GidrValueError(format_error("The labels y", "finite labels (-1 for unknown)",
+                                              Described("NaN or infinite values"), "Mark unlabeled points with -1."))
+        unknown = (values == -1) if values.dtype.kind in "iuf" else np.zeros(len(values), dtype=bool)
+        codes = np.full(len(values), -1, dtype=np.int64)
+        if (~unknown).any():
+            codes[~unknown] = np.unique(values[~unknown], return_inverse=True)[1].ravel()
+        return codes
+    if values.dtype.kind not in "iufb":
+        raise GidrValueError(format_error(f"The targets y for target_metric={target_metric!r}", "numbers",
+                                          Described(f"dtype {values.dtype}"),
+                                          "Use target_metric='categorical' for class labels."))
+    values = np.asarray(values, dtype=np.float64).reshape(n_samples, -1)
+    if not np.all(np.isfinite(values)):
+        raise GidrValueError(format_error("The targets y", "finite values", Described("NaN or infinite values"),
+                                          "Remove or impute them first."))
+    return values
 
 
 def _check_finite_output(Y: np.ndarray) -> None:

@@ -23,15 +23,19 @@ from gidr.stages import KINDS
 COMMON = {"n_components": ("pipeline", "n_components"), "metric": ("neighbors", "metric"),
           "random_state": ("pipeline", "random_state"), "backend": ("pipeline", "backend"),
           "init": ("init", "name")}
+#: The supervision switches of UMAP and GDR (umap-learn's names and defaults; target_n_neighbors=-1
+#: is the pipeline's None, "the data's number of neighbours").
+TARGETS = {"target_metric": ("pipeline", "target_metric"), "target_weight": ("pipeline", "target_weight"),
+           "target_n_neighbors": ("pipeline", "target_n_neighbors")}
 MAPPINGS = {
-    gidr.UMAP: {**COMMON, "n_neighbors": ("similarity", "n_neighbors"), "min_dist": ("pipeline", "min_dist"),
+    gidr.UMAP: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "min_dist": ("pipeline", "min_dist"),
                 "spread": ("pipeline", "spread"), "n_epochs": ("pipeline", "n_epochs"),
                 "learning_rate": ("optimizer", "learning_rate"), "negative_sample_rate": ("repulsion", "n_negative")},
     gidr.TSNE: {**COMMON, "perplexity": ("similarity", "perplexity"),
                 "early_exaggeration": ("optimizer", "early_exaggeration"),
                 "learning_rate": ("optimizer", "learning_rate"), "max_iter": ("pipeline", "n_epochs"),
                 "angle": ("repulsion", "theta")},
-    gidr.GDR: {**COMMON, "n_neighbors": ("similarity", "n_neighbors"), "normalized": ("pipeline", "normalized"),
+    gidr.GDR: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "normalized": ("pipeline", "normalized"),
                "loss": ("loss", "name"), "min_dist": ("pipeline", "min_dist"), "spread": ("pipeline", "spread"),
                "scalars": ("pipeline", "scalars"), "n_epochs": ("pipeline", "n_epochs"),
                "learning_rate": ("optimizer", "learning_rate"), "negative_sample_rate": ("repulsion", "n_negative")},
@@ -83,6 +87,9 @@ def test_estimator_default_is_the_presets(estimator, normalized, parameter):
     if parameter == "normalized":
         default = normalized  # GDR's switch picks the preset: normalized=False is gdr-umap, True gdr-tsne
     expected = preset_value(preset, section, key)
+    if parameter == "target_n_neighbors":
+        assert (default, expected) == (-1, None)  # umap-learn's -1, the pipeline's None: the data's k
+        return
     if default is None and expected is not None:
         # documented: None keeps the preset's value (GDR's n_epochs, negative_sample_rate)
         assert parameter in ("n_epochs", "negative_sample_rate"), f"{estimator.__name__}.{parameter}=None maps to ?"
