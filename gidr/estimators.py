@@ -15,7 +15,7 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from gidr.pipeline import Pipeline
@@ -23,6 +23,7 @@ from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
 from gidr.types import KNNGraph
 from gidr.validation import (
+    Boolean,
     Described,
     GidrValueError,
     Interval,
@@ -48,7 +49,7 @@ MAX_INIT_MAGNITUDE = 1e6
 _UMAP_MIN_DIST, _UMAP_SPREAD = 0.1, 1.0
 
 
-class _Base(TransformerMixin, BaseEstimator):
+class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared fit / transform logic; subclasses map their parameters to overrides."""
 
     _preset: str = ""
@@ -142,7 +143,11 @@ class _Base(TransformerMixin, BaseEstimator):
             X_checked = check_dask_array(X)
         else:
             X_checked = check_array(X, allow_sparse=True)
+        inverse = None
+        if getattr(self, "unique", False):
+            X_checked, y, inverse = _unique_rows(X_checked, y, type(self).__name__)
         n_samples = X_checked.n_samples if isinstance(X_checked, KNNGraph) else X_checked.shape[0]
+        self._check_n_samples(n_samples)
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
             total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
@@ -154,12 +159,30 @@ class _Base(TransformerMixin, BaseEstimator):
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
         self.result_ = result
-        self.embedding_ = result.embedding
+        self.embedding_ = result.embedding if inverse is None else result.embedding[inverse]
         self.n_iter_ = result.config["resolved"]["epochs_run"]
         self.pipeline_ = pipeline
         self._X_fit = None if precomputed else X_checked
         self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
+        self._fitted(result)
         return self
+
+    def _check_n_samples(self, n_samples: int) -> None:
+        """Checks that need the number of samples (before any work)."""
+
+    def _fitted(self, result) -> None:
+        """Estimator-specific attributes from the fit's result."""
+
+    @property
+    def graph_(self):
+        """The symmetric P the optimizer fitted (scipy CSR; umap-learn's fuzzy graph for
+        :class:`UMAP`), normalized for a normalized pipeline."""
+        check_is_fitted(self, "embedding_")
+        return self.result_.affinities.P
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(np.shape(self.embedding_)[1])
 
     def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
         """Fit and return the embedding of ``X``, of shape (n_samples, n_components)."""
@@ -241,7 +264,13 @@ class UMAP(_Base):
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
     n_epochs, learning_rate, init, negative_sample_rate, random_state, n_jobs, verbose, and
     target_metric, target_weight, target_n_neighbors for a supervised ``fit(X, y)`` (labels,
-    -1 for unlabeled points, or continuous targets; umap-learn's graph).
+    -1 for unlabeled points, or continuous targets; umap-learn's graph). Also as in
+    umap-learn: ``a``, ``b`` (the kernel's; None: fitted to min_dist and spread),
+    ``set_op_mix_ratio`` (the fuzzy union mixed with the intersection), ``unique`` (embed the
+    distinct rows once; duplicates share their position). ``transform_seed``, ``low_memory``,
+    ``angular_rp_forest`` and ``force_approximation_algorithm`` are accepted and checked but
+    change nothing: gidr's transform draws from each point's own data, its searches always use
+    little memory, and small inputs already get exact neighbours.
     ``backend`` picks the implementation ("auto": fastest installed).
 
     As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
@@ -258,7 +287,9 @@ class UMAP(_Base):
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
                  n_epochs=None, learning_rate=1.0, init="spectral", negative_sample_rate=5,
                  random_state=None, n_jobs=-1, verbose=False, backend="auto", target_metric="categorical",
-                 target_weight=0.5, target_n_neighbors=-1):
+                 target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
+                 unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
+                 force_approximation_algorithm=False):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -275,6 +306,14 @@ class UMAP(_Base):
         self.target_metric = target_metric
         self.target_weight = target_weight
         self.target_n_neighbors = target_n_neighbors
+        self.a = a
+        self.b = b
+        self.set_op_mix_ratio = set_op_mix_ratio
+        self.unique = unique
+        self.transform_seed = transform_seed
+        self.low_memory = low_memory
+        self.angular_rp_forest = angular_rp_forest
+        self.force_approximation_algorithm = force_approximation_algorithm
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
@@ -285,6 +324,7 @@ class UMAP(_Base):
     def _check_params(self) -> None:
         super()._check_params()
         _check_min_dist_spread(self, fitted=True)
+        _check_umap_extras(self)
 
 
 class GDR(_Base):
@@ -294,7 +334,10 @@ class GDR(_Base):
     ``"kl"`` or ``"frobenius"`` (or a plugin's loss). Other names follow umap-learn;
     ``scalars="one"`` uses a = b = 1 (GDR's default), ``"fit"`` fits them to min_dist/spread.
     ``fit(X, y)`` supervises the embedding as :class:`UMAP` does (target_metric,
-    target_weight, target_n_neighbors).
+    target_weight, target_n_neighbors); umap-learn's ``a``, ``b``, ``set_op_mix_ratio`` (with
+    the fuzzy union: ``normalized=False``) and ``unique`` act as in :class:`UMAP`, and
+    ``transform_seed``, ``low_memory``, ``angular_rp_forest`` and
+    ``force_approximation_algorithm`` are accepted no-ops, as there.
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     400 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 1 negative).
@@ -312,7 +355,9 @@ class GDR(_Base):
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
                  init="spectral", negative_sample_rate=None, random_state=None, n_jobs=-1, verbose=False,
-                 backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1):
+                 backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
+                 unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
+                 force_approximation_algorithm=False):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -332,6 +377,14 @@ class GDR(_Base):
         self.target_metric = target_metric
         self.target_weight = target_weight
         self.target_n_neighbors = target_n_neighbors
+        self.a = a
+        self.b = b
+        self.set_op_mix_ratio = set_op_mix_ratio
+        self.unique = unique
+        self.transform_seed = transform_seed
+        self.low_memory = low_memory
+        self.angular_rp_forest = angular_rp_forest
+        self.force_approximation_algorithm = force_approximation_algorithm
 
     @property
     def _preset(self) -> str:  # type: ignore[override]
@@ -348,6 +401,7 @@ class GDR(_Base):
     def _check_params(self) -> None:
         super()._check_params()
         _check_min_dist_spread(self, fitted=not (isinstance(self.scalars, str) and self.scalars == "one"))
+        _check_umap_extras(self)
 
 
 class TSNE(_Base):
@@ -356,7 +410,12 @@ class TSNE(_Base):
     Parameters follow scikit-learn's and openTSNE's TSNE: n_components, perplexity,
     early_exaggeration, learning_rate ("auto" = max(n/12, 200)), max_iter (None: 750),
     angle (Barnes-Hut theta), metric, init ("pca", "random", "spectral" or an array),
-    random_state, n_jobs, verbose. ``learning_rate`` is "auto" or a float in (0, 1e8];
+    random_state, n_jobs, verbose, method ("barnes_hut", "exact", or "fft": FIt-SNE's
+    interpolation). ``n_iter_without_progress`` and ``min_grad_norm`` are accepted and
+    validated but do not stop the run early: gidr runs ``max_iter`` epochs.
+    ``perplexity >= n_samples`` is an error, as in scikit-learn. ``kl_divergence_`` is the
+    KL divergence after the last epoch (the loss estimate, exact below 10,000 points).
+    ``learning_rate`` is "auto" or a float in (0, 1e8];
     an init array's coordinates must be at most 1e6 in magnitude. ``random_state`` is as for
     :class:`UMAP`.
     """
@@ -367,7 +426,11 @@ class TSNE(_Base):
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
                  max_iter=None, angle=0.5, metric="euclidean", init="pca", random_state=None, n_jobs=-1,
-                 verbose=False, backend="auto"):
+                 verbose=False, backend="auto", method="barnes_hut", n_iter_without_progress=300,
+                 min_grad_norm=1e-7):
+        self.method = method
+        self.n_iter_without_progress = n_iter_without_progress
+        self.min_grad_norm = min_grad_norm
         self.n_components = n_components
         self.perplexity = perplexity
         self.early_exaggeration = early_exaggeration
@@ -382,16 +445,75 @@ class TSNE(_Base):
         self.backend = backend
 
     def _overrides(self):
+        repulsion = TSNE_METHODS.get(self.method) if isinstance(self.method, str) else None
+        theta = {"theta": self.angle} if repulsion == "barnes_hut" else {}
         return {"n_components": self.n_components, "perplexity": self.perplexity,
                 "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
-                "n_epochs": self.max_iter, "theta": self.angle, "metric": self.metric, "init": self.init}
+                "n_epochs": self.max_iter, "metric": self.metric, "init": self.init, "repulsion": repulsion,
+                **theta}
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = type(self).__name__
+        Param("method", None, (Options(tuple(TSNE_METHODS)),)).validate(self.method, owner)
+        Param("n_iter_without_progress", None, (Interval(int, -1, None),)).validate(self.n_iter_without_progress,
+                                                                                   owner)
+        Param("min_grad_norm", None, (Interval(float, 0, None, "left"),)).validate(self.min_grad_norm, owner)
+        Param("angle", None, (Interval(float, 0, 1, "both"),)).validate(self.angle, owner)
+
+    def _check_n_samples(self, n_samples: int) -> None:
+        if isinstance(self.perplexity, (int, float, np.number)) and self.perplexity >= n_samples:
+            raise GidrValueError(f"perplexity ({self.perplexity}) must be less than n_samples ({n_samples}), as in "
+                                 "scikit-learn's TSNE. Pass a smaller perplexity (about n_samples / 3 at most).")
+
+    def _fitted(self, result) -> None:
+        history = result.loss_history
+        self.kl_divergence_ = float(history[-1][1]) if history else float("nan")
+
+
+#: scikit-learn's (and openTSNE's) names of the gradient methods -> gidr's repulsion stages.
+TSNE_METHODS = {"barnes_hut": "barnes_hut", "exact": "exact", "fft": "fft"}
 
 
 def _target_overrides(estimator) -> dict[str, Any]:
-    """The supervision switches (umap-learn's names; ``target_n_neighbors=-1``: the data's k)."""
+    """umap-learn's switches shared by UMAP and GDR: supervision (``target_n_neighbors=-1``: the
+    data's k), the kernel's ``a`` and ``b`` (None: fitted or one), and ``set_op_mix_ratio``
+    (passed when not 1, the fuzzy union's default)."""
     k = estimator.target_n_neighbors
+    mix = estimator.set_op_mix_ratio
     return {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
-            "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k}
+            "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k,
+            "a": estimator.a, "b": estimator.b,
+            **({} if isinstance(mix, (int, float)) and mix == 1.0 else {"set_op_mix_ratio": mix})}
+
+
+#: umap-learn parameters accepted, checked and documented, that change nothing in gidr: its
+#: transform draws from each point's own data (no separate seed), its searches always use little
+#: memory, NN-descent's trees are not angular, and small inputs already get exact neighbours.
+UMAP_NO_OPS = {"transform_seed": Interval(int, 0, None), "low_memory": Boolean(), "angular_rp_forest": Boolean(),
+               "force_approximation_algorithm": Boolean()}
+
+
+def _check_umap_extras(estimator) -> None:
+    owner = type(estimator).__name__
+    for name, constraint in {**UMAP_NO_OPS, "unique": Boolean()}.items():
+        Param(name, None, (constraint,)).validate(getattr(estimator, name), owner)
+
+
+def _unique_rows(X, y, owner: str):
+    """``unique=True`` (umap-learn's): the distinct rows of X in the order of their first
+    occurrence, their labels, and for every row the position of its distinct row."""
+    if not isinstance(X, np.ndarray):
+        raise GidrValueError(format_error(f"The 'unique' parameter of {owner}", "False for this input",
+                                          True, "unique=True needs a dense in-memory X (not sparse, not a "
+                                          "Dask array, not precomputed distances)."))
+    _, first, inverse = np.unique(X, axis=0, return_index=True, return_inverse=True)
+    order = np.sort(first)
+    position = np.searchsorted(order, first)  # sorted-unique id -> rank of its first occurrence
+    labels = None if y is None else np.asarray(y)
+    if labels is not None and labels.ndim >= 1 and len(labels) == len(X):
+        labels = labels[order]
+    return X[order], labels, position[np.ravel(inverse)]
 
 
 def _translate(message: str, names: Mapping[str, str], owner: str) -> str:

@@ -281,7 +281,7 @@ class FuzzyUnionSymmetrize(reference.FuzzyUnionSymmetrize):
     def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
         from gidr_numba.symmetrize import fuzzy_union
 
-        return fuzzy_union(P_directed)
+        return fuzzy_union(P_directed, self.set_op_mix_ratio)
 
 
 class MeanSymmetrize(reference.MeanSymmetrize):

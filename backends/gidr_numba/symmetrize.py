@@ -115,8 +115,9 @@ def _csr(shape, indptr, indices, values) -> sp.csr_matrix:
     return P
 
 
-def fuzzy_union(P_directed: sp.spmatrix) -> sp.csr_matrix:
-    """UMAP's fuzzy set union ``p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j}``.
+def fuzzy_union(P_directed: sp.spmatrix, set_op_mix_ratio: float = 1.0) -> sp.csr_matrix:
+    """UMAP's fuzzy set union ``p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j}``, mixed with the
+    intersection ``p_{j|i} p_{i|j}`` for ``set_op_mix_ratio < 1`` (the reference's formula).
 
     Parameters
     ----------
@@ -128,7 +129,11 @@ def fuzzy_union(P_directed: sp.spmatrix) -> sp.csr_matrix:
     P : csr_matrix of shape (n_samples, n_samples), symmetric
     """
     indptr, indices, a, b = _aligned(P_directed)
-    return _csr(P_directed.shape, indptr, indices, (a + b) - a * b)
+    if set_op_mix_ratio == 1.0:
+        return _csr(P_directed.shape, indptr, indices, (a + b) - a * b)
+    product = a * b
+    return _csr(P_directed.shape, indptr, indices,
+                set_op_mix_ratio * ((a + b) - product) + (1.0 - set_op_mix_ratio) * product)
 
 
 def mean(P_directed: sp.spmatrix) -> sp.csr_matrix:

@@ -118,9 +118,13 @@ class FuzzyUnionSymmetrize(Symmetrize):
     name = "fuzzy_union"
     backend = "reference"
     priority = 0
+    params = (
+        Param("set_op_mix_ratio", 1.0, (Interval(float, 0, 1, "both"),),
+              "umap-learn's mix of the fuzzy union (1) with the fuzzy intersection (0)."),
+    )
 
     def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
-        return symmetrize_math.fuzzy_union(P_directed)
+        return symmetrize_math.fuzzy_union(P_directed, self.set_op_mix_ratio)
 
 
 class MeanSymmetrize(Symmetrize):

@@ -31,13 +31,17 @@ def clean(P: sp.spmatrix) -> sp.csr_matrix:
     return out
 
 
-def fuzzy_union(P_directed: sp.spmatrix) -> sp.csr_matrix:
+def fuzzy_union(P_directed: sp.spmatrix, set_op_mix_ratio: float = 1.0) -> sp.csr_matrix:
     """UMAP's fuzzy set union: ``p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j}``.
+
+    With ``set_op_mix_ratio = m < 1`` (umap-learn's parameter), the union is mixed with the
+    fuzzy intersection ``p_{j|i} p_{i|j}``: ``m * union + (1 - m) * intersection``.
 
     Parameters
     ----------
     P_directed : sparse matrix of shape (n_samples, n_samples)
         Row i holds p_{j|i}.
+    set_op_mix_ratio : float in [0, 1]
 
     Returns
     -------
@@ -45,7 +49,10 @@ def fuzzy_union(P_directed: sp.spmatrix) -> sp.csr_matrix:
     """
     A = clean(P_directed)
     At = A.T.tocsr()
-    return clean(A + At - A.multiply(At))
+    if set_op_mix_ratio == 1.0:
+        return clean(A + At - A.multiply(At))
+    product = A.multiply(At)
+    return clean(set_op_mix_ratio * (A + At - product) + (1.0 - set_op_mix_ratio) * product)
 
 
 def mean(P_directed: sp.spmatrix) -> sp.csr_matrix:

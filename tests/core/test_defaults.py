@@ -26,7 +26,8 @@ COMMON = {"n_components": ("pipeline", "n_components"), "metric": ("neighbors", 
 #: The supervision switches of UMAP and GDR (umap-learn's names and defaults; target_n_neighbors=-1
 #: is the pipeline's None, "the data's number of neighbours").
 TARGETS = {"target_metric": ("pipeline", "target_metric"), "target_weight": ("pipeline", "target_weight"),
-           "target_n_neighbors": ("pipeline", "target_n_neighbors")}
+           "target_n_neighbors": ("pipeline", "target_n_neighbors"), "a": ("pipeline", "a"), "b": ("pipeline", "b"),
+           "set_op_mix_ratio": ("symmetrize", "set_op_mix_ratio")}
 MAPPINGS = {
     gidr.UMAP: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "min_dist": ("pipeline", "min_dist"),
                 "spread": ("pipeline", "spread"), "n_epochs": ("pipeline", "n_epochs"),
@@ -34,7 +35,7 @@ MAPPINGS = {
     gidr.TSNE: {**COMMON, "perplexity": ("similarity", "perplexity"),
                 "early_exaggeration": ("optimizer", "early_exaggeration"),
                 "learning_rate": ("optimizer", "learning_rate"), "max_iter": ("pipeline", "n_epochs"),
-                "angle": ("repulsion", "theta")},
+                "angle": ("repulsion", "theta"), "method": ("repulsion", "name")},
     gidr.GDR: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "normalized": ("pipeline", "normalized"),
                "loss": ("loss", "name"), "min_dist": ("pipeline", "min_dist"), "spread": ("pipeline", "spread"),
                "scalars": ("pipeline", "scalars"), "n_epochs": ("pipeline", "n_epochs"),
@@ -42,6 +43,12 @@ MAPPINGS = {
 }
 #: Parameters that only steer the run (threads, progress), not the embedding.
 RUN_ONLY = {"n_jobs", "verbose"}
+#: Parameters the estimator itself handles or documents as accepted no-ops (no preset layer).
+ESTIMATOR_ONLY = {
+    gidr.UMAP: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm"},
+    gidr.GDR: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm"},
+    gidr.TSNE: {"n_iter_without_progress", "min_grad_norm"},
+}
 #: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).
 PRESETS = {(gidr.UMAP, None): "umap", (gidr.TSNE, None): "tsne", (gidr.GDR, False): "gdr-umap",
            (gidr.GDR, True): "gdr-tsne"}
@@ -90,6 +97,8 @@ def test_estimator_default_is_the_presets(estimator, normalized, parameter):
     if parameter == "target_n_neighbors":
         assert (default, expected) == (-1, None)  # umap-learn's -1, the pipeline's None: the data's k
         return
+    if parameter == "set_op_mix_ratio" and preset_value(preset, "symmetrize", "name") != "fuzzy_union":
+        return  # only the fuzzy union has it (gdr-tsne symmetrizes by the mean)
     if default is None and expected is not None:
         # documented: None keeps the preset's value (GDR's n_epochs, negative_sample_rate)
         assert parameter in ("n_epochs", "negative_sample_rate"), f"{estimator.__name__}.{parameter}=None maps to ?"
@@ -102,7 +111,10 @@ def test_estimator_default_is_the_presets(estimator, normalized, parameter):
 @pytest.mark.parametrize("estimator", list(MAPPINGS), ids=lambda e: e.__name__)
 def test_every_estimator_parameter_is_mapped(estimator):
     parameters = set(inspect.signature(estimator).parameters)
-    assert parameters == set(MAPPINGS[estimator]) | RUN_ONLY, "map the new parameter to the layer it sets"
+    assert parameters == set(MAPPINGS[estimator]) | RUN_ONLY | ESTIMATOR_ONLY[estimator], \
+        "map the new parameter to the layer it sets"
+    for name in ESTIMATOR_ONLY[estimator]:
+        assert name in estimator.__doc__, f"{estimator.__name__}.{name} is not documented"
 
 
 @pytest.mark.parametrize("estimator, normalized", list(PRESETS),

@@ -135,7 +135,7 @@ def test_repulsion_weights_reject_a_vanished_normalization(weights, Z):
     (lambda: TSNE(max_iter=0),
      r"^The 'max_iter' parameter of TSNE must be an int in \[1, inf\) or None\. Got 0\.$"),
     (lambda: TSNE(angle=-1.0, max_iter=5),
-     r"^The 'angle' parameter of TSNE must be a float in \[0, inf\)\. Got -1\.0\.$"),
+     r"^The 'angle' parameter of TSNE must be a float in \[0, 1\]\. Got -1\.0\.$"),  # scikit-learn's bounds
     (lambda: UMAP(init=np.random.default_rng(0).normal(size=(10, 2)), n_epochs=5),
      r"^The 'init' parameter of UMAP must be an array of shape \(150, 2\)"),
 ])

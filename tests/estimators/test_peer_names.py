@@ -1,0 +1,106 @@
+"""umap-learn's and scikit-learn's parameter and attribute names, each honoured or an accepted,
+documented no-op."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+
+import gidr
+from gidr.validation import GidrValueError
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().data[:400]
+
+
+def test_a_and_b_set_the_kernel(X):
+    fitted = gidr.UMAP(random_state=0, n_epochs=20, a=1.5, b=0.8).fit(X).result_.config["resolved"]
+    assert (fitted["a"], fitted["b"]) == (1.5, 0.8)
+    default = gidr.UMAP(random_state=0, n_epochs=20).fit(X).result_.config["resolved"]
+    assert default["a"] == pytest.approx(1.577, abs=1e-3) and default["b"] == pytest.approx(0.895, abs=1e-3)
+
+
+def test_set_op_mix_ratio_mixes_union_and_intersection(X):
+    union = gidr.UMAP(random_state=0, n_epochs=10).fit(X).graph_
+    mixed = gidr.UMAP(random_state=0, n_epochs=10, set_op_mix_ratio=0.25).fit(X).graph_
+    inter = gidr.UMAP(random_state=0, n_epochs=10, set_op_mix_ratio=0.0).fit(X).graph_
+    assert inter.nnz < mixed.nnz == union.nnz  # the intersection keeps the mutual edges only
+    # a + b - ab mixed with ab, entry by entry: 0.25 * union + 0.75 * intersection
+    expected = 0.25 * union.toarray() + 0.75 * inter.toarray()
+    np.testing.assert_allclose(mixed.toarray(), expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.4, 1.0])
+def test_numba_mix_is_the_reference_mix(ratio):
+    from gidr_numba.symmetrize import fuzzy_union as numba_union
+    from gidr_reference.symmetrize import fuzzy_union as reference_union
+
+    rng = np.random.default_rng(0)
+    A = sp.random(200, 200, density=0.05, random_state=1, data_rvs=lambda m: rng.uniform(0.01, 1, m)).tocsr()
+    np.testing.assert_array_equal(numba_union(A, ratio).toarray(), reference_union(A, ratio).toarray())
+
+
+def test_unique_embeds_each_distinct_row_once(X):
+    doubled = np.vstack([X, X[:60]])
+    est = gidr.UMAP(random_state=0, n_epochs=40, unique=True).fit(doubled)
+    assert est.embedding_.shape == (460, 2) and est.result_.embedding.shape == (400, 2)
+    assert np.array_equal(est.embedding_[400:], est.embedding_[:60])  # duplicates share a position
+    assert np.array_equal(est.embedding_[:400], gidr.UMAP(random_state=0, n_epochs=40).fit(X).embedding_)
+    with pytest.raises(GidrValueError, match="unique=True needs a dense in-memory X"):
+        gidr.UMAP(unique=True, n_epochs=5).fit(sp.csr_matrix(X))
+
+
+def test_accepted_no_ops_change_nothing_and_are_checked(X):
+    base = gidr.UMAP(random_state=0, n_epochs=30).fit(X)
+    same = gidr.UMAP(random_state=0, n_epochs=30, transform_seed=7, low_memory=False, angular_rp_forest=True,
+                     force_approximation_algorithm=True).fit(X)
+    assert np.array_equal(base.embedding_, same.embedding_)
+    assert np.array_equal(base.transform(X[:20]), same.transform(X[:20]))
+    with pytest.raises(GidrValueError, match="'low_memory' parameter of UMAP must be a bool"):
+        gidr.UMAP(low_memory="yes").fit(X)
+    with pytest.raises(GidrValueError, match="'transform_seed' parameter of GDR must be an int"):
+        gidr.GDR(transform_seed=-3).fit(X)
+
+
+def test_graph_and_feature_names(X):
+    est = gidr.UMAP(random_state=0, n_epochs=10).fit(X)
+    assert sp.issparse(est.graph_) and est.graph_.shape == (400, 400) and (est.graph_ != est.graph_.T).nnz == 0
+    assert list(est.get_feature_names_out()) == ["umap0", "umap1"]
+    assert list(gidr.GDR(random_state=0, n_epochs=10, n_components=3).fit(X).get_feature_names_out()) == \
+        ["gdr0", "gdr1", "gdr2"]
+
+
+@pytest.mark.parametrize("method, stage", [("barnes_hut", "barnes_hut"), ("exact", "exact"), ("fft", "fft")])
+def test_tsne_method(X, method, stage):
+    est = gidr.TSNE(random_state=0, max_iter=260, method=method).fit(X[:300])
+    assert est.result_.config["repulsion"]["name"] == stage
+    assert np.isfinite(est.kl_divergence_) and est.kl_divergence_ > 0
+
+
+def test_kl_divergence_is_the_final_kl(X):
+    from scipy.spatial.distance import pdist, squareform
+
+    est = gidr.TSNE(random_state=0, max_iter=400).fit(X[:300])
+    P = est.result_.affinities.P.toarray()
+    W = 1.0 / (1.0 + squareform(pdist(est.embedding_, "sqeuclidean")))
+    np.fill_diagonal(W, 0.0)
+    Q = W / W.sum()
+    stored = P > 0
+    exact = float((P[stored] * np.log(P[stored] / Q[stored])).sum())
+    assert est.kl_divergence_ == pytest.approx(exact, rel=0.02)  # the loss estimate: 0.1-0.5 % here
+
+
+def test_tsne_perplexity_must_be_below_n_samples(X):
+    with pytest.raises(GidrValueError, match=r"perplexity \(30\.0\) must be less than n_samples \(25\)"):
+        gidr.TSNE().fit(X[:25])
+
+
+def test_tsne_accepts_scikit_learns_stopping_names(X):
+    a = gidr.TSNE(random_state=0, max_iter=260).fit_transform(X[:200])
+    b = gidr.TSNE(random_state=0, max_iter=260, n_iter_without_progress=50, min_grad_norm=1e-3).fit_transform(X[:200])
+    assert np.array_equal(a, b)  # documented: gidr runs max_iter epochs
+    with pytest.raises(GidrValueError, match="'method' parameter of TSNE must be one of 'barnes_hut', 'exact'"):
+        gidr.TSNE(method="bh").fit(X)
+    with pytest.raises(GidrValueError, match="'angle' parameter of TSNE must be a float in \\[0, 1\\]"):
+        gidr.TSNE(angle=1.5).fit(X)
