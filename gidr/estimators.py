@@ -158,20 +158,27 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
-        self.result_ = result
-        self.embedding_ = result.embedding if inverse is None else result.embedding[inverse]
-        self.n_iter_ = result.config["resolved"]["epochs_run"]
         self.pipeline_ = pipeline
         self._X_fit = None if precomputed else X_checked
         self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
-        self._fitted(result)
+        self._set_fitted(result, inverse)
+        if self.verbose:
+            self._report(result)
         return self
+
+    def _set_fitted(self, result, inverse=None) -> None:
+        """The fitted attributes from ``result`` (``inverse``: each row's distinct row, with
+        ``unique=True``); :func:`gidr.load` calls it too."""
+        self.result_ = result
+        self._unique_inverse = None if inverse is None else np.asarray(inverse, dtype=np.int64)
+        self.embedding_ = result.embedding if inverse is None else result.embedding[self._unique_inverse]
+        self.n_iter_ = result.config["resolved"]["epochs_run"]
 
     def _check_n_samples(self, n_samples: int) -> None:
         """Checks that need the number of samples (before any work)."""
 
-    def _fitted(self, result) -> None:
-        """Estimator-specific attributes from the fit's result."""
+    def _report(self, result) -> None:
+        """Lines a verbose fit prints at its end (the progress bar and timings aside)."""
 
     @property
     def graph_(self):
@@ -355,7 +362,8 @@ class GDR(_Base):
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", normalized=False, loss="kl",
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
                  init="spectral", negative_sample_rate=None, random_state=None, n_jobs=-1, verbose=False,
-                 backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
+                 backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1,
+                 a=None, b=None, set_op_mix_ratio=1.0,
                  unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
                  force_approximation_algorithm=False):
         self.n_neighbors = n_neighbors
@@ -466,9 +474,30 @@ class TSNE(_Base):
             raise GidrValueError(f"perplexity ({self.perplexity}) must be less than n_samples ({n_samples}), as in "
                                  "scikit-learn's TSNE. Pass a smaller perplexity (about n_samples / 3 at most).")
 
-    def _fitted(self, result) -> None:
+    def _set_fitted(self, result, inverse=None) -> None:
+        super()._set_fitted(result, inverse)
         history = result.loss_history
         self.kl_divergence_ = float(history[-1][1]) if history else float("nan")
+        self.n_iter_ = max(int(result.config["resolved"]["epochs_run"]) - 1, 0)  # scikit-learn counts from 0
+        self.embedding_ = np.asarray(self.embedding_, dtype=np.float32)  # as scikit-learn's TSNE
+
+    def _report(self, result) -> None:
+        """scikit-learn's lines, from the losses the fit recorded (every 50 epochs and the last)."""
+        exaggerated = int(result.stages["optimizer"].values.get("exaggeration_iter") or 0)
+        for epoch, loss in result.loss_history:
+            print(f"[t-SNE] Iteration {epoch}: error = {loss:.7f}")
+            if epoch == exaggerated:
+                print(f"[t-SNE] KL divergence after {epoch} iterations with early exaggeration: {loss:.6f}")
+        print(f"[t-SNE] KL divergence after {self.n_iter_ + 1} iterations: {self.kl_divergence_:.6f}")
+
+    def transform(self, X):
+        """As :meth:`GDR.transform`, in float32 like the embedding."""
+        return super().transform(X).astype(np.float32)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the embedding is float32, as scikit-learn's
+        return tags
 
 
 #: scikit-learn's (and openTSNE's) names of the gradient methods -> gidr's repulsion stages.
@@ -617,16 +646,53 @@ def _verbosity(verbose):
 
 
 def _precomputed_input(X):
-    """With ``metric="precomputed"``: a square distance matrix, or a kNN graph given as a
-    :class:`~gidr.types.KNNGraph` or an ``(indices, distances)`` pair."""
+    """With ``metric="precomputed"``: a square distance matrix, a sparse one holding each
+    point's nearest neighbours (``kneighbors_graph(mode="distance")``, as scikit-learn reads
+    it), or a kNN graph given as a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)``
+    pair."""
     if isinstance(X, KNNGraph):
         return X
     if isinstance(X, tuple) and len(X) == 2:
         return KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        _check_square(X.shape)
+        return _sparse_neighbors(check_array(X, name="X (precomputed distances)", allow_sparse=True))
     D = check_array(X, name="X (precomputed distances)")
-    if D.shape[0] != D.shape[1]:
-        raise GidrValueError(format_error("The precomputed distance matrix X", "square",
-                                          Described(f"shape {D.shape}"),
+    _check_square(D.shape)
+    return D
+
+
+def _check_square(shape) -> None:
+    if shape[0] != shape[1]:
+        raise GidrValueError(format_error("The precomputed distance matrix X", "a square distance matrix",
+                                          Described(f"shape {shape}"),
                                           "With metric='precomputed', pass an (n, n) distance matrix or an "
                                           "(indices, distances) kNN pair."))
-    return D
+
+
+def _sparse_neighbors(D) -> KNNGraph:
+    """Each row's stored entries (its neighbours, the diagonal left out) as a kNN graph sorted
+    by (distance, index), as wide as the row with the fewest."""
+    D = D.tocsr().copy()
+    D.setdiag(0)
+    D.eliminate_zeros()  # an explicit zero off the diagonal is a duplicate point: kept below
+    counts = np.diff(D.indptr)
+    if D.nnz and D.data.min() < 0:
+        raise GidrValueError(format_error("The precomputed distance matrix X",
+                                          "a matrix of positive or zero distances",
+                                          Described(f"{int((D.data < 0).sum())} negative value(s)")))
+    width = int(counts.min()) if len(counts) else 0
+    if width < 1:
+        raise GidrValueError(format_error(
+            "The sparse precomputed distance matrix X", "at least one stored neighbour per row",
+            Described(f"a row with none (row {int(np.argmin(counts))})"),
+            "Build it with sklearn.neighbors.kneighbors_graph(X, n_neighbors=k, mode='distance')."))
+    indices = np.empty((D.shape[0], width), dtype=np.int64)
+    distances = np.empty((D.shape[0], width))
+    for i in range(D.shape[0]):
+        cols, vals = D.indices[D.indptr[i]:D.indptr[i + 1]], D.data[D.indptr[i]:D.indptr[i + 1]]
+        order = np.lexsort((cols, vals))[:width]
+        indices[i], distances[i] = cols[order], vals[order]
+    return KNNGraph(indices, distances)

@@ -352,6 +352,8 @@ def _manifest(estimator, add_array: _ArrayWriter) -> dict[str, Any]:
                          "result", add_array),
         "n_features_in": int(estimator.n_features_in_),
         "training_data": _training_data(estimator, result, add_array),
+        # unique=True: each row's distinct row (the embedding holds the distinct rows only)
+        "unique_inverse": encode(getattr(estimator, "_unique_inverse", None), "unique_inverse", add_array),
     }
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "gidr_version": gidr.__version__,
             "library_versions": _library_versions(),
@@ -565,6 +567,7 @@ def _rebuild(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], regi
         config = decode(fitted["pipeline_config"], arrays)
         X_fit = decode(fitted["training_data"]["X"], arrays)
         n_features_in = int(fitted["n_features_in"])
+        inverse = decode(fitted.get("unique_inverse"), arrays)
         resolved = saved["config"]["resolved"]
     except (KeyError, TypeError, ValueError) as error:
         raise _corrupted(path, f"member '{MANIFEST}'", f"{type(error).__name__}: {error}") from None
@@ -582,12 +585,10 @@ def _rebuild(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], regi
                     affinities=Affinities(saved["P"], bool(saved["normalized"])), timings=saved["timings"],
                     loss_history=saved["loss_history"], config=saved["config"],
                     stages={**pipeline.stages, "neighbors": neighbors})
-    estimator.result_ = result
-    estimator.embedding_ = result.embedding
-    estimator.n_iter_ = resolved["epochs_run"]
     estimator.pipeline_ = pipeline
     estimator._X_fit = X_fit
     estimator.n_features_in_ = n_features_in
+    estimator._set_fitted(result, inverse)
     return estimator
 
 

@@ -266,7 +266,8 @@ class Pipeline:
                 return graph, graph.n_samples, stage
             D = check_array(X, name="X (precomputed distances)")
             if D.shape[0] != D.shape[1]:
-                raise GidrValueError(format_error("The precomputed distance matrix X", "square", Described(f"shape {D.shape}")))
+                raise GidrValueError(format_error("The precomputed distance matrix X", "a square distance matrix",
+                                                  Described(f"shape {D.shape}")))
             return D, D.shape[0], stage
         if is_dask_array(X):
             X = check_dask_array(X)

@@ -68,7 +68,8 @@ def _checked_rows(block, offset: int, name: str = "X") -> np.ndarray:
     return rows
 
 
-def merge_candidates(indices: np.ndarray, distances: np.ndarray, k: int, sentinel: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_candidates(indices: np.ndarray, distances: np.ndarray, k: int,
+                     sentinel: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best distinct candidates of each row by ``(distance, index)``.
 
     A candidate listed twice (found in two cells) is kept once; missing entries carry index
@@ -112,7 +113,8 @@ def _finish(indices: np.ndarray, distances: np.ndarray, sentinel: int, what: str
         rows = np.flatnonzero((indices == sentinel).any(axis=1))
         raise GidrValueError(format_error(
             f"The neighbours {what} found", "k neighbours for every point", f"fewer for {len(rows)} point(s), "
-            f"the first row {int(rows[0])}", "Use fewer neighbours, a larger cell_size or halo, or neighbors='dask-exact'."))
+            f"the first row {int(rows[0])}",
+            "Use fewer neighbours, a larger cell_size or halo, or neighbors='dask-exact'."))
     return KNNGraph(indices, distances)
 
 

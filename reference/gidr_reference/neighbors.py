@@ -18,7 +18,7 @@ from scipy.spatial.distance import cdist
 
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import KNNGraph
-from gidr.validation import GidrValueError, format_error
+from gidr.validation import Described, GidrValueError, format_error
 
 __all__ = [
     "METRICS",
@@ -178,8 +178,9 @@ def knn_from_distance_matrix(D: np.ndarray, n_neighbors: int) -> KNNGraph:
         raise GidrValueError(format_error("The precomputed distance matrix X", "finite", "NaN or infinite values",
                                           "Replace them with large finite distances."))
     if np.any(D < 0):
-        raise GidrValueError(format_error("The precomputed distance matrix X", "non-negative",
-                                          f"{int(np.count_nonzero(D < 0))} negative value(s)"))
+        raise GidrValueError(format_error("The precomputed distance matrix X",
+                                          "a matrix of positive or zero distances",
+                                          Described(f"{int(np.count_nonzero(D < 0))} negative value(s)")))
     _check_n_neighbors(n_neighbors, D.shape[0])
     block = max(1, _BLOCK_ENTRIES // D.shape[0])
     indices = np.empty((D.shape[0], n_neighbors), dtype=np.int64)

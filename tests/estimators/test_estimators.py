@@ -200,7 +200,7 @@ def test_precomputed_distance_matrix_and_knn_pair(digits):
 
 def test_precomputed_must_be_square(digits):
     X, _ = digits
-    with pytest.raises(ValueError, match="The precomputed distance matrix X must be square"):
+    with pytest.raises(ValueError, match="The precomputed distance matrix X must be a square distance matrix"):
         GDR(metric="precomputed").fit(X[:50])
 
 

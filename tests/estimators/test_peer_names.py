@@ -104,3 +104,45 @@ def test_tsne_accepts_scikit_learns_stopping_names(X):
         gidr.TSNE(method="bh").fit(X)
     with pytest.raises(GidrValueError, match="'angle' parameter of TSNE must be a float in \\[0, 1\\]"):
         gidr.TSNE(angle=1.5).fit(X)
+
+
+def test_tsne_scikit_learn_conventions(X, capsys):
+    est = gidr.TSNE(random_state=0, max_iter=300, verbose=True)
+    Y = est.fit_transform(X[:200])
+    assert Y.dtype == np.float32 and est.embedding_.dtype == np.float32
+    assert est.n_iter_ == 299  # the index of the last iteration, as scikit-learn counts
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[t-SNE] Iteration")]
+    assert lines[-1] == f"[t-SNE] Iteration 300: error = {est.kl_divergence_:.7f}"
+
+
+def test_tsne_sparse_precomputed_neighbours(X):
+    from sklearn.neighbors import kneighbors_graph
+
+    data = X[:300]
+    D = kneighbors_graph(data, 40, mode="distance")
+    sparse = gidr.TSNE(metric="precomputed", init="random", perplexity=10, random_state=0, max_iter=250).fit(D)
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, indices = NearestNeighbors(n_neighbors=41).fit(data).kneighbors(data)
+    pair = gidr.TSNE(metric="precomputed", init="random", perplexity=10, random_state=0, max_iter=250).fit(
+        (indices[:, 1:], distances[:, 1:]))
+    assert np.array_equal(sparse.embedding_, pair.embedding_)  # the same kNN graph, read from the sparse rows
+    empty = D.tolil()
+    empty[5, :] = 0
+    with pytest.raises(GidrValueError, match=r"at least one stored neighbour per row.*row 5.*kneighbors_graph"):
+        gidr.TSNE(metric="precomputed", init="random", perplexity=5).fit(empty.tocsr())
+    with pytest.raises(GidrValueError, match="a square distance matrix"):
+        gidr.TSNE(metric="precomputed", init="random").fit(D[:, :100])
+
+
+def test_saved_models_keep_unique_and_tsne_attributes(X, tmp_path):
+    doubled = np.vstack([X[:200], X[:30]])
+    est = gidr.UMAP(random_state=0, n_epochs=30, unique=True).fit(doubled)
+    est.save(tmp_path / "u.gidr")
+    loaded = gidr.load(tmp_path / "u.gidr")
+    assert np.array_equal(loaded.embedding_, est.embedding_) and loaded.embedding_.shape == (230, 2)
+    tsne = gidr.TSNE(random_state=0, max_iter=260).fit(X[:150])
+    tsne.save(tmp_path / "t.gidr")
+    back = gidr.load(tmp_path / "t.gidr")
+    assert back.embedding_.dtype == np.float32 and np.array_equal(back.embedding_, tsne.embedding_)
+    assert (back.n_iter_, back.kl_divergence_) == (tsne.n_iter_, tsne.kl_divergence_)

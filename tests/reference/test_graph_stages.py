@@ -209,7 +209,8 @@ def test_precomputed_graph_with_too_few_columns_names_the_fix():
 
 @pytest.mark.parametrize("matrix, match", [
     (np.zeros((4, 3)), r"The precomputed distance matrix X must be a square 2-D array"),
-    (-np.ones((4, 4)), r"The precomputed distance matrix X must be non-negative. Got '16 negative value\(s\)'"),
+    (-np.ones((4, 4)), r"The precomputed distance matrix X must be a matrix of positive or zero distances\. "
+                       r"Got 16 negative value\(s\)"),
     (np.full((4, 4), np.inf), r"The precomputed distance matrix X must be finite"),
 ])
 def test_precomputed_matrix_rejects_bad_input(matrix, match):
