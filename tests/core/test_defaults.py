@@ -45,8 +45,10 @@ MAPPINGS = {
 RUN_ONLY = {"n_jobs", "verbose"}
 #: Parameters the estimator itself handles or documents as accepted no-ops (no preset layer).
 ESTIMATOR_ONLY = {
-    gidr.UMAP: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm"},
-    gidr.GDR: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm"},
+    gidr.UMAP: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm",
+                "output_metric", "densmap"},
+    gidr.GDR: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm",
+               "output_metric", "densmap"},
     gidr.TSNE: {"n_iter_without_progress", "min_grad_norm"},
 }
 #: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).

@@ -47,8 +47,11 @@ def test_unique_embeds_each_distinct_row_once(X):
     assert est.embedding_.shape == (460, 2) and est.result_.embedding.shape == (400, 2)
     assert np.array_equal(est.embedding_[400:], est.embedding_[:60])  # duplicates share a position
     assert np.array_equal(est.embedding_[:400], gidr.UMAP(random_state=0, n_epochs=40).fit(X).embedding_)
-    with pytest.raises(GidrValueError, match="unique=True needs a dense in-memory X"):
-        gidr.UMAP(unique=True, n_epochs=5).fit(sp.csr_matrix(X))
+    sparse = gidr.UMAP(random_state=0, n_epochs=40, unique=True).fit(sp.csr_matrix(doubled))
+    assert sparse.embedding_.shape == (460, 2) and np.array_equal(sparse.embedding_[400:], sparse.embedding_[:60])
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(GidrValueError, match="unique=True needs an in-memory X"):
+        gidr.UMAP(unique=True, n_epochs=5).fit(da.from_array(X, chunks=(100, -1)))
 
 
 def test_accepted_no_ops_change_nothing_and_are_checked(X):
@@ -88,7 +91,7 @@ def test_kl_divergence_is_the_final_kl(X):
     Q = W / W.sum()
     stored = P > 0
     exact = float((P[stored] * np.log(P[stored] / Q[stored])).sum())
-    assert est.kl_divergence_ == pytest.approx(exact, rel=0.02)  # the loss estimate: 0.1-0.5 % here
+    assert est.kl_divergence_ == pytest.approx(exact, rel=0.02)  # the loss estimate: 0.04 % off here (0.8 % at most measured)
 
 
 def test_tsne_perplexity_must_be_below_n_samples(X):
@@ -146,3 +149,12 @@ def test_saved_models_keep_unique_and_tsne_attributes(X, tmp_path):
     back = gidr.load(tmp_path / "t.gidr")
     assert back.embedding_.dtype == np.float32 and np.array_equal(back.embedding_, tsne.embedding_)
     assert (back.n_iter_, back.kl_divergence_) == (tsne.n_iter_, tsne.kl_divergence_)
+
+
+def test_output_metric_and_densmap_are_refused_clearly(X):
+    assert gidr.UMAP(output_metric="euclidean", densmap=False, n_epochs=5, random_state=0).fit(X).embedding_.shape \
+        == (400, 2)
+    with pytest.raises(GidrValueError, match=r"'output_metric' parameter of UMAP must be 'euclidean'.*Euclidean"):
+        gidr.UMAP(output_metric="haversine").fit(X)
+    with pytest.raises(GidrValueError, match=r"'densmap' parameter of GDR must be False.*densMAP"):
+        gidr.GDR(densmap=True).fit(X)
