@@ -277,7 +277,7 @@ class UMAP(_Base):
     distinct rows once; duplicates share their position). ``transform_seed``, ``low_memory``,
     ``angular_rp_forest`` and ``force_approximation_algorithm`` are accepted and checked but
     change nothing: gidr's transform draws from each point's own data, its searches always use
-    little memory, and small inputs already get exact neighbours ``output_metric`` must be
+    little memory, and small inputs already get exact neighbours. ``output_metric`` must be
     "euclidean" and ``densmap`` False (each other value is refused with a clear error).
     ``backend`` picks the implementation ("auto": fastest installed).
 
