@@ -38,17 +38,7 @@ import numpy as np
 
 _CHROMIUM = "/usr/bin/chromium"
 _CHROMEDRIVER = "/usr/bin/chromedriver"
-#: Headless, and WebGL through ANGLE on SwiftShader (software) as on a machine without a GPU:
-#: without the last two, Chromium 156 here draws the 1M-point map about 15 times slower.
-CHROMIUM_ARGUMENTS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800",
-                      "--enable-unsafe-swiftshader", "--use-gl=angle", "--use-angle=swiftshader")
 _TAB10_BLUE = (31, 119, 180)
-_IDLE_SCRIPT = """
-const done = arguments[arguments.length - 1];
-const docs = window.Bokeh ? window.Bokeh.documents : [];
-if (!docs.length || !docs[0].is_idle) { done(false); return; }
-requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
-"""
 _WEBGL_SCRIPT = """
 for (const view of Bokeh.index) { if (view.canvas_view) return view.canvas_view.webgl != null; }
 return null;
@@ -70,24 +60,15 @@ def _peak_mb() -> float:
 
 def open_in_chromium(path: str, timeout: float = 120.0) -> dict:
     """Open ``path`` in headless Chromium; seconds until rendered, WebGL used, SEVERE messages."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from gidr.testing.browser import start_chromium, wait_until_drawn
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = _CHROMIUM
-    for argument in CHROMIUM_ARGUMENTS:
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(_CHROMEDRIVER))
+    driver = start_chromium(_CHROMIUM, _CHROMEDRIVER, timeout)
     try:
-        driver.set_script_timeout(timeout)
         driver.set_page_load_timeout(timeout)
         start = time.perf_counter()
         driver.get(Path(path).resolve().as_uri())
-        while not driver.execute_async_script(_IDLE_SCRIPT):
-            if time.perf_counter() - start > timeout:
-                raise TimeoutError(f"the map did not render within {timeout} s")
-            time.sleep(0.05)
+        if not wait_until_drawn(driver, timeout):
+            raise TimeoutError(f"the map did not render within {timeout} s")
         seconds = time.perf_counter() - start
         screenshot = driver.get_screenshot_as_png()
         visible = time.perf_counter() - start

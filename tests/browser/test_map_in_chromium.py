@@ -22,22 +22,14 @@ webdriver = pytest.importorskip("selenium.webdriver")
 Image = pytest.importorskip("PIL.Image")
 
 from gidr.html_map import write_html  # noqa: E402
+from gidr.testing.browser import start_chromium, wait_until_drawn  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-#: Headless; WebGL through ANGLE on SwiftShader, the software renderer of a machine without a GPU.
-ARGUMENTS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800",
-             "--enable-unsafe-swiftshader", "--use-gl=angle", "--use-angle=swiftshader")
 TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]
 CENTERS = np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
 TIMEOUT = 30.0
 
-_RENDERED = """
-const done = arguments[arguments.length - 1];
-const docs = window.Bokeh ? window.Bokeh.documents : [];
-if (!docs.length || !docs[0].is_idle) { done(false); return; }
-requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
-"""
 # Page coordinates of the plot frame and of data points, from the figure's own scales.
 _GEOMETRY = """
 const points = arguments[0];
@@ -59,15 +51,7 @@ def browser():
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip(f"the browser test needs Debian's chromium and chromium-driver; not found on PATH: "
                     f"chromium={CHROMIUM}, chromedriver={CHROMEDRIVER} (.ci/run installs them)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ARGUMENTS:
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))  # a failure here fails the test
-    driver.set_script_timeout(TIMEOUT)
+    driver = start_chromium(CHROMIUM, CHROMEDRIVER, TIMEOUT)  # a failure here fails the test
     yield driver
     driver.quit()
 
@@ -99,10 +83,7 @@ def page(browser, tmp_path_factory):
 
 
 def _wait_until_drawn(driver) -> None:
-    start = time.perf_counter()
-    while not driver.execute_async_script(_RENDERED):
-        assert time.perf_counter() - start < TIMEOUT, f"the map was not drawn within {TIMEOUT} s"
-        time.sleep(0.05)
+    assert wait_until_drawn(driver, TIMEOUT), f"the map was not drawn within {TIMEOUT} s"
 
 
 def _screenshot(driver) -> np.ndarray:
