@@ -41,6 +41,7 @@ import numpy as np
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, finite_rows_error, format_error
 from gidr_dask._runtime import gather_each, worker_threads
+from gidr_reference.neighbors import unit_rows
 
 __all__ = ["exact_knn", "approximate_knn", "merge_candidates", "kmeans_centres", "nearest_centres",
            "DEFAULT_CELL_SIZE", "DEFAULT_HALO"]
@@ -214,11 +215,9 @@ def kmeans_centres(sample: np.ndarray, n_cells: int, rng: np.random.Generator,
 def _search_rows(rows: np.ndarray, metric: str) -> np.ndarray:
     """The rows the cells are cut on: unit rows for the cosine metric (whose order of distances
     is the euclidean order of unit rows)."""
-    rows = np.asarray(rows, dtype=np.float64)
     if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-        rows = rows / np.where(norms > 0, norms, 1.0)[:, None]
-    return rows
+        return unit_rows(rows, centred=False)[0]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def _split(block, offset: int, centres: np.ndarray, halo: int, metric: str) -> list:

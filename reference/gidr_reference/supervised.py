@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from gidr_reference.symmetrize import clean, fuzzy_union
+
 __all__ = ["far_distance", "categorical_intersection", "general_intersection", "reset_local_connectivity",
            "UNKNOWN_DISTANCE"]
 
@@ -38,19 +40,14 @@ def far_distance(target_weight: float) -> float:
 
 
 def reset_local_connectivity(P: sp.spmatrix) -> sp.csr_matrix:
-    """Rows scaled to a largest entry of 1, then the fuzzy union with the transpose; sorted
-    indices, explicit zeros removed."""
-    A = sp.csr_matrix(P, dtype=np.float64, copy=True)
-    A.eliminate_zeros()
+    """Rows scaled to a largest entry of 1, then the fuzzy union with the transpose
+    (:func:`gidr_reference.symmetrize.fuzzy_union`); sorted indices, explicit zeros removed."""
+    A = clean(P)
     row_max = np.zeros(A.shape[0])
     nonempty = np.diff(A.indptr) > 0
     row_max[nonempty] = np.maximum.reduceat(A.data, A.indptr[:-1][nonempty])
     A.data /= np.repeat(np.where(row_max > 0, row_max, 1.0), np.diff(A.indptr))
-    At = A.T.tocsr()
-    union = (A + At - A.multiply(At)).tocsr()
-    union.eliminate_zeros()
-    union.sort_indices()
-    return union
+    return fuzzy_union(A)
 
 
 def categorical_intersection(P: sp.spmatrix, codes: np.ndarray, target_weight: float,
@@ -73,14 +70,7 @@ def categorical_intersection(P: sp.spmatrix, codes: np.ndarray, target_weight: f
     differ = ~unknown & (ci != cj)
     P.data[unknown] *= np.exp(-unknown_distance)
     P.data[differ] *= np.exp(-far_distance(target_weight))
-    return reset_local_connectivity(P) if reset else _tidy(P)
-
-
-def _tidy(P: sp.spmatrix) -> sp.csr_matrix:
-    P = sp.csr_matrix(P)
-    P.eliminate_zeros()
-    P.sort_indices()
-    return P
+    return reset_local_connectivity(P) if reset else clean(P)
 
 
 def _floor(values: np.ndarray, cap: float | None = None) -> float:
@@ -92,8 +82,7 @@ def general_intersection(P: sp.spmatrix, T: sp.spmatrix, target_weight: float, *
                          reset: bool = True) -> sp.csr_matrix:
     """The data's graph ``P`` and the targets' graph ``T`` combined with weight ``target_weight``
     (see the module docstring), then :func:`reset_local_connectivity` when ``reset``."""
-    P = _tidy(sp.csr_matrix(P, dtype=np.float64, copy=True))
-    T = _tidy(sp.csr_matrix(T, dtype=np.float64, copy=True))
+    P, T = clean(P), clean(T)
     p_floor, t_floor = _floor(P.data), _floor(T.data, cap=1.0e-4)
     pattern = (abs(P) + abs(T)).tocoo()
     rows, cols = pattern.row, pattern.col
@@ -109,4 +98,4 @@ def general_intersection(P: sp.spmatrix, T: sp.spmatrix, target_weight: float, *
     # an entry where neither value exceeds its floor keeps the plain sum (umap-learn's rule)
     keep = (p > p_floor) | (t > t_floor)
     combined = sp.csr_matrix((np.where(keep, values, p_stored + t_stored), (rows, cols)), shape=P.shape)
-    return reset_local_connectivity(combined) if reset else _tidy(combined)
+    return reset_local_connectivity(combined) if reset else clean(combined)
