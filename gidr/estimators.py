@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from gidr.pipeline import Pipeline
+from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
 from gidr.types import KNNGraph
@@ -138,7 +138,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         pipeline = self._pipeline(seed)
         precomputed = self.metric == "precomputed" if hasattr(self, "metric") else False
         if precomputed:
-            X_checked = _precomputed_input(X)
+            X_checked = precomputed_input(X)
         elif is_dask_array(X):  # read on the Dask workers; kept lazy for transform
             X_checked = check_dask_array(X)
         else:
@@ -682,54 +682,3 @@ def _verbosity(verbose):
     yield lambda total: tqdm(total=total, desc="gidr epochs", unit="epoch", file=sys.stderr)
 
 
-def _precomputed_input(X):
-    """With ``metric="precomputed"``: a square distance matrix, a sparse one holding each
-    point's nearest neighbours (``kneighbors_graph(mode="distance")``, as scikit-learn reads
-    it), or a kNN graph given as a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)``
-    pair."""
-    if isinstance(X, KNNGraph):
-        return X
-    if isinstance(X, tuple) and len(X) == 2:
-        return KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
-    import scipy.sparse as sp
-
-    if sp.issparse(X):
-        _check_square(X.shape)
-        return _sparse_neighbors(check_array(X, name="X (precomputed distances)", allow_sparse=True))
-    D = check_array(X, name="X (precomputed distances)")
-    _check_square(D.shape)
-    return D
-
-
-def _check_square(shape) -> None:
-    if shape[0] != shape[1]:
-        raise GidrValueError(format_error("The precomputed distance matrix X", "a square distance matrix",
-                                          Described(f"shape {shape}"),
-                                          "With metric='precomputed', pass an (n, n) distance matrix or an "
-                                          "(indices, distances) kNN pair."))
-
-
-def _sparse_neighbors(D) -> KNNGraph:
-    """Each row's stored entries (its neighbours, the diagonal left out) as a kNN graph sorted
-    by (distance, index), as wide as the row with the fewest."""
-    D = D.tocsr().copy()
-    D.setdiag(0)
-    D.eliminate_zeros()  # an explicit zero off the diagonal is a duplicate point: kept below
-    counts = np.diff(D.indptr)
-    if D.nnz and D.data.min() < 0:
-        raise GidrValueError(format_error("The precomputed distance matrix X",
-                                          "a matrix of positive or zero distances",
-                                          Described(f"{int((D.data < 0).sum())} negative value(s)")))
-    width = int(counts.min()) if len(counts) else 0
-    if width < 1:
-        raise GidrValueError(format_error(
-            "The sparse precomputed distance matrix X", "at least one stored neighbour per row",
-            Described(f"a row with none (row {int(np.argmin(counts))})"),
-            "Build it with sklearn.neighbors.kneighbors_graph(X, n_neighbors=k, mode='distance')."))
-    indices = np.empty((D.shape[0], width), dtype=np.int64)
-    distances = np.empty((D.shape[0], width))
-    for i in range(D.shape[0]):
-        cols, vals = D.indices[D.indptr[i]:D.indptr[i + 1]], D.data[D.indptr[i]:D.indptr[i + 1]]
-        order = np.lexsort((cols, vals))[:width]
-        indices[i], distances[i] = cols[order], vals[order]
-    return KNNGraph(indices, distances)

@@ -30,7 +30,7 @@ from gidr.validation import (
     resolve_seed,
 )
 
-__all__ = ["Pipeline", "PIPELINE_PARAMS"]
+__all__ = ["Pipeline", "PIPELINE_PARAMS", "precomputed_input"]
 
 logger = logging.getLogger("gidr")
 
@@ -259,16 +259,8 @@ class Pipeline:
         it (``select``-ed, e.g. by ``"auto"``), by what the stage ``accepts``."""
         stage = self._stages["neighbors"]
         if "precomputed" in stage.accepts and "dense" not in stage.accepts:
-            if isinstance(X, KNNGraph):
-                return X, X.n_samples, stage
-            if isinstance(X, tuple) and len(X) == 2:
-                graph = KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
-                return graph, graph.n_samples, stage
-            D = check_array(X, name="X (precomputed distances)")
-            if D.shape[0] != D.shape[1]:
-                raise GidrValueError(format_error("The precomputed distance matrix X", "a square distance matrix",
-                                                  Described(f"shape {D.shape}")))
-            return D, D.shape[0], stage
+            data = precomputed_input(X)
+            return data, data.n_samples if isinstance(data, KNNGraph) else data.shape[0], stage
         if is_dask_array(X):
             X = check_dask_array(X)
             neighbors = self.neighbors_for(X)
@@ -444,6 +436,58 @@ def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:
                       f"samples; using {n_samples - 1}.", UserWarning, stacklevel=3)
         k = n_samples - 1
     return max(k, 1)
+
+
+def precomputed_input(X):
+    """The input of a precomputed neighbours stage (``metric="precomputed"``, or
+    ``neighbors="precomputed"``): a square distance matrix, a sparse one holding each
+    point's nearest neighbours (``kneighbors_graph(mode="distance")``, as scikit-learn reads
+    it), or a kNN graph given as a :class:`~gidr.types.KNNGraph` or an ``(indices, distances)``
+    pair."""
+    if isinstance(X, KNNGraph):
+        return X
+    if isinstance(X, tuple) and len(X) == 2:
+        return KNNGraph(np.asarray(X[0]), np.asarray(X[1], dtype=np.float64))
+    if sp.issparse(X):
+        _check_square(X.shape)
+        return _sparse_neighbors(check_array(X, name="X (precomputed distances)", allow_sparse=True))
+    D = check_array(X, name="X (precomputed distances)")
+    _check_square(D.shape)
+    return D
+
+
+def _check_square(shape) -> None:
+    if shape[0] != shape[1]:
+        raise GidrValueError(format_error("The precomputed distance matrix X", "a square distance matrix",
+                                          Described(f"shape {shape}"),
+                                          "With metric='precomputed', pass an (n, n) distance matrix or an "
+                                          "(indices, distances) kNN pair."))
+
+
+def _sparse_neighbors(D) -> KNNGraph:
+    """Each row's stored entries (its neighbours, the diagonal left out) as a kNN graph sorted
+    by (distance, index), as wide as the row with the fewest."""
+    coo = D.tocoo()
+    off_diagonal = coo.row != coo.col  # a stored zero off the diagonal is a duplicate point: kept
+    D = sp.csr_matrix((coo.data[off_diagonal], (coo.row[off_diagonal], coo.col[off_diagonal])), shape=coo.shape)
+    counts = np.diff(D.indptr)
+    if D.nnz and D.data.min() < 0:
+        raise GidrValueError(format_error("The precomputed distance matrix X",
+                                          "a matrix of positive or zero distances",
+                                          Described(f"{int((D.data < 0).sum())} negative value(s)")))
+    width = int(counts.min()) if len(counts) else 0
+    if width < 1:
+        raise GidrValueError(format_error(
+            "The sparse precomputed distance matrix X", "at least one stored neighbour per row",
+            Described(f"a row with none (row {int(np.argmin(counts))})"),
+            "Build it with sklearn.neighbors.kneighbors_graph(X, n_neighbors=k, mode='distance')."))
+    indices = np.empty((D.shape[0], width), dtype=np.int64)
+    distances = np.empty((D.shape[0], width))
+    for i in range(D.shape[0]):
+        cols, vals = D.indices[D.indptr[i]:D.indptr[i + 1]], D.data[D.indptr[i]:D.indptr[i + 1]]
+        order = np.lexsort((cols, vals))[:width]
+        indices[i], distances[i] = cols[order], vals[order]
+    return KNNGraph(indices, distances)
 
 
 def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:

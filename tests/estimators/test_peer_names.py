@@ -158,3 +158,19 @@ def test_output_metric_and_densmap_are_refused_clearly(X):
         gidr.UMAP(output_metric="haversine").fit(X)
     with pytest.raises(GidrValueError, match=r"'densmap' parameter of GDR must be False.*densMAP"):
         gidr.GDR(densmap=True).fit(X)
+
+
+def test_sparse_precomputed_keeps_duplicates_and_runs_through_the_pipeline(X):
+    from sklearn.neighbors import kneighbors_graph
+
+    from gidr.pipeline import precomputed_input
+
+    data = np.vstack([X[:150], X[:1]])  # row 150 duplicates row 0: a stored 0 off the diagonal
+    D = kneighbors_graph(data, 20, mode="distance")
+    D[0, 150], D[150, 0] = 0.0, 0.0  # explicit zeros, as a precomputed matrix may store them
+    graph = precomputed_input(D)
+    assert graph.indices[0, 0] == 150 and graph.distances[0, 0] == 0.0
+    assert graph.indices[150, 0] == 0 and graph.distances[150, 0] == 0.0
+    assert not np.any(graph.indices == np.arange(151)[:, None])  # the diagonal is never a neighbour
+    pipeline = gidr.Pipeline.from_preset("gdr-umap", neighbors="precomputed", random_state=0, n_epochs=20)
+    assert np.array_equal(pipeline.run(D).embedding, pipeline.run(graph).embedding)
