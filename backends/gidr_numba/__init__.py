@@ -66,6 +66,49 @@ def _probe() -> None:
     """A function of this package's directory: numba's cache locators judge by the file."""
 
 
+#: File beside the kernel cache holding the digest of the sources it was compiled from.
+SOURCES_DIGEST_FILE = "gidr-numba-sources.sha256"
+
+
+def sources_digest() -> str:
+    """SHA-256 of this package's ``.py`` files (names and contents, in name order)."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _drop_stale_kernels(cache_path: str) -> bool:
+    """Delete the package's cached kernels in ``cache_path`` when they were compiled from other
+    sources than these (see the module docstring). Returns whether any were deleted. Files it
+    cannot remove or write are left: numba then recompiles what it cannot load, as before."""
+    from pathlib import Path
+
+    cache = Path(cache_path)
+    stamp = cache / SOURCES_DIGEST_FILE
+    current = sources_digest()
+    try:
+        if stamp.read_text().strip() == current:
+            return False
+    except OSError:
+        pass
+    modules = {path.stem for path in Path(__file__).resolve().parent.glob("*.py")}
+    dropped = False
+    for path in list(cache.glob("*.nb[ic]")):
+        if path.name.split(".", 1)[0] in modules:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                dropped = True
+    with contextlib.suppress(OSError):
+        temporary = cache / f"{SOURCES_DIGEST_FILE}.{os.getpid()}"
+        temporary.write_text(current + "\n")
+        os.replace(temporary, stamp)
+    return dropped
+
+
 def _compile_in_memory_when_uncachable() -> bool:
     """Probe numba's cache locators for this package; without one, turn its ``cache=True``
     kernels into in-memory compilation (numba's own :class:`NullCache`) and warn once.
@@ -73,12 +116,15 @@ def _compile_in_memory_when_uncachable() -> bool:
     try:
         from numba.core import caching, dispatcher
 
-        caching.CompileResultCacheImpl(_probe)
+        impl = caching.CompileResultCacheImpl(_probe)
     except RuntimeError as exc:
         reason = str(exc)
     except (ImportError, AttributeError, TypeError):  # numba's internals moved: its own behaviour
         return True
     else:
+        cache_path = getattr(getattr(impl, "_locator", None), "_cache_path", None)
+        if cache_path:
+            _drop_stale_kernels(cache_path)
         return True
     enable_caching = dispatcher.Dispatcher.enable_caching
 

@@ -11,8 +11,11 @@ threads and whatever order the threads take. The hash is the splitmix64 finalize
     h = mix(h ^ i); h = mix(h ^ slot)
 
 ``negative_sample`` maps ``h`` to a point ``k != i`` uniform over the other ``n - 1``
-points (``k = h % (n - 1)``, shifted past ``i``); ``uniform`` maps it to a float in
-[0, 1) with 53 random bits.
+points (``k = below(h, n - 1)``, shifted past ``i``); ``uniform`` maps it to a float in
+[0, 1) with 53 random bits. ``below(h, m)`` is ``floor(h * m / 2**64)``, the high word of
+the 128-bit product, computed from 32-bit halves for ``m < 2**32`` (two multiplies where a
+64-bit ``h % m`` is one division, about 40 cycles: measured 49 ms against 3 ms for 40
+million draws), and ``h % m`` for larger ``m``.
 
 Kernels that draw many samples can hoist the shared mixes out of their loops: the first
 with :func:`epoch_key` (per epoch, then :func:`negative_sample_from_key`), the second with
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["mix", "epoch_key", "row_key", "counter_hash", "negative_sample", "negative_sample_from_key",
+__all__ = ["mix", "below", "epoch_key", "row_key", "counter_hash", "negative_sample", "negative_sample_from_key",
            "negative_sample_from_row_key", "uniform"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -34,6 +37,9 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO_32 = np.uint64(1 << 32)
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
@@ -46,6 +52,17 @@ def mix(z):
     z = z ^ (z >> _S27)
     z = z * _MUL2
     return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def below(h, m):
+    """A uint64 hash ``h`` mapped to ``[0, m)``: ``floor(h * m / 2**64)`` for ``m < 2**32``
+    (exact, from the 32-bit halves of ``h``), ``h % m`` above."""
+    h = np.uint64(h)
+    m = np.uint64(m)
+    if m < _TWO_32:
+        return ((h >> _S32) * m + (((h & _LOW32) * m) >> _S32)) >> _S32
+    return h % m
 
 
 @njit(cache=True)
@@ -68,7 +85,7 @@ def _hash_from_key(key, i, slot):
 @njit(cache=True)
 def negative_sample_from_row_key(point_key, i, slot, n):
     """:func:`negative_sample` with point ``i``'s :func:`row_key` precomputed."""
-    k = np.int64(mix(np.uint64(point_key) ^ np.uint64(slot)) % np.uint64(n - 1))
+    k = np.int64(below(mix(np.uint64(point_key) ^ np.uint64(slot)), n - 1))
     if k >= i:
         k += 1
     return k
@@ -84,7 +101,7 @@ def counter_hash(seed, epoch, i, slot):
 def negative_sample_from_key(key, i, slot, n):
     """:func:`negative_sample` with the epoch's key from :func:`epoch_key` precomputed."""
     h = _hash_from_key(key, i, slot)
-    k = np.int64(h % np.uint64(n - 1))
+    k = np.int64(below(h, n - 1))
     if k >= i:
         k += 1
     return k

@@ -11,9 +11,11 @@ nor on the number of threads. The hash is splitmix64's finalizer, chained::
     h = mix(h ^ i)
     h = mix(h ^ slot)
 
-A negative sample of point ``i`` among ``n`` points is ``k = h % (n - 1)``, then
+A negative sample of point ``i`` among ``n`` points is ``k = below(h, n - 1)``, then
 ``k += 1`` if ``k >= i`` (uniform over the ``n - 1`` points other than ``i``); a uniform
-float is ``(h >> 11) * 2**-53`` in [0, 1).
+float is ``(h >> 11) * 2**-53`` in [0, 1). ``below(h, m) = floor(h * m / 2**64)`` (the high
+word of the 128-bit product: multiplications, no division) for ``m < 2**32``, and ``h % m``
+for larger ``m``; both are uniform to within ``m / 2**64``.
 
 The vectorised functions (NumPy uint64 arrays) and the scalar ones (Python ints, written
 like the numba twin in ``gidr_numba``) return identical bits; the tests pin a few values.
@@ -25,10 +27,12 @@ import numpy as np
 __all__ = [
     "GOLDEN_GAMMA",
     "mix",
+    "below",
     "counter_hash",
     "negative_sample",
     "uniform",
     "mix_scalar",
+    "below_scalar",
     "counter_hash_scalar",
     "negative_sample_scalar",
     "uniform_scalar",
@@ -74,6 +78,29 @@ def mix(z) -> np.ndarray:
     return z
 
 
+def below(h, m: int) -> np.ndarray:
+    """Hashes mapped to ``[0, m)``: ``floor(h * m / 2**64)`` for ``m < 2**32``, ``h % m`` above.
+
+    The high word of ``h * m`` is ``(h_hi * m + (h_lo * m >> 32)) >> 32`` with ``h_hi``, ``h_lo``
+    the 32-bit halves of ``h``: exact, and no term overflows 64 bits while ``m < 2**32``.
+
+    Parameters
+    ----------
+    h : array-like of uint64
+    m : int
+        At least 1.
+
+    Returns
+    -------
+    ndarray of uint64, same shape as ``h``
+    """
+    h = _as_u64(h)
+    if m >= 1 << 32:
+        return h % np.uint64(m)
+    m_u, s32 = np.uint64(m), np.uint64(32)
+    return ((h >> s32) * m_u + (((h & np.uint64(0xFFFFFFFF)) * m_u) >> s32)) >> s32
+
+
 def counter_hash(seed, epoch, i, slot) -> np.ndarray:
     """``mix(mix(mix(seed + GOLDEN_GAMMA * (epoch + 1)) ^ i) ^ slot)``, broadcast over arrays.
 
@@ -98,7 +125,7 @@ def counter_hash(seed, epoch, i, slot) -> np.ndarray:
 def negative_sample(seed, epoch, i, slot, n: int) -> np.ndarray:
     """A point drawn uniformly among the ``n - 1`` points other than ``i``.
 
-    ``k = h % (n - 1)``; ``k += 1`` where ``k >= i``, with ``h = counter_hash(...)``.
+    ``k = below(h, n - 1)``; ``k += 1`` where ``k >= i``, with ``h = counter_hash(...)``.
 
     Parameters
     ----------
@@ -114,7 +141,7 @@ def negative_sample(seed, epoch, i, slot, n: int) -> np.ndarray:
     """
     if n < 2:
         raise ValueError(f"negative sampling needs at least 2 points; got n = {n}")
-    k = counter_hash(seed, epoch, i, slot) % np.uint64(n - 1)
+    k = below(counter_hash(seed, epoch, i, slot), n - 1)
     k = k.astype(np.int64)
     return k + (k >= np.asarray(i, dtype=np.int64))
 
@@ -143,6 +170,12 @@ def mix_scalar(z: int) -> int:
     return z
 
 
+def below_scalar(h: int, m: int) -> int:
+    """Scalar :func:`below` (Python's big integers give the high word directly)."""
+    h &= _MASK
+    return (h * m) >> 64 if m < 1 << 32 else h % m
+
+
 def counter_hash_scalar(seed: int, epoch: int, i: int, slot: int) -> int:
     """Scalar :func:`counter_hash`."""
     h = mix_scalar(seed + GOLDEN_GAMMA * (epoch + 1))
@@ -152,7 +185,7 @@ def counter_hash_scalar(seed: int, epoch: int, i: int, slot: int) -> int:
 
 def negative_sample_scalar(seed: int, epoch: int, i: int, slot: int, n: int) -> int:
     """Scalar :func:`negative_sample`."""
-    k = counter_hash_scalar(seed, epoch, i, slot) % (n - 1)
+    k = below_scalar(counter_hash_scalar(seed, epoch, i, slot), n - 1)
     return k + 1 if k >= i else k
 
 

@@ -85,6 +85,13 @@ def test_negative_sample_twin_matches_pinned_values(args, expected):
     assert numba_random.negative_sample_from_key(np.uint64(key), i, slot, n) == expected
 
 
+@pytest.mark.parametrize("m", [1, 9, 69_999, 2**32 - 1, 2**32, 2**40 + 1])
+def test_below_twin_matches_the_reference(m):
+    from gidr_reference.random import below
+    h = np.random.default_rng(1).integers(0, 2**63, 300, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    assert [numba_random.below(x, m) for x in h] == [int(v) for v in below(h, m)]
+
+
 def test_counter_hash_twin_matches_the_reference_on_random_coordinates():
     rng = np.random.default_rng(0)
     for _ in range(300):

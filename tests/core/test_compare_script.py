@@ -40,3 +40,12 @@ def test_a_failing_child_becomes_a_row_not_a_crash(tmp_path):
     [row] = raw["rows"]
     assert row["status"] == "timeout" and "knn_accuracy" not in row
     assert "timeout after 0.001 s" in next(line for line in text.splitlines() if line.startswith("| umap |"))
+
+
+def test_warm_times_the_second_fit_and_keeps_the_first(tmp_path):
+    text, raw = _compare(tmp_path, "--methods", "gdr-umap", "--warm")
+    [row] = raw["rows"]
+    assert row["status"] == "ok" and row["first_fit_seconds"] > 0 and row["fit_seconds"] > 0
+    assert "first fit s" in text and "the second fit is timed" in text
+    table_row = next(line for line in text.splitlines() if line.startswith("| gdr-umap |"))
+    assert f"{row['first_fit_seconds']:.1f}" in table_row

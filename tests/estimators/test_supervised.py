@@ -14,28 +14,30 @@ def digits():
     return X[:900], y[:900]
 
 
-def _separation(Y, y):
-    """Mean distance between class centres over the mean spread within classes."""
-    centres = np.stack([Y[y == c].mean(0) for c in np.unique(y)])
-    spread = np.mean([np.linalg.norm(Y[y == c] - centres[i], axis=1).mean() for i, c in enumerate(np.unique(y))])
-    between = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
-    return between[np.triu_indices(len(centres), 1)].mean() / spread
+def _between_class_share(graph, y):
+    """The share of a graph's weight on edges that join two classes."""
+    graph = graph.tocoo()
+    return graph.data[y[graph.row] != y[graph.col]].sum() / graph.data.sum()
 
 
 @pytest.mark.parametrize("estimator", [gidr.UMAP, gidr.GDR])
 def test_labels_pull_classes_apart(digits, estimator):
     X, y = digits
-    plain = estimator(random_state=0, n_epochs=150).fit_transform(X)
-    supervised = estimator(random_state=0, n_epochs=150).fit_transform(X, y)
-    assert _separation(supervised, y) > 1.5 * _separation(plain, y)
-    assert knn_accuracy(supervised, y, k=15) >= knn_accuracy(plain, y, k=15)
+    plain = estimator(random_state=0, n_epochs=150).fit(X)
+    supervised = estimator(random_state=0, n_epochs=150).fit(X, y)
+    # the graph: measured 0.0506 -> 0.0028 (the same for every seed: no draw is involved)
+    assert _between_class_share(supervised.graph_, y) < _between_class_share(plain.graph_, y) / 5
+    # the embedding, seeds 0-3: 15-NN accuracy 0.964-0.979 unsupervised, 0.996-0.998 supervised
+    # (the centre-distance ratio tested before varied from 0.9 to 2.1 between seeds)
+    assert knn_accuracy(supervised.embedding_, y, k=15) >= 0.99
+    assert knn_accuracy(supervised.embedding_, y, k=15) > knn_accuracy(plain.embedding_, y, k=15) + 0.01
 
 
 def test_a_larger_target_weight_separates_more(digits):
     X, y = digits
-    weak, strong = (_separation(gidr.UMAP(random_state=0, n_epochs=150, target_weight=w).fit_transform(X, y), y)
+    weak, strong = (_between_class_share(gidr.UMAP(random_state=0, n_epochs=150, target_weight=w).fit(X, y).graph_, y)
                     for w in (0.0, 0.5))
-    assert strong > 1.15 * weak  # measured: 1.37 (seed 0)
+    assert strong < weak / 2  # measured: 0.0087 -> 0.0028 (0.2: 0.0057)
 
 
 def test_semi_supervised_runs_and_unlabeled_points_keep_their_place(digits):

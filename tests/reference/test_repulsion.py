@@ -343,10 +343,11 @@ PINNED_HASHES = [
     ((2**63 - 1, 499, 19999, 74), 13378431390649212008, 0.7252462189095071),
     ((123456789, 0, 1, 0), 4185024783450346127, 0.22687064810612712),
 ]
+# k = floor(h * (n - 1) / 2**64), shifted past i (the high word of the product, not h % (n - 1))
 PINNED_SAMPLES = [
-    ((0, 0, 0, 0, 10), 5),
-    ((42, 7, 3, 5, 1000), 240),
-    ((2**63 - 1, 499, 19999, 74, 20000), 15332),
+    ((0, 0, 0, 0, 10), 2),
+    ((42, 7, 3, 5, 1000), 36),
+    ((2**63 - 1, 499, 19999, 74, 20000), 14504),
     ((123456789, 0, 1, 0, 2), 0),
 ]
 
@@ -370,6 +371,24 @@ def test_pinned_hash_values(args, expected_hash, expected_uniform):
 def test_pinned_negative_samples(args, expected):
     assert counter.negative_sample_scalar(*args) == expected
     assert int(counter.negative_sample(*args)) == expected
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 20_000, 2**31 + 11, 2**32 - 1, 2**32, 2**32 + 3, 2**63 + 5])
+def test_below_is_the_high_word_of_the_product_below_two_to_the_32(m):
+    rng = np.random.default_rng(m % 1000)
+    h = rng.integers(0, 2**63, 500, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 500, dtype=np.uint64)
+    h = np.concatenate([h, np.array([0, 1, 2**64 - 1, 2**63, 2**32 - 1, 2**32], dtype=np.uint64)])
+    expected = [(int(x) * m) >> 64 if m < 2**32 else int(x) % m for x in h]
+    assert [int(v) for v in counter.below(h, m)] == expected
+    assert [counter.below_scalar(int(x), m) for x in h] == expected
+    assert all(0 <= v < m for v in expected)
+
+
+def test_below_maps_hashes_uniformly():
+    h = counter.counter_hash(5, 0, np.arange(70_000), 0)
+    counts = np.bincount(counter.below(h, 7).astype(np.int64), minlength=7)
+    chi2 = float(((counts - 10_000.0) ** 2 / 10_000.0).sum())
+    assert chi2 < 22.5  # 6 degrees of freedom: p = 0.001
 
 
 def test_vectorised_equals_scalar():
