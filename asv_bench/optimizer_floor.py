@@ -7,7 +7,7 @@ force arithmetic, on the same P and the same draws:
 
 ``floor (hash + reads)``
     per point ``i``: read ``y_j`` for every entry of row ``i``, hash ``n_negative`` draws per
-    entry (:func:`gidr_numba.random.negative_sample_from_row_key`, the optimizer's own) and read
+    entry (:func:`gidr_numba.gdr.draw_batch`, the optimizer's own, in its batches) and read
     ``y_k``; then one pass that writes ``y_i``. The floor of the optimizer's loop.
 ``reads only``
     the same partner reads and writes, partners taken from a precomputed array (no hash): what
@@ -36,7 +36,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
+from gidr_numba.gdr import DRAW_BATCH, POINT_BLOCK, draw_batch
+from gidr_numba.random import epoch_key, row_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -47,20 +48,26 @@ REPEATS = 20
 @njit(parallel=True)
 def _floor_gather(Y, indptr, indices, key, n_negative, out):
     n = Y.shape[0]
-    for i in prange(n):
-        s0 = 0.0
-        s1 = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            j = indices[e]
-            s0 += Y[j, 0]
-            s1 += Y[j, 1]
-        point_key = row_key(key, i)
-        for s in range(n_negative * (indptr[i + 1] - indptr[i])):
-            k = negative_sample_from_row_key(point_key, i, s, n)
-            s0 += Y[k, 0]
-            s1 += Y[k, 1]
-        out[i, 0] = s0
-        out[i, 1] = s1
+    for block in prange((n + POINT_BLOCK - 1) // POINT_BLOCK):
+        draws = np.empty(DRAW_BATCH, dtype=np.int64)
+        for i in range(block * POINT_BLOCK, min(n, (block + 1) * POINT_BLOCK)):
+            s0 = 0.0
+            s1 = 0.0
+            for e in range(indptr[i], indptr[i + 1]):
+                j = indices[e]
+                s0 += Y[j, 0]
+                s1 += Y[j, 1]
+            point_key = row_key(key, i)
+            m = n_negative * (indptr[i + 1] - indptr[i])
+            for first in range(0, m, DRAW_BATCH):  # hashed in batches, as the optimizer draws
+                count = min(DRAW_BATCH, m - first)
+                draw_batch(point_key, i, first, count, n, draws)
+                for t in range(count):
+                    k = draws[t]
+                    s0 += Y[k, 0]
+                    s1 += Y[k, 1]
+            out[i, 0] = s0
+            out[i, 1] = s1
 
 
 @njit(parallel=True)
@@ -113,7 +120,10 @@ def measure(n: int) -> list[dict]:
     import gidr
 
     X, name = _data(n)
+    start = time.perf_counter()
     result = gidr.Pipeline.from_preset("gdr-umap", random_state=0).run(X)
+    print(f"{name}: gdr-umap {time.perf_counter() - start:.1f} s, stages "
+          + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items()), file=sys.stderr)
     P = result.affinities.P.tocsr()
     n_negative = int(result.stages["repulsion"].draws_per_edge())
     epochs = int(result.config["resolved"]["epochs_run"])

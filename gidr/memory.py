@@ -29,7 +29,7 @@ import numpy as np
 
 from gidr.validation import GidrValueError
 
-__all__ = ["estimate_bytes", "available_bytes", "check_memory", "PER_NEIGHBOR_BYTES", "PER_POINT_BYTES"]
+__all__ = ["estimate_bytes", "available_bytes", "check_memory", "peak_resident_bytes", "PER_NEIGHBOR_BYTES", "PER_POINT_BYTES"]
 
 #: Bytes per point and neighbour (graph, P and their temporaries), from the measured peaks.
 PER_NEIGHBOR_BYTES = 100
@@ -75,6 +75,26 @@ def available_bytes() -> int | None:
     """Memory this process can still allocate, or None when the platform does not say."""
     values = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
     return min(values) if values else None
+
+
+def peak_resident_bytes() -> int | None:
+    """This process's peak resident memory so far, in bytes: ``VmHWM`` of ``/proc/self/status``
+    (``ru_maxrss`` where there is no ``/proc``: on Linux a forked child inherits its parent's
+    ``ru_maxrss``, which is why ``VmHWM`` comes first), or None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+    except (ImportError, OSError, ValueError):  # pragma: no cover - Windows
+        return None
 
 
 def check_memory(X, n_samples: int, n_neighbors: int, n_components: int, *, copy_bytes_per_value: int = 0) -> None:

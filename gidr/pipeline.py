@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
-from gidr.memory import check_memory
+from gidr.memory import check_memory, peak_resident_bytes
 from gidr.stages import KINDS, Stage
 from gidr.stages.neighbors import MAX_DENSIFIED_CELLS, is_dask_array
 from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
@@ -195,30 +195,29 @@ class Pipeline:
         ctx = self._context(n_samples)
         stages = self._stages
 
-        t0 = time.perf_counter()
+        peaks: dict[str, int | None] = {}
+        clock = _StageClock(timings, peaks, n_samples)
         n_neighbors = _clamped_n_neighbors(stages["similarity"], n_samples)
         check_memory(data, n_samples, n_neighbors, ctx.n_components,
                      copy_bytes_per_value=neighbors.copy_bytes_per_value)
         graph = neighbors.compute(data, n_neighbors, ctx)
-        t1 = time.perf_counter()
+        clock.done("neighbors", neighbors)
         P_directed = stages["similarity"].compute(graph, ctx)
-        t2 = time.perf_counter()
+        clock.done("similarity", stages["similarity"])
         P = stages["symmetrize"].compute(P_directed, ctx)
         if targets is not None:
             P = self._supervised(P, targets, n_neighbors, ctx)
         if ctx.normalized:
             P = (P / P.sum()).tocsr()
-        t3 = time.perf_counter()
+        clock.done("symmetrize", stages["symmetrize"])
         affinities = Affinities(P, ctx.normalized)
         Y0 = stages["init"].compute(neighbors.init_data(data, stages["init"], ctx), P, ctx)
-        t4 = time.perf_counter()
+        clock.done("init", stages["init"])
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
                           callback=callback, progress=progress)
         Y = stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
-        t5 = time.perf_counter()
-        timings.update(neighbors=t1 - t0, similarity=t2 - t1, symmetrize=t3 - t2, init=t4 - t3,
-                       optimize=t5 - t4)
+        clock.done("optimize", stages["optimizer"])
         _check_finite_output(Y)
         logger.info("gidr timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         config = self.config
@@ -230,6 +229,7 @@ class Pipeline:
             "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
+            "peak_memory_bytes": peaks,
         }
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
                       loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
@@ -301,6 +301,24 @@ class Pipeline:
             a, b = 1.0, 1.0
         return Context(n_samples=n_samples, n_components=s["n_components"], normalized=s["normalized"],
                        a=a, b=b, seed=resolve_seed(s["random_state"]), n_epochs=s["n_epochs"], registry=self._registry)
+
+
+class _StageClock:
+    """Times the stages one after the other and logs one line per stage: its seconds and the
+    process's peak resident memory so far (:func:`gidr.memory.peak_resident_bytes`)."""
+
+    def __init__(self, timings: dict, peaks: dict, n_samples: int):
+        self.timings, self.peaks, self.n_samples = timings, peaks, n_samples
+        self.start = time.perf_counter()
+
+    def done(self, kind: str, stage: Stage) -> None:
+        now = time.perf_counter()
+        self.timings[kind] = now - self.start
+        self.start = now
+        peak = self.peaks[kind] = peak_resident_bytes()
+        memory = "" if peak is None else f", peak memory {peak / 2**30:.2f} GiB"
+        logger.info("gidr %s (%s, %d points): %.2f s%s", kind, stage.describe(), self.n_samples,
+                    self.timings[kind], memory)
 
 
 # ---------------------------------------------------------------------- config helpers

@@ -70,3 +70,22 @@ def test_ten_million_by_784_on_this_machine_is_refused_with_the_estimate(monkeyp
     assert round(expected / 2**30, 1) == 106.8
     with pytest.raises(GidrValueError, match=r"The run needs about 106\.8 GiB .* only 24\.0 GiB are available"):
         memory.check_memory(X, 10_000_000, 15, 2, copy_bytes_per_value=4)
+
+
+def test_each_stage_logs_its_seconds_and_the_peak_memory(caplog):
+    import logging
+
+    from gidr.memory import peak_resident_bytes
+
+    X = np.random.default_rng(0).normal(size=(300, 5))
+    with caplog.at_level(logging.INFO, logger="gidr"):
+        result = gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=20).run(X)
+    order = ["neighbors", "similarity", "symmetrize", "init", "optimize"]
+    peaks = result.config["resolved"]["peak_memory_bytes"]
+    assert list(peaks) == order == list(result.timings)
+    values = [peaks[kind] for kind in order]
+    assert all(isinstance(v, int) and v > 0 for v in values)
+    assert values == sorted(values) and values[-1] <= peak_resident_bytes()  # a high-water mark
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gidr ") and "GiB" in r.getMessage()]
+    assert [line.split()[1] for line in lines] == order
+    assert "300 points" in lines[0] and "peak memory" in lines[0]
