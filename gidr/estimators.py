@@ -273,8 +273,9 @@ class UMAP(_Base):
     target_metric, target_weight, target_n_neighbors for a supervised ``fit(X, y)`` (labels,
     -1 for unlabeled points, or continuous targets; umap-learn's graph). Also as in
     umap-learn: ``a``, ``b`` (the kernel's; None: fitted to min_dist and spread),
-    ``set_op_mix_ratio`` (the fuzzy union mixed with the intersection), ``unique`` (embed the
-    distinct rows once; duplicates share their position). ``transform_seed``, ``low_memory``,
+    ``set_op_mix_ratio`` (the fuzzy union mixed with the intersection), ``repulsion_strength``
+    (the weight of the cross-entropy's repulsive part), ``unique`` (embed the distinct rows
+    once; duplicates share their position). ``transform_seed``, ``low_memory``,
     ``angular_rp_forest`` and ``force_approximation_algorithm`` are accepted and checked but
     change nothing: gidr's transform draws from each point's own data, its searches always use
     little memory, and small inputs already get exact neighbours. ``output_metric`` must be
@@ -289,14 +290,15 @@ class UMAP(_Base):
     """
 
     _preset = "umap"
-    _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"))
+    _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"),
+                        ("repulsion_strength", "repulsion_strength"))
     _auto_learning_rate = False
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
                  n_epochs=None, learning_rate=1.0, init="spectral", negative_sample_rate=5,
                  random_state=None, n_jobs=-1, verbose=False, backend="auto", target_metric="categorical",
                  target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
-                 unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
+                 repulsion_strength=1.0, unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
                  force_approximation_algorithm=False, output_metric="euclidean", densmap=False):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -317,6 +319,7 @@ class UMAP(_Base):
         self.a = a
         self.b = b
         self.set_op_mix_ratio = set_op_mix_ratio
+        self.repulsion_strength = repulsion_strength
         self.unique = unique
         self.transform_seed = transform_seed
         self.low_memory = low_memory
@@ -345,7 +348,8 @@ class GDR(_Base):
     ``scalars="one"`` uses a = b = 1 (GDR's default), ``"fit"`` fits them to min_dist/spread.
     ``fit(X, y)`` supervises the embedding as :class:`UMAP` does (target_metric,
     target_weight, target_n_neighbors); umap-learn's ``a``, ``b``, ``set_op_mix_ratio`` (with
-    the fuzzy union: ``normalized=False``) and ``unique`` act as in :class:`UMAP`, and
+    the fuzzy union: ``normalized=False``), ``repulsion_strength`` (``normalized=False``, loss
+    ``"kl"``) and ``unique`` act as in :class:`UMAP`, and
     ``transform_seed``, ``low_memory``, ``angular_rp_forest`` and
     ``force_approximation_algorithm`` are accepted no-ops, as there; ``output_metric`` must be
     "euclidean" and ``densmap`` False.
@@ -367,7 +371,7 @@ class GDR(_Base):
                  min_dist=0.1, spread=1.0, scalars="one", n_epochs=None, learning_rate="auto",
                  init="spectral", negative_sample_rate=None, random_state=None, n_jobs=-1, verbose=False,
                  backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1,
-                 a=None, b=None, set_op_mix_ratio=1.0,
+                 a=None, b=None, set_op_mix_ratio=1.0, repulsion_strength=1.0,
                  unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
                  force_approximation_algorithm=False, output_metric="euclidean", densmap=False):
         self.n_neighbors = n_neighbors
@@ -392,6 +396,7 @@ class GDR(_Base):
         self.a = a
         self.b = b
         self.set_op_mix_ratio = set_op_mix_ratio
+        self.repulsion_strength = repulsion_strength
         self.unique = unique
         self.transform_seed = transform_seed
         self.low_memory = low_memory
@@ -513,14 +518,16 @@ TSNE_METHODS = {"barnes_hut": "barnes_hut", "exact": "exact", "fft": "fft"}
 
 def _target_overrides(estimator) -> dict[str, Any]:
     """umap-learn's switches shared by UMAP and GDR: supervision (``target_n_neighbors=-1``: the
-    data's k), the kernel's ``a`` and ``b`` (None: fitted or one), and ``set_op_mix_ratio``
-    (passed when not 1, the fuzzy union's default)."""
+    data's k), the kernel's ``a`` and ``b`` (None: fitted or one), ``set_op_mix_ratio``
+    and ``repulsion_strength`` (each passed when not 1, its default)."""
     k = estimator.target_n_neighbors
     mix = estimator.set_op_mix_ratio
+    gamma = estimator.repulsion_strength
     return {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
             "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k,
             "a": estimator.a, "b": estimator.b,
-            **({} if isinstance(mix, (int, float)) and mix == 1.0 else {"set_op_mix_ratio": mix})}
+            **({} if isinstance(mix, (int, float)) and mix == 1.0 else {"set_op_mix_ratio": mix}),
+            **({} if isinstance(gamma, (int, float)) and gamma == 1.0 else {"repulsion_strength": gamma})}
 
 
 #: umap-learn parameters accepted, checked and documented, that change nothing in gidr: its

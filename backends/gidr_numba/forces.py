@@ -193,12 +193,12 @@ def kl_unnormalized_attraction(D, p, a, b, params):
 
 @numba.njit(cache=True)
 def kl_unnormalized_repulsion(D, a, b, params):
-    """UMAP's ``(2b / ((epsilon + D)(1 + a D^b)), 0, w)``, 0 where the denominator is 0;
-    ``epsilon = params[0]``."""
+    """UMAP's ``(2b gamma / ((epsilon + D)(1 + a D^b)), 0, w)``, 0 where the denominator is 0;
+    ``epsilon = params[0]``, ``gamma = params[2]`` (``repulsion_strength``)."""
     w = kernel_w(D, a, b)
     denominator = (params[0] + D) * (1.0 + a * _pow_b(D, b))
     if denominator > 0.0:
-        return 2.0 * b / denominator, 0.0, w
+        return 2.0 * b * params[2] / denominator, 0.0, w
     return 0.0, 0.0, w
 
 
@@ -277,10 +277,10 @@ _MARKER_OF = {function: marker() for marker, pair in _MARKER_PAIRS.items() for f
 def builtin_loss_kernels(loss, ctx) -> LossKernels:
     """The ``gidr_register_kernels`` factory of the built-in losses ``kl`` and ``frobenius``:
     the force pair for ``ctx.normalized`` (and, for ``kl``, its ``dof``), with the loss's
-    parameters ``(epsilon, dof)`` for ``kl``."""
+    parameters ``(epsilon, dof, repulsion_strength)`` for ``kl``."""
     values = loss.values
     if "dof" in values:  # kl
-        params = (values["epsilon"], values["dof"])
+        params = (values["epsilon"], values["dof"], values["repulsion_strength"])
         if values["dof"] != 1.0:
             marker = KLHeavyTailed
         else:

@@ -189,7 +189,15 @@ def _exact_z(Y: np.ndarray, a: float, b: float) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- kl
 
-def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> float:
+def _weighted(gamma: float, repulsive: np.ndarray) -> np.ndarray:
+    """``gamma * repulsive``, with 0 (not NaN) where gamma is 0 and a term is infinite."""
+    if gamma == 0.0:
+        return np.zeros_like(repulsive)
+    return gamma * repulsive
+
+
+def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0,
+             gamma: float = 1.0) -> float:
     """Exact KL loss.
 
     Normalized (t-SNE), ordered pairs, ``q = w / Z`` with ``w`` the
@@ -198,9 +206,10 @@ def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bo
         L = sum_{i != j} p_ij log(p_ij / q_ij)
 
     Unnormalized (UMAP's fuzzy cross-entropy), unordered pairs, ``p = 0`` off the graph,
-    ``0 log 0 = 0``::
+    ``0 log 0 = 0``, the repulsive part weighted by ``gamma`` (umap-learn's
+    ``repulsion_strength``)::
 
-        L = sum_{i < j} [p log(p / w) + (1 - p) log((1 - p) / (1 - w))]
+        L = sum_{i < j} [p log(p / w) + gamma (1 - p) log((1 - p) / (1 - w))]
     """
     if normalized:
         Z = _pair_sum(Y, None, lambda D: heavy_tailed_kernel(D, a, b, dof)) if dof != 1.0 else _exact_z(Y, a, b)[0]
@@ -213,13 +222,15 @@ def kl_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bo
         w = kernel(D, a, b)
         one_minus_w = a * np.power(D, b) * w  # 1 - w without cancellation
         with np.errstate(divide="ignore"):
-            return xlogy(p, p) - xlogy(p, w) + xlogy(1 - p, 1 - p) - xlogy(1 - p, one_minus_w)
+            attractive = xlogy(p, p) - xlogy(p, w)
+            repulsive = xlogy(1 - p, 1 - p) - xlogy(1 - p, one_minus_w)
+            return attractive + _weighted(gamma, repulsive)
 
     return 0.5 * _pair_sum(Y, P, term)
 
 
 def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized: bool,
-                dof: float = 1.0) -> np.ndarray:
+                dof: float = 1.0, gamma: float = 1.0) -> np.ndarray:
     """Exact gradient of :func:`kl_value`, shape (n_samples, n_components).
 
     Normalized (``dw/dD = -ab D^(b-1) w^(1 + 1/dof)``)::
@@ -229,7 +240,7 @@ def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized:
     Unnormalized (with ``dL/dw = -p/w + (1-p)/(1-w)``, ``dw/dD = -ab D^(b-1) w^2`` and
     ``1 - w = a D^b w``)::
 
-        dL/dy_i = sum_{j != i} [2ab D^(b-1) w p - 2b (1 - p) / (D (1 + a D^b))] (y_i - y_j)
+        dL/dy_i = sum_{j != i} [2ab D^(b-1) w p - 2b gamma (1 - p) / (D (1 + a D^b))] (y_i - y_j)
 
     The unnormalized gradient is infinite when two points coincide.
     """
@@ -249,22 +260,23 @@ def kl_gradient(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, normalized:
         def coefficient(D, p):
             w = kernel(D, a, b)
             with np.errstate(divide="ignore", invalid="ignore"):
-                repulsion = 2 * b * (1 - p) / (D * (1 + a * np.power(D, b)))
+                repulsion = 2 * b * gamma * (1 - p) / (D * (1 + a * np.power(D, b)))
             return 2 * a * b * d_pow_b_minus_1(D, b) * w * p - repulsion
     return _force_sum(Y, P, coefficient)
 
 
-def kl_surrogate_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, p_mean: float) -> float:
+def kl_surrogate_value(P: sp.csr_matrix, Y: np.ndarray, a: float, b: float, p_mean: float,
+                       gamma: float = 1.0) -> float:
     """The unnormalized KL with unknown ``p`` replaced by ``pbar`` in the repulsion (paper §4)::
 
-        L_sur = sum_{i < j} [-p log w - (1 - pbar) log(1 - w)]
+        L_sur = sum_{i < j} [-p log w - gamma (1 - pbar) log(1 - w)]
 
     Its gradient is the kl force (``force_scale`` 1) with ``epsilon = 0``.
     """
     def term(D, p):
         w = kernel(D, a, b)
         with np.errstate(divide="ignore"):
-            return -xlogy(p, w) - (1 - p_mean) * np.log(a * np.power(D, b) * w)
+            return -xlogy(p, w) - _weighted(gamma, (1 - p_mean) * np.log(a * np.power(D, b) * w))
 
     return 0.5 * _pair_sum(Y, P, term)
 
@@ -283,11 +295,12 @@ def kl_attraction(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: 
 
 
 def kl_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: bool, epsilon: float,
-                          dof: float = 1.0) -> np.ndarray:
+                          dof: float = 1.0, gamma: float = 1.0) -> np.ndarray:
     """phi_0(D), shape ``D.shape + (1,)``.
 
     Normalized: ``phi_0 = ab D^(b-1) w^(1 + 1/dof)`` (``ab D^(b-1) w^2`` at ``dof = 1``).
-    Unnormalized: ``phi_0 = 2b / ((epsilon + D)(1 + a D^b))``, 0 where ``epsilon + D == 0``.
+    Unnormalized: ``phi_0 = 2b gamma / ((epsilon + D)(1 + a D^b))``, 0 where
+    ``epsilon + D == 0``.
     """
     D = np.asarray(D, dtype=np.float64)
     if normalized and dof != 1.0:
@@ -299,7 +312,7 @@ def kl_repulsion_channels(D: np.ndarray, a: float, b: float, normalized: bool, e
     else:
         denominator = (epsilon + D) * (1 + a * np.power(D, b))
         phi = np.zeros_like(D)
-        np.divide(2 * b, denominator, out=phi, where=denominator > 0)
+        np.divide(2.0 * b * gamma, denominator, out=phi, where=denominator > 0)
     return phi[..., None]
 
 
@@ -409,25 +422,27 @@ def _one_minus_w(D: np.ndarray, a: float, b: float, w: np.ndarray) -> np.ndarray
     return a * np.power(D, b) * w
 
 
-def kl_edge_terms(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> np.ndarray:
+def kl_edge_terms(D: np.ndarray, p: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0,
+                  gamma: float = 1.0) -> np.ndarray:
     """Normalized: ``(p log p - p log w, p)``; unnormalized: (the edge's cross-entropy,
-    ``-log(1 - w)``). Shape (m, 2)."""
+    ``-gamma log(1 - w)``). Shape (m, 2)."""
     with np.errstate(divide="ignore"):
         if normalized:
             w = heavy_tailed_kernel(D, a, b, dof)
             return np.stack([xlogy(p, p) - xlogy(p, w), p], axis=1)
         w = kernel(D, a, b)
         one_minus_w = _one_minus_w(D, a, b, w)
-        cross_entropy = xlogy(p, p) - xlogy(p, w) + xlogy(1 - p, 1 - p) - xlogy(1 - p, one_minus_w)
-        return np.stack([cross_entropy, -np.log(one_minus_w)], axis=1)
+        cross_entropy = (xlogy(p, p) - xlogy(p, w)) + _weighted(gamma, xlogy(1 - p, 1 - p) - xlogy(1 - p, one_minus_w))
+        return np.stack([cross_entropy, _weighted(gamma, -np.log(one_minus_w))], axis=1)
 
 
-def kl_pair_terms(D: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0) -> np.ndarray:
-    """Normalized: ``(w,)``; unnormalized: ``(-log(1 - w),)``. Shape (m, 1)."""
+def kl_pair_terms(D: np.ndarray, a: float, b: float, normalized: bool, dof: float = 1.0,
+                  gamma: float = 1.0) -> np.ndarray:
+    """Normalized: ``(w,)``; unnormalized: ``(-gamma log(1 - w),)``. Shape (m, 1)."""
     if normalized:
         return heavy_tailed_kernel(D, a, b, dof)[:, None]
     with np.errstate(divide="ignore"):
-        return -np.log(_one_minus_w(D, a, b, kernel(D, a, b)))[:, None]
+        return _weighted(gamma, -np.log(_one_minus_w(D, a, b, kernel(D, a, b))))[:, None]
 
 
 def kl_value_from_sums(edge_sums: np.ndarray, pair_sums: np.ndarray, normalized: bool) -> float:

@@ -26,7 +26,8 @@ class KL(Loss):
     soften the repulsion's ``1/D`` by ``epsilon`` (see :func:`losses.kl_repulsion_channels`).
     Normalized, ``dof`` sets the degrees of freedom of the Student-t kernel
     ``w = (1 + a D^b / dof)^(-dof)`` (openTSNE's ``dof``: below 1, heavier tails and
-    finer clusters; 1 is t-SNE's kernel).
+    finer clusters; 1 is t-SNE's kernel). Unnormalized, ``repulsion_strength`` weights the
+    repulsive part of the cross-entropy (umap-learn's ``repulsion_strength``, its gamma).
     """
 
     name = "kl"
@@ -42,6 +43,9 @@ class KL(Loss):
               "Softening of the unnormalized repulsion 2b / ((epsilon + D)(1 + a D^b))."),
         Param("dof", 1.0, (Interval(float, 0, None, "neither"),),
               "Degrees of freedom of the normalized kernel (1 + a D^b / dof)^(-dof); 1 is t-SNE's."),
+        Param("repulsion_strength", 1.0, (Interval(float, 0, None, "left"),),
+              "Weight of the unnormalized loss's repulsive part, gamma (1 - p) log((1 - p) / (1 - w)) "
+              "(umap-learn's repulsion_strength)."),
     )
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
@@ -50,18 +54,25 @@ class KL(Loss):
                 f"The 'dof' parameter of {self.describe()} with normalized=False", "1.0", self.dof,
                 "The heavy-tailed kernel is t-SNE's (normalized); use normalized=True (e.g. preset "
                 "'tsne' or 'gdr-tsne'), or dof=1."))
+        if self.repulsion_strength != 1.0 and settings["normalized"]:
+            raise GidrValueError(format_error(
+                f"The 'repulsion_strength' parameter of {self.describe()} with normalized=True", "1.0",
+                self.repulsion_strength,
+                "Normalized, Z fixes the balance of attraction and repulsion; use exaggeration (or "
+                "early_exaggeration) to change it, or normalized=False (e.g. preset 'umap' or 'gdr-umap')."))
 
     def value(self, P: sp.csr_matrix, Y: np.ndarray, ctx: Context) -> float:
-        return losses.kl_value(P, Y, ctx.a, ctx.b, ctx.normalized, self.dof)
+        return losses.kl_value(P, Y, ctx.a, ctx.b, ctx.normalized, self.dof, self.repulsion_strength)
 
     def gradient(self, P: sp.csr_matrix, Y: np.ndarray, ctx: Context) -> np.ndarray:
-        return losses.kl_gradient(P, Y, ctx.a, ctx.b, ctx.normalized, self.dof)
+        return losses.kl_gradient(P, Y, ctx.a, ctx.b, ctx.normalized, self.dof, self.repulsion_strength)
 
     def attraction(self, D: np.ndarray, p: np.ndarray, ctx: Context) -> np.ndarray:
         return losses.kl_attraction(D, p, ctx.a, ctx.b, ctx.normalized, self.dof)
 
     def repulsion_channels(self, D: np.ndarray, ctx: Context) -> np.ndarray:
-        return losses.kl_repulsion_channels(D, ctx.a, ctx.b, ctx.normalized, self.epsilon, self.dof)
+        return losses.kl_repulsion_channels(D, ctx.a, ctx.b, ctx.normalized, self.epsilon, self.dof,
+                                            self.repulsion_strength)
 
     def repulsion_weights(self, totals: PairTotals, ctx: Context) -> np.ndarray:
         return losses.kl_repulsion_weights(totals, ctx.normalized)
@@ -70,10 +81,10 @@ class KL(Loss):
         return losses.heavy_tailed_kernel(D, ctx.a, ctx.b, self.dof if ctx.normalized else 1.0)
 
     def value_edge_terms(self, D: np.ndarray, p: np.ndarray, ctx: Context) -> np.ndarray:
-        return losses.kl_edge_terms(D, p, ctx.a, ctx.b, ctx.normalized, self.dof)
+        return losses.kl_edge_terms(D, p, ctx.a, ctx.b, ctx.normalized, self.dof, self.repulsion_strength)
 
     def value_pair_terms(self, D: np.ndarray, ctx: Context) -> np.ndarray:
-        return losses.kl_pair_terms(D, ctx.a, ctx.b, ctx.normalized, self.dof)
+        return losses.kl_pair_terms(D, ctx.a, ctx.b, ctx.normalized, self.dof, self.repulsion_strength)
 
     def value_from_sums(self, edge_sums: np.ndarray, pair_sums: np.ndarray, ctx: Context) -> float:
         return losses.kl_value_from_sums(edge_sums, pair_sums, ctx.normalized)

@@ -105,9 +105,10 @@ def test_heavy_tailed_force_functions_match_numpy(dof, a, b):
 
 def test_builtin_kernels_carry_the_loss_parameters_and_pick_the_force_pair():
     normalized, unnormalized = Context(n_samples=5, normalized=True), Context(n_samples=5, normalized=False)
-    cases = [(KL(), normalized, [1e-3, 1.0], forces.kl_normalized_attraction),
-             (KL(epsilon=0.25), unnormalized, [0.25, 1.0], forces.kl_unnormalized_attraction),
-             (KL(dof=0.5), normalized, [1e-3, 0.5], forces.kl_heavy_tailed_attraction),
+    cases = [(KL(), normalized, [1e-3, 1.0, 1.0], forces.kl_normalized_attraction),
+             (KL(epsilon=0.25), unnormalized, [0.25, 1.0, 1.0], forces.kl_unnormalized_attraction),
+             (KL(repulsion_strength=3.0), unnormalized, [1e-3, 1.0, 3.0], forces.kl_unnormalized_attraction),
+             (KL(dof=0.5), normalized, [1e-3, 0.5, 1.0], forces.kl_heavy_tailed_attraction),
              (Frobenius(), normalized, [], forces.frobenius_normalized_attraction),
              (Frobenius(), unnormalized, [], forces.frobenius_unnormalized_attraction)]
     for loss, ctx, params, attraction in cases:
@@ -464,3 +465,18 @@ def test_exit_freeze_is_opt_in():
     counts = [int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                  env={**os.environ, "GIDR_EXIT_FREEZE": value}).stdout) for value in ("", "1")]
     assert counts[1] == counts[0] + 1
+
+
+def test_repulsion_strength_scales_the_numba_unnormalized_repulsion_as_the_reference():
+    from gidr_reference import losses
+
+    D = np.concatenate([[0.0, 1e-9], np.geomspace(1e-4, 1e4, 60)])
+    for gamma in (0.0, 0.5, 1.0, 3.0):
+        params = (1e-3, 1.0, gamma, 0.0)
+        for a, b in ((1.0, 1.0), (1.577, 0.895)):
+            actual = np.array([forces.kl_unnormalized_repulsion(d, a, b, params)[0] for d in D])
+            expected = losses.kl_repulsion_channels(D, a, b, False, 1e-3, 1.0, gamma)[:, 0]
+            np.testing.assert_allclose(actual, expected, rtol=1e-13, atol=0)
+    # gamma = 1 keeps the bits of the unweighted force
+    assert forces.kl_unnormalized_repulsion(0.7, 1.577, 0.895, (1e-3, 1.0, 1.0, 0.0))[0] == (
+        2.0 * 0.895 / ((1e-3 + 0.7) * (1.0 + 1.577 * 0.7**0.895)))

@@ -174,3 +174,23 @@ def test_sparse_precomputed_keeps_duplicates_and_runs_through_the_pipeline(X):
     assert not np.any(graph.indices == np.arange(151)[:, None])  # the diagonal is never a neighbour
     pipeline = gidr.Pipeline.from_preset("gdr-umap", neighbors="precomputed", random_state=0, n_epochs=20)
     assert np.array_equal(pipeline.run(D).embedding, pipeline.run(graph).embedding)
+
+
+def test_repulsion_strength_weights_the_repulsion(X):
+    """umap-learn's gamma: a stronger repulsion spreads the layout, 1.0 is the default's bits."""
+    def spread(Y):
+        return float(np.mean(np.linalg.norm(Y - Y.mean(0), axis=1)))
+
+    for estimator in (gidr.UMAP, gidr.GDR):
+        default = estimator(random_state=0, n_epochs=60).fit_transform(X)
+        np.testing.assert_array_equal(estimator(random_state=0, n_epochs=60, repulsion_strength=1.0).fit_transform(X),
+                                      default)
+        weak = estimator(random_state=0, n_epochs=60, repulsion_strength=0.25).fit_transform(X)
+        strong = estimator(random_state=0, n_epochs=60, repulsion_strength=4.0).fit_transform(X)
+        assert spread(weak) < spread(default) < spread(strong), estimator.__name__
+    with pytest.raises(GidrValueError, match=r"^The 'repulsion_strength' parameter of GDR with normalized=True "
+                                             r"must be 1\.0"):
+        gidr.GDR(normalized=True, repulsion_strength=2.0).fit(X)
+    with pytest.raises(GidrValueError, match=r"^The 'repulsion_strength' parameter of UMAP must be a float in "
+                                             r"\[0, inf\)"):
+        gidr.UMAP(repulsion_strength=-1.0).fit(X)

@@ -452,3 +452,71 @@ def test_a_loss_without_value_terms_reports_its_exact_value_up_to_the_limit(monk
     assert loss_estimate.estimate_loss(NoTerms(), affinities, Y, ctx, 0) == NoTerms().value(P, Y, ctx)
     monkeypatch.setattr(loss_estimate, "EXACT_MAX_SAMPLES", 39)
     assert np.isnan(loss_estimate.estimate_loss(NoTerms(), affinities, Y, ctx, 0))
+
+
+# ---------------------------------------------------------------------- repulsion_strength (gamma)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("a, b", [(1.0, 1.0), (1.577, 0.895)])
+def test_repulsion_strength_gradient_matches_finite_differences(gamma, a, b):
+    check_loss_gradient(KL(repulsion_strength=gamma), make_ctx(25, False, a, b))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("a, b", KERNELS)
+def test_repulsion_strength_forces_are_the_surrogate_gradient(gamma, a, b):
+    P = random_affinities(N_POINTS, normalized=False)
+    Y = random_embedding(N_POINTS)
+    ctx = make_ctx(N_POINTS, False, a, b)
+    p_mean = float(P.data.mean())
+    numeric = central_differences(lambda Z: losses.kl_surrogate_value(P, Z, a, b, p_mean, gamma), Y)
+    forces = exact_forces(KL(epsilon=0.0, repulsion_strength=gamma), P, Y, ctx)
+    assert relative_error(forces, numeric) < 1e-5
+
+
+def test_repulsion_strength_weights_the_repulsive_part_of_the_cross_entropy():
+    """``L = sum_{i<j} p log(p/w) + gamma (1-p) log((1-p)/(1-w))``, against the dense formula."""
+    ctx = make_ctx(15, False, 1.577, 0.895)
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(15, 2))
+    P = sp.random(15, 15, density=0.3, random_state=4, format="csr")
+    P = ((P + P.T) / 2).tocsr()
+    P.data = np.minimum(P.data, 0.9)
+    D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+    W = 1 / (1 + ctx.a * D**ctx.b)
+    Pd = P.toarray()
+    upper = np.triu(np.ones((15, 15), dtype=bool), 1)
+    from scipy.special import xlogy
+
+    attraction = (xlogy(Pd, Pd) - xlogy(Pd, W))[upper].sum()
+    repulsive = (xlogy(1 - Pd, 1 - Pd) - xlogy(1 - Pd, 1 - W))[upper].sum()
+    for gamma in (0.0, 1.0, 2.5):
+        assert_matches(actual=KL(repulsion_strength=gamma).value(P, Y, ctx), reference=attraction + gamma * repulsive,
+                       rtol=1e-10)
+
+
+def test_repulsion_strength_estimate_terms_give_the_exact_value():
+    """The sampled loss estimate's terms (edges and pairs) add up to the exact value with gamma."""
+    ctx = make_ctx(12, False, 1.0, 1.0)
+    rng = np.random.default_rng(5)
+    Y = rng.normal(size=(12, 2))
+    P = sp.random(12, 12, density=0.4, random_state=6, format="csr")
+    P = ((P + P.T) / 2).tocsr()
+    P.setdiag(0)
+    P.eliminate_zeros()
+    loss = KL(repulsion_strength=2.0)
+    coo = P.tocoo()
+    D_edges = ((Y[coo.row] - Y[coo.col]) ** 2).sum(1)
+    i, j = np.nonzero(~np.eye(12, dtype=bool))
+    D_pairs = ((Y[i] - Y[j]) ** 2).sum(1)
+    value = loss.value_from_sums(loss.value_edge_terms(D_edges, coo.data, ctx).sum(0),
+                                 loss.value_pair_terms(D_pairs, ctx).sum(0) / 2 * 2, ctx)
+    assert_matches(actual=value, reference=loss.value(P, Y, ctx), rtol=1e-10)
+
+
+def test_repulsion_strength_is_refused_normalized():
+    KL(repulsion_strength=2.0).check_settings({"normalized": False, "n_components": 2})
+    with pytest.raises(GidrValueError, match=r"^The 'repulsion_strength' parameter of loss 'kl' with normalized=True "
+                                             r"must be 1.0\. Got 2.0\. .*exaggeration"):
+        KL(repulsion_strength=2.0).check_settings({"normalized": True, "n_components": 2})
+    with pytest.raises(GidrValueError, match=r"repulsion_strength.*\[0, inf\)"):
+        KL(repulsion_strength=-1.0)
