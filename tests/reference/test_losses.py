@@ -473,13 +473,17 @@ def test_repulsion_strength_forces_are_the_surrogate_gradient(gamma, a, b):
     assert relative_error(forces, numeric) < 1e-5
 
 
+def _points_and_graph(n, density, seed):
+    """n random 2-D points and a random symmetric graph on them."""
+    Y = np.random.default_rng(seed).normal(size=(n, 2))
+    P = sp.random(n, n, density=density, random_state=seed + 1, format="csr")
+    return Y, ((P + P.T) / 2).tocsr()
+
+
 def test_repulsion_strength_weights_the_repulsive_part_of_the_cross_entropy():
     """``L = sum_{i<j} p log(p/w) + gamma (1-p) log((1-p)/(1-w))``, against the dense formula."""
     ctx = make_ctx(15, False, 1.577, 0.895)
-    rng = np.random.default_rng(3)
-    Y = rng.normal(size=(15, 2))
-    P = sp.random(15, 15, density=0.3, random_state=4, format="csr")
-    P = ((P + P.T) / 2).tocsr()
+    Y, P = _points_and_graph(15, 0.3, 3)
     P.data = np.minimum(P.data, 0.9)
     D = ((Y[:, None] - Y[None]) ** 2).sum(-1)
     W = 1 / (1 + ctx.a * D**ctx.b)
@@ -497,10 +501,7 @@ def test_repulsion_strength_weights_the_repulsive_part_of_the_cross_entropy():
 def test_repulsion_strength_estimate_terms_give_the_exact_value():
     """The sampled loss estimate's terms (edges and pairs) add up to the exact value with gamma."""
     ctx = make_ctx(12, False, 1.0, 1.0)
-    rng = np.random.default_rng(5)
-    Y = rng.normal(size=(12, 2))
-    P = sp.random(12, 12, density=0.4, random_state=6, format="csr")
-    P = ((P + P.T) / 2).tocsr()
+    Y, P = _points_and_graph(12, 0.4, 5)
     P.setdiag(0)
     P.eliminate_zeros()
     loss = KL(repulsion_strength=2.0)
