@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -265,7 +266,57 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-class UMAP(_Base):
+class _InverseTransform:
+    """umap-learn's ``inverse_transform``: data-space points for embedding-space points."""
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Points of the data space for points of the embedding space, as umap-learn's
+        ``inverse_transform`` gives them: each embedding point ``z`` becomes a weighted mean of
+        the training rows whose embeddings are its ``n_neighbors`` nearest, weighted by the
+        fitted kernel ``w = 1 / (1 + a d^(2b))`` of its distance ``d`` to them.
+
+        umap-learn then refines the point by SGD in the data space against those neighbours;
+        gidr returns the interpolation itself (deterministic, no ``random_state`` involved).
+        On a training point's own embedding it returns a mix of that row and its neighbours,
+        not the row itself.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_points, n_components)
+            Positions in the embedding space.
+
+        Returns
+        -------
+        ndarray of shape (n_points, n_features_in_), float64
+        """
+        from sklearn.neighbors import NearestNeighbors
+
+        check_is_fitted(self, "embedding_")
+        owner = type(self).__name__
+        if self._X_fit is None:
+            raise GidrValueError(format_error(f"The 'metric' parameter of {owner} for inverse_transform",
+                                              "a metric name (not 'precomputed')", "precomputed",
+                                              "inverse_transform interpolates the training rows; fit with a "
+                                              "metric name."))
+        Z = check_array(X, name="X (embedding-space points)", min_samples=1)
+        n_components = self.embedding_.shape[1]
+        if Z.shape[1] != n_components:
+            raise GidrValueError(f"X has {Z.shape[1]} columns, but {owner}.inverse_transform expects points of the "
+                                 f"{n_components}-dimensional embedding space. Pass embedding coordinates (e.g. "
+                                 f"from transform or embedding_).")
+        resolved = self.result_.config["resolved"]
+        Y_train = np.asarray(self.result_.embedding, dtype=np.float64)
+        k = min(int(resolved["n_neighbors"]), len(Y_train))
+        distances, indices = NearestNeighbors(n_neighbors=k).fit(Y_train).kneighbors(Z)
+        weights = 1.0 / (1.0 + float(resolved["a"]) * distances ** (2.0 * float(resolved["b"])))
+        weights /= weights.sum(axis=1, keepdims=True)
+        X_train = self._training_rows()
+        W = sp.csr_matrix((weights.ravel(), indices.ravel(), np.arange(0, weights.size + 1, k)),
+                          shape=(len(Z), X_train.shape[0]))
+        return np.asarray((W @ X_train).toarray() if sp.issparse(X_train) else W @ X_train, dtype=np.float64)
+
+
+class UMAP(_InverseTransform, _Base):
     """UMAP, as umap-learn computes it (preset ``"umap"``).
 
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
@@ -340,7 +391,7 @@ class UMAP(_Base):
         _check_umap_extras(self)
 
 
-class GDR(_Base):
+class GDR(_InverseTransform, _Base):
     """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
 
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
