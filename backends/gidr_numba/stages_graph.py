@@ -300,12 +300,13 @@ class MeanSymmetrize(reference.MeanSymmetrize):
 class SpectralInit(reference.SpectralInit):
     """Eigenvectors 1..d of the normalized Laplacian of P, per connected component.
 
-    Components below :data:`gidr_numba.spectral.MULTILEVEL_MIN_POINTS` (100,000) points get
-    ARPACK to umap-learn's tolerance, as the reference's solver but faster; larger ones a
-    multilevel eigenmap (pyamg's aggregation, ARPACK on the coarsest graph, interpolation and
-    smoothing back up: 1.3 s instead of 42 s on a million points), which falls back to ARPACK
-    with a warning when it misses its tolerance. Reproducible for a seed whatever the thread
-    count. See :mod:`gidr_numba.spectral` for the method and the measurements."""
+    ARPACK to umap-learn's tolerance, as the reference's solver but faster. Components of
+    at least :data:`gidr_numba.spectral.MULTILEVEL_MIN_POINTS` points, when it is set (it is
+    None, off, by default), get a multilevel eigenmap instead (pyamg's aggregation, ARPACK
+    on the coarsest graph, interpolation and smoothing back up: 1.3 s instead of 42 s on a
+    million points), which falls back to ARPACK with a warning when it misses its tolerance.
+    Reproducible for a seed whatever the thread count. See :mod:`gidr_numba.spectral` for
+    the method, the measurements and why it is opt-in."""
 
     backend = "numba"
     priority = 10
