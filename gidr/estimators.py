@@ -572,13 +572,14 @@ def _target_overrides(estimator) -> dict[str, Any]:
     data's k), the kernel's ``a`` and ``b`` (None: fitted or one), ``set_op_mix_ratio``
     and ``repulsion_strength`` (each passed when not 1, its default)."""
     k = estimator.target_n_neighbors
-    mix = estimator.set_op_mix_ratio
-    gamma = estimator.repulsion_strength
-    return {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
-            "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k,
-            "a": estimator.a, "b": estimator.b,
-            **({} if isinstance(mix, (int, float)) and mix == 1.0 else {"set_op_mix_ratio": mix}),
-            **({} if isinstance(gamma, (int, float)) and gamma == 1.0 else {"repulsion_strength": gamma})}
+    overrides = {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
+                 "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k,
+                 "a": estimator.a, "b": estimator.b}
+    for name in ("set_op_mix_ratio", "repulsion_strength"):  # stage parameters: passed only when set
+        value = getattr(estimator, name)
+        if not (isinstance(value, (int, float)) and value == 1.0):
+            overrides[name] = value
+    return overrides
 
 
 #: umap-learn parameters accepted, checked and documented, that change nothing in gidr: its

@@ -70,13 +70,19 @@ def _probe() -> None:
 SOURCES_DIGEST_FILE = "gidr-numba-sources.sha256"
 
 
-def sources_digest() -> str:
-    """SHA-256 of this package's ``.py`` files (names and contents, in name order)."""
-    import hashlib
+def _sources():
+    """This package's ``.py`` files, in name order."""
     from pathlib import Path
 
+    return sorted(Path(__file__).resolve().parent.glob("*.py"))
+
+
+def sources_digest(sources=None) -> str:
+    """SHA-256 of this package's ``.py`` files (names and contents, in name order)."""
+    import hashlib
+
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    for path in _sources() if sources is None else sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -89,13 +95,14 @@ def _drop_stale_kernels(cache_path: str) -> bool:
 
     cache = Path(cache_path)
     stamp = cache / SOURCES_DIGEST_FILE
-    current = sources_digest()
+    sources = _sources()
+    current = sources_digest(sources)
     try:
         if stamp.read_text().strip() == current:
             return False
     except OSError:
         pass
-    modules = {path.stem for path in Path(__file__).resolve().parent.glob("*.py")}
+    modules = {path.stem for path in sources}
     dropped = False
     for path in list(cache.glob("*.nb[ic]")):
         if path.name.split(".", 1)[0] in modules:

@@ -102,9 +102,6 @@ def test_estimator_default_is_the_presets(estimator, normalized, parameter):
         return
     if parameter == "set_op_mix_ratio" and preset_value(preset, "symmetrize", "name") != "fuzzy_union":
         return  # only the fuzzy union has it (gdr-tsne symmetrizes by the mean)
-    if parameter == "repulsion_strength" and expected is None:
-        expected = get_registry().get("loss", preset_value(preset, "loss", "name"), "reference")().values.get(
-            "repulsion_strength")  # the loss's own default, which the preset does not restate
     if default is None and expected is not None:
         # documented: None keeps the preset's value (GDR's n_epochs, negative_sample_rate)
         assert parameter in ("n_epochs", "negative_sample_rate"), f"{estimator.__name__}.{parameter}=None maps to ?"
