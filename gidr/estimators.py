@@ -405,7 +405,7 @@ class GDR(_InverseTransform, _Base):
     ``force_approximation_algorithm`` are accepted no-ops, as there; ``output_metric`` must be
     "euclidean" and ``densmap`` False.
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
-    400 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
+    300 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 1 negative).
 
     ``min_dist`` and ``spread`` act only with ``scalars="fit"`` (a, b fitted to them, as

@@ -67,8 +67,8 @@ class GDROptimizer(_NumbaOptimizer, reference.GDROptimizer):
             return tsne.amplified_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels,
                                           schedule=schedule, symmetric_attraction=self.symmetric_attraction,
                                           n_epochs=n_epochs)
-        lr = 1.0 if self.learning_rate == "auto" else float(self.learning_rate)
-        return gdr.clipped_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels, learning_rate=lr,
+        return gdr.clipped_descent(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels,
+                                   learning_rate=self.unnormalized_rate(loss),
                                    max_step=self.max_step, symmetric_attraction=self.symmetric_attraction,
                                    n_epochs=n_epochs)
 

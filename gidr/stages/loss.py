@@ -21,6 +21,9 @@ Capabilities (class attributes; optimizers ask for them, never for a loss's name
     replaces by sampling edges in proportion to ``p`` (``umap_sgd`` needs it).
 ``auto_rate_factor``
     Factor on the normalized ``gdr`` optimizer's ``"auto"`` learning rate.
+``auto_rate_unnormalized``
+    The unnormalized ``gdr`` optimizer's ``"auto"`` learning rate (its initial step, before
+    the linear decay).
 
 A loss's value estimate (for progress reports on large inputs) comes from its own
 :meth:`Loss.value_edge_terms`, :meth:`Loss.value_pair_terms` and
@@ -51,6 +54,8 @@ class Loss(Stage):
     edge_sampling_sgd: ClassVar[bool] = False
     #: See the module docstring.
     auto_rate_factor: ClassVar[float] = 1.0
+    #: See the module docstring.
+    auto_rate_unnormalized: ClassVar[float] = 1.0
 
     @abstractmethod
     def value(self, P: sp.csr_matrix, Y: np.ndarray, ctx: Context) -> float:

@@ -91,7 +91,8 @@ class NewPointSteps:
         return self.learning_rate * (n_epochs - epoch) / (n_epochs - self.n_momentum)
 
 
-def new_point_steps(optimizer, ctx: Context, n_epochs: int, *, repulsion=None, schedule=None) -> NewPointSteps:
+def new_point_steps(optimizer, ctx: Context, n_epochs: int, *, repulsion=None, schedule=None,
+                    learning_rate: float | None = None) -> NewPointSteps:
     """The steps of ``transform`` from the fitted optimizer's own parameters.
 
     Parameters
@@ -109,6 +110,9 @@ def new_point_steps(optimizer, ctx: Context, n_epochs: int, *, repulsion=None, s
         Normalized (required): the optimizer's schedule for the fit; its rate, momenta,
         ``min_gain`` and annealing are kept, its exaggeration dropped, and the early momentum
         lasts the same share of the epochs as the fit's exaggeration.
+    learning_rate : float, optional
+        Unnormalized: the fit's resolved initial step (the optimizer's ``"auto"`` already
+        resolved); by default the optimizer's ``learning_rate`` (``"auto"``: 1.0).
 
     Returns
     -------
@@ -119,7 +123,7 @@ def new_point_steps(optimizer, ctx: Context, n_epochs: int, *, repulsion=None, s
     else:
         n_negative = DEFAULT_NEGATIVES[int(bool(ctx.normalized))]
     if not ctx.normalized:
-        rate = getattr(optimizer, "learning_rate", "auto")
+        rate = getattr(optimizer, "learning_rate", "auto") if learning_rate is None else learning_rate
         return NewPointSteps(normalized=False, n_negative=n_negative,
                              learning_rate=1.0 if rate == "auto" else float(rate),
                              max_step=float(optimizer.max_step))

@@ -138,7 +138,7 @@ def test_default_estimator_runs_its_preset_unchanged(estimator, normalized):
 
 def test_documented_epoch_defaults():
     """TSNE: max_iter=None is 750 epochs; GDR: n_epochs=None is gdr-tsne's 1,000, or gdr-umap's
-    optimizer default (500 below 10,000 points, else 400) - as the docstrings say."""
+    optimizer default (500 below 10,000 points, else 300) - as the docstrings say."""
     registry = get_registry()
     tsne = get_presets().get("tsne")
     assert "n_epochs" not in tsne["pipeline"] and "max_iter (None: 750)" in gidr.TSNE.__doc__
@@ -147,8 +147,8 @@ def test_documented_epoch_defaults():
     gdr_umap = get_presets().get("gdr-umap")
     assert "n_epochs" not in gdr_umap["pipeline"]
     optimizer = registry.get("optimizer", gdr_umap["optimizer"]["name"])()
-    assert (optimizer.default_n_epochs(9_999), optimizer.default_n_epochs(10_000)) == (500, 400)
-    assert "400 epochs above 10,000 points, else 500" in gidr.GDR.__doc__
+    assert (optimizer.default_n_epochs(9_999), optimizer.default_n_epochs(10_000)) == (500, 300)
+    assert "300 epochs above 10,000 points, else 500" in gidr.GDR.__doc__
 
 
 @pytest.mark.parametrize("stage_class, twin", gidr.testing.twin_cases())

@@ -215,9 +215,44 @@ def test_gdr_auto_learning_rate_depends_on_the_loss():
     assert GDROptimizer().schedule(n, n_epochs, kl).n_exaggerated == 250
 
 
+def test_gdr_unnormalized_auto_rate_is_the_losses():
+    """Unnormalized, "auto" is the loss's declared auto_rate_unnormalized (3 for KL, 1 for the
+    others, and for a loss that declares none), never a guess from its name."""
+    kl, frobenius = real_stage("loss", "kl"), real_stage("loss", "frobenius")
+    assert GDROptimizer().unnormalized_rate(kl) == 3.0
+    assert GDROptimizer().unnormalized_rate(frobenius) == 1.0
+    assert GDROptimizer().unnormalized_rate(Named("kl")) == 1.0
+    assert GDROptimizer().unnormalized_rate(Named("mine", auto_rate_unnormalized=2.5)) == 2.5
+    assert GDROptimizer(learning_rate=0.7).unnormalized_rate(kl) == 0.7
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_gdr_unnormalized_auto_rate_reaches_fit_and_transform(backend):
+    """gdr-umap's "auto" fits and transforms bit for bit as the explicit rate 3 does, and
+    differently from the old rate 1."""
+    import gidr
+    from sklearn.datasets import load_digits
+
+    from gidr.transform import transform_new_points
+
+    X = load_digits().data[:300]
+    pipelines = {lr: gidr.Pipeline.from_preset("gdr-umap", backend=backend, random_state=0, n_epochs=30,
+                                               **({} if lr == "auto" else {"learning_rate": lr}))
+                 for lr in ("auto", 3.0, 1.0)}
+    runs = {lr: pipeline.run(X[:250]) for lr, pipeline in pipelines.items()}
+    Y = {lr: np.asarray(result) for lr, result in runs.items()}
+    np.testing.assert_array_equal(Y["auto"], Y[3.0])
+    assert not np.array_equal(Y["auto"], Y[1.0])
+    # the same fit transformed by each pipeline: only the transform's rate differs
+    new = {lr: transform_new_points(pipeline, runs["auto"], X[:250], X[250:], n_epochs=20)
+           for lr, pipeline in pipelines.items()}
+    np.testing.assert_array_equal(new["auto"], new[3.0])
+    assert not np.array_equal(new["auto"], new[1.0])
+
+
 def test_default_n_epochs():
     assert GDROptimizer().default_n_epochs(9_999) == 500
-    assert GDROptimizer().default_n_epochs(100_000) == 400
+    assert GDROptimizer().default_n_epochs(100_000) == 300
     assert UmapSGDOptimizer().default_n_epochs(9_999) == 500
     assert UmapSGDOptimizer().default_n_epochs(10_000) == 300
     assert TSNEOptimizer().default_n_epochs(10) == 750
