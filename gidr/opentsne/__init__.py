@@ -2,7 +2,7 @@
 
 >>> from gidr.opentsne import TSNE                              # doctest: +SKIP
 >>> embedding = TSNE(random_state=0).fit(X)                     # doctest: +SKIP
->>> embedding = embedding.optimize(100, momentum=0.8)           # continues where it stopped
+>>> embedding = embedding.optimize(100, momentum=0.8)           # doctest: +SKIP
 >>> new = embedding.transform(X_new)                            # doctest: +SKIP
 
 The modules mirror openTSNE's: :mod:`gidr.opentsne.affinity` (``PerplexityBasedNN``),

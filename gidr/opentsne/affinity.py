@@ -16,10 +16,10 @@ import scipy.sparse as sp
 
 from gidr.pipeline import Pipeline
 from gidr.types import Affinities as GidrAffinities
-from gidr.types import Context
+from gidr.types import Context, KNNGraph
 from gidr.validation import Described, GidrValueError, check_array, format_error, resolve_seed
 
-__all__ = ["Affinities", "PerplexityBasedNN", "NEIGHBOR_METHODS"]
+__all__ = ["Affinities", "PerplexityBasedNN", "PrecomputedAffinities", "NEIGHBOR_METHODS"]
 
 log = logging.getLogger("gidr")
 
@@ -145,6 +145,29 @@ class PerplexityBasedNN(Affinities):
         queryable = "precomputed" not in stage.accepts
         super().__init__(P, pipeline, ctx, graph=graph, data=X if queryable else None, neighbors=stage, verbose=verbose)
         self.perplexity = perplexity
+        self.effective_perplexity_ = min(float(perplexity), float(graph.n_neighbors))
+        self._searched = graph  # the neighbours found, which set_perplexity may use fewer of
+
+    def set_perplexity(self, new_perplexity: float) -> None:
+        """Recompute ``P`` at another perplexity on the same neighbours: the first
+        ``floor(3 new_perplexity)`` of each point's, or all of those searched (with a warning)
+        when that is more; a perplexity above the number searched needs a new search and is
+        refused."""
+        found = self._searched.n_neighbors
+        if not (isinstance(new_perplexity, (int, float, np.number)) and 0 < new_perplexity <= found):
+            raise refuse("PerplexityBasedNN.set_perplexity", "new_perplexity",
+                         f"a float in (0, {found}] (the neighbours already found)",
+                         new_perplexity, "Build a new PerplexityBasedNN for a larger perplexity.")
+        k = max(1, min(int(np.floor(3 * new_perplexity)), found))
+        if k < 3 * new_perplexity:
+            log.warning("set_perplexity(%s) uses the %d neighbours searched (3 x perplexity would be %g).",
+                        new_perplexity, found, 3 * new_perplexity)
+        pipeline = self.pipeline.replace(perplexity=new_perplexity)
+        graph = KNNGraph(self._searched.indices[:, :k], self._searched.distances[:, :k])
+        self.P = p_of_graph(pipeline, graph, self.context)
+        self.pipeline, self.graph, self.perplexity = pipeline, graph, new_perplexity
+        self.effective_perplexity_ = min(float(new_perplexity), float(k))
+        self._gidr_index = None
 
     def to_new(self, data, perplexity=None, return_distances=False, k_neighbors="auto"):
         """Affinities of new points to the training points (rows summing to one).
@@ -169,6 +192,39 @@ class PerplexityBasedNN(Affinities):
         if return_distances:
             return P, np.asarray(graph.indices), np.asarray(graph.distances)
         return P
+
+
+class PrecomputedAffinities(Affinities):
+    """A user's own affinity matrix (openTSNE's ``PrecomputedAffinities``): symmetrized as
+    ``(A + A^T) / 2`` when it is not symmetric, then normalized to sum one (``normalize``).
+    There is no data behind it, so an embedding of it cannot ``transform``.
+
+    Parameters
+    ----------
+    affinities : array-like or sparse matrix of shape (n_samples, n_samples)
+        Non-negative, zero diagonal.
+    normalize : bool
+    backend : str
+    """
+
+    def __init__(self, affinities, normalize: bool = True, backend: str = "auto") -> None:
+        owner = "PrecomputedAffinities"
+        P = sp.csr_matrix(affinities, dtype=np.float64)
+        if P.shape[0] != P.shape[1] or P.shape[0] < 2:
+            raise refuse(owner, "affinities", "a square matrix of at least 2 rows", Described(f"shape {P.shape}"),
+                         "Pass one row and one column per sample.")
+        if P.nnz and (not np.all(np.isfinite(P.data)) or P.data.min() < 0):
+            raise refuse(owner, "affinities", "finite, non-negative values", Described("negative or non-finite values"),
+                         "Affinities are similarities: zero for unrelated pairs.")
+        P.setdiag(0)
+        P.eliminate_zeros()
+        if (P != P.T).nnz:
+            P = (P + P.T) / 2
+        if normalize:
+            P = P / P.sum()
+        pipeline = tsne_pipeline(backend, 0, neighbors="precomputed")
+        ctx = Context(n_samples=P.shape[0], normalized=True, a=1.0, b=1.0, seed=0, registry=pipeline.registry)
+        super().__init__(sp.csr_matrix(P), pipeline, ctx)
 
 
 def check_new_perplexity(affinities: Affinities, perplexity: Any, owner: str) -> None:
@@ -229,5 +285,12 @@ def affinities_of(pipeline: Pipeline, data: Any, random_state: Any):
     ctx = Context(n_samples=n_samples, n_components=2, normalized=True, a=1.0, b=1.0,
                   seed=resolve_seed(random_state), registry=pipeline.registry)
     graph = neighbors.compute(X, _clamped_n_neighbors(stages["similarity"], n_samples), ctx)
+    return p_of_graph(pipeline, graph, ctx), ctx, graph, neighbors, X
+
+
+def p_of_graph(pipeline: Pipeline, graph, ctx: Context) -> sp.csr_matrix:
+    """The normalized, symmetric P of a kNN graph through ``pipeline``'s similarity and
+    symmetrize stages (as :meth:`gidr.Pipeline.run`)."""
+    stages = pipeline.stages
     P = stages["symmetrize"].compute(stages["similarity"].compute(graph, ctx), ctx)
-    return sp.csr_matrix(P / P.sum()), ctx, graph, neighbors, X
+    return sp.csr_matrix(P / P.sum())
