@@ -11,6 +11,8 @@ learning rate (``"auto"``: ``max(n / 12, 200)``). For ``tsne`` the repulsion sta
 preset) supplies the channels and ``Z`` each epoch, and
 :func:`~gidr_numba.gdr.gather_attraction` the attraction. The result does not depend on the
 number of threads (as long as the estimator's does not either).
+:func:`amplified_descent_from` continues a run from a :class:`~gidr.types.DescentState`
+(the ``tsne`` stage's ``resume``): chained runs give the bits of one run of their summed length.
 """
 from __future__ import annotations
 

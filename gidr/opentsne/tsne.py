@@ -22,8 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from gidr.opentsne import initialization as init_scheme
-from gidr.opentsne.affinity import (Affinities, PerplexityBasedNN, check_new_perplexity, check_none, job_count, neighbor_stage_name,
-                                    new_point_matrix, refuse)
+from gidr.opentsne.affinity import (Affinities, PerplexityBasedNN, check_new_perplexity, check_none, job_count,
+                                    neighbor_stage_name, new_point_matrix, refuse)
 from gidr.opentsne.partial import PartialTSNEEmbedding, fit_result, new_point_edges
 from gidr.types import DescentState, Monitor
 from gidr.validation import GidrValueError, format_error, resolve_seed

@@ -16,6 +16,8 @@ Three loops:
   epoch-start Y, early exaggeration of the attraction, momentum and per-coordinate gains;
   constant learning rate for ``tsne``; for normalized ``gdr`` the rate decays linearly to 0
   after the exaggeration, so that momentum averages out the noise of sampled repulsion.
+  :func:`amplified_descent_from` continues such a run from a :class:`~gidr.types.DescentState`
+  (gains, last update, epoch) and returns the state it ends in.
 - :func:`clipped_descent` (GDR-UMAP): all forces at the epoch-start Y, each coordinate of
   F clipped to ``±max_step``, learning rate decaying linearly to 0. ``gdr`` unnormalized.
 - :func:`umap_sgd` (umap-learn's schedule): edges sampled in proportion to p, negative

@@ -328,8 +328,8 @@ def test_set_perplexity_reuses_the_neighbours(small):
     np.testing.assert_allclose(aff.P.toarray(), again.P.toarray(), rtol=1e-12, atol=1e-18)
     assert aff.perplexity == 10 and aff.effective_perplexity_ == 10.0
     aff.set_perplexity(30)  # back up to the neighbours searched
-    np.testing.assert_array_equal(aff.P.toarray(),
-                                  affinity.PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0).P.toarray())
+    fresh = affinity.PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0)
+    np.testing.assert_array_equal(aff.P.toarray(), fresh.P.toarray())
     with pytest.raises(GidrValueError, match=r"'new_perplexity' parameter of PerplexityBasedNN.set_perplexity must "
                                              r"be a float in \(0, 90\]"):
         aff.set_perplexity(91)
