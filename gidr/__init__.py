@@ -27,7 +27,7 @@ def __getattr__(name):
 
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("datasets", "metrics", "estimators", "study", "testing", "tl", "persist", "html_map"):
+    if name in ("datasets", "metrics", "estimators", "study", "testing", "tl", "persist", "html_map", "opentsne"):
         return importlib.import_module(f"gidr.{name}")
     raise AttributeError(f"module 'gidr' has no attribute {name!r}")
 

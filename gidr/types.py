@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result", "NewEdges"]
+__all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result", "NewEdges",
+           "DescentState"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,31 @@ class RepulsionSums:
     channels: np.ndarray
     sum_w: float
     sum_w2: float
+
+
+@dataclass(frozen=True)
+class DescentState:
+    """Where a gradient-amplification run (the ``tsne`` optimizer) stopped, to continue it.
+
+    Attributes
+    ----------
+    update : ndarray of shape (n_samples, n_components)
+        The last step (the momentum term's memory).
+    gains : ndarray of shape (n_samples, n_components)
+        The per-coordinate gains.
+    epoch : int
+        Epochs run so far: the next epoch's number (the schedule and any per-epoch random
+        draws continue from it).
+    """
+
+    update: np.ndarray
+    gains: np.ndarray
+    epoch: int = 0
+
+    @classmethod
+    def start(cls, shape: tuple) -> "DescentState":
+        """The state before the first epoch: ``update = 0``, ``gains = 1``, epoch 0."""
+        return cls(update=np.zeros(shape), gains=np.ones(shape), epoch=0)
 
 
 @dataclass

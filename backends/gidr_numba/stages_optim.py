@@ -101,5 +101,18 @@ class TSNEOptimizer(_NumbaOptimizer, reference.TSNEOptimizer):
                                       schedule=self.schedule(ctx.n_samples),
                                       symmetric_attraction=self.symmetric_attraction, n_epochs=n_epochs)
 
+    def resume(self, Y, affinities, loss, repulsion, ctx, monitor, state=None):
+        """The reference twin's :meth:`~gidr_reference.stages_optim.TSNEOptimizer.resume` in numba
+        (same bits as the numba ``optimize`` when chained); a loss without numba kernels runs the
+        reference twin's."""
+        kernels = loss_kernels(loss, ctx)
+        if kernels is None:
+            _fallback(self, loss)
+            return super().resume(Y, affinities, loss, repulsion, ctx, monitor, state)
+        return tsne.amplified_descent_from(Y, affinities, loss, repulsion, ctx, monitor, kernels=kernels,
+                                           schedule=self.schedule(ctx.n_samples),
+                                           symmetric_attraction=self.symmetric_attraction,
+                                           n_epochs=_n_epochs(self, ctx), state=reference.checked_state(state, Y))
+
 
 STAGES = [GDROptimizer, UmapSGDOptimizer, TSNEOptimizer]

@@ -11,16 +11,19 @@ learning rate (``"auto"``: ``max(n / 12, 200)``). For ``tsne`` the repulsion sta
 preset) supplies the channels and ``Z`` each epoch, and
 :func:`~gidr_numba.gdr.gather_attraction` the attraction. The result does not depend on the
 number of threads (as long as the estimator's does not either).
+:func:`amplified_descent_from` continues a run from a :class:`~gidr.types.DescentState`
+(the ``tsne`` stage's ``resume``): chained runs give the bits of one run of their summed length.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
+from gidr.types import DescentState
 from gidr_numba.forces import LossKernels
 from gidr_numba.gdr import ForceField, point_force, report, threads_for
 
-__all__ = ["amplified_step", "amplified_descent"]
+__all__ = ["amplified_step", "amplified_descent", "amplified_descent_from"]
 
 
 @njit(cache=True)
@@ -103,22 +106,47 @@ def amplified_descent(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels:
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
-    Y = np.array(Y0, dtype=np.float64, order="C")
-    field = ForceField(affinities, loss, repulsion, ctx, kernels, symmetric_attraction, Y.shape[1])
-    with threads_for(field.work):
-        _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, n_epochs)
+    Y, _ = amplified_descent_from(Y0, affinities, loss, repulsion, ctx, monitor, kernels=kernels, schedule=schedule,
+                                  symmetric_attraction=symmetric_attraction, n_epochs=n_epochs,
+                                  state=DescentState.start(np.shape(Y0)))
     return Y
 
 
-def _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, n_epochs: int) -> None:
-    update = np.zeros_like(Y)
-    gains = np.ones_like(Y)
-    for epoch in range(n_epochs):
+def amplified_descent_from(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels: LossKernels, schedule,
+                           symmetric_attraction: bool, n_epochs: int,
+                           state: DescentState) -> tuple[np.ndarray, DescentState]:
+    """:func:`amplified_descent` continued from ``state`` (epochs ``state.epoch, ...,
+    state.epoch + n_epochs - 1`` from its update and gains), as
+    :func:`gidr_reference.optimizers.amplified_descent_from`: two runs chained through the
+    returned state give the bits of one run of their summed length.
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    state : DescentState
+        After the last epoch run.
+    """
+    Y = np.array(Y0, dtype=np.float64, order="C")
+    update = np.array(state.update, dtype=np.float64, order="C")
+    gains = np.array(state.gains, dtype=np.float64, order="C")
+    field = ForceField(affinities, loss, repulsion, ctx, kernels, symmetric_attraction, Y.shape[1])
+    with threads_for(field.work):
+        end = _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, (update, gains),
+                              (state.epoch, state.epoch + n_epochs))
+    return Y, DescentState(update=update, gains=gains, epoch=end)
+
+
+def _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, state, epochs) -> int:
+    """Epochs ``start .. stop - 1`` in place on ``Y`` and ``state = (update, gains)``; returns
+    the number of the next epoch (``stop``, or earlier when a callback stopped the run)."""
+    start, stop = epochs
+    for epoch in range(start, stop):
         exaggerated = epoch < schedule.n_exaggerated
         parts, weights = field(Y, epoch, schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
-        amplified_step(Y, parts, weights, (update, gains),
-                       (float(schedule.rate(epoch, n_epochs)), float(momentum), float(schedule.min_gain),
+        amplified_step(Y, parts, weights, state,
+                       (float(schedule.rate(epoch, stop)), float(momentum), float(schedule.min_gain),
                         float(schedule.max_step_norm)))
-        if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
-            break
+        if report(monitor, epoch, stop, loss, affinities, Y, ctx):
+            return epoch + 1
+    return stop

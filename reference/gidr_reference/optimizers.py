@@ -16,6 +16,8 @@ Three loops:
   epoch-start Y, early exaggeration of the attraction, momentum and per-coordinate gains;
   constant learning rate for ``tsne``; for normalized ``gdr`` the rate decays linearly to 0
   after the exaggeration, so that momentum averages out the noise of sampled repulsion.
+  :func:`amplified_descent_from` continues such a run from a :class:`~gidr.types.DescentState`
+  (gains, last update, epoch) and returns the state it ends in.
 - :func:`clipped_descent` (GDR-UMAP): all forces at the epoch-start Y, each coordinate of
   F clipped to ``±max_step``, learning rate decaying linearly to 0. ``gdr`` unnormalized.
 - :func:`umap_sgd` (umap-learn's schedule): edges sampled in proportion to p, negative
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from gidr.types import Affinities, Context, Monitor, PairTotals
+from gidr.types import Affinities, Context, DescentState, Monitor, PairTotals
 
 __all__ = [
     "Edges",
@@ -44,6 +46,7 @@ __all__ = [
     "update_gains",
     "report_if_due",
     "amplified_descent",
+    "amplified_descent_from",
     "clipped_descent",
     "epochs_per_sample",
     "negative_targets",
@@ -288,24 +291,48 @@ def amplified_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context,
     -------
     Y : ndarray of shape (n_samples, n_components)
     """
+    Y, _ = amplified_descent_from(Y0, affinities, loss, repulsion, ctx, monitor, schedule=schedule,
+                                  symmetric_attraction=symmetric_attraction, n_epochs=n_epochs,
+                                  state=DescentState.start(np.shape(Y0)))
+    return Y
+
+
+def amplified_descent_from(Y0, affinities: Affinities, loss, repulsion, ctx: Context, monitor: Monitor, *,
+                           schedule: AmplifiedSchedule, symmetric_attraction: bool, n_epochs: int,
+                           state: DescentState) -> tuple[np.ndarray, DescentState]:
+    """:func:`amplified_descent` continued from ``state``: epochs ``t = state.epoch, ...,
+    state.epoch + n_epochs - 1``, starting from its ``update`` and ``gains``.
+
+    Running ``n1`` epochs, then ``n2`` more from the returned state, gives the same bits as
+    one run of ``n1 + n2`` epochs (the schedule sees the same epoch numbers; ``lr_t`` is
+    ``schedule.rate(t, state.epoch + n_epochs)``, and the monitor the same numbers).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components)
+    state : DescentState
+        After the last epoch run (fewer than ``n_epochs`` when a callback stopped the run).
+    """
     P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
-    update = np.zeros_like(Y)
-    gains = np.ones_like(Y)
-    for epoch in range(n_epochs):
+    update = np.array(state.update, dtype=np.float64)
+    gains = np.array(state.gains, dtype=np.float64)
+    stop = state.epoch + n_epochs
+    epoch = state.epoch - 1
+    for epoch in range(state.epoch, stop):
         exaggerated = epoch < schedule.n_exaggerated
         forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
                                symmetric=symmetric_attraction,
                                exaggeration=schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         gains = update_gains(gains, update, forces, schedule.min_gain)
-        update = clip_step_norms(momentum * update - schedule.rate(epoch, n_epochs) * gains * forces,
+        update = clip_step_norms(momentum * update - schedule.rate(epoch, stop) * gains * forces,
                                  schedule.max_step_norm)
         Y = Y + update
-        if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
+        if report_if_due(monitor, epoch, stop, loss, P, Y, ctx):
             break
-    return Y
+    return Y, DescentState(update=update, gains=gains, epoch=epoch + 1)
 
 
 def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, monitor: Monitor, *,

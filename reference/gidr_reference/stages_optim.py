@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from gidr.stages import Optimizer
-from gidr.types import Affinities, Context, Monitor
-from gidr.validation import Boolean, GidrValueError, Interval, Options, Param, format_error
+from gidr.types import Affinities, Context, DescentState, Monitor
+from gidr.validation import Boolean, Described, GidrValueError, Interval, Options, Param, format_error
 from gidr_reference import optimizers, transform
 
 __all__ = ["GDROptimizer", "UmapSGDOptimizer", "TSNEOptimizer", "STAGES"]
@@ -41,6 +41,18 @@ def _setting(settings: Mapping[str, Any] | Context, name: str) -> Any:
 
 def _incompatible(owner: str, what: str, expected: str, got: Any, why: str) -> GidrValueError:
     return GidrValueError(format_error(f"The {what} used with {owner}", expected, got, why))
+
+
+def checked_state(state: DescentState | None, Y: np.ndarray) -> DescentState:
+    """``state``, checked against ``Y``'s shape; the start state when None."""
+    if state is None:
+        return DescentState.start(np.shape(Y))
+    if np.shape(state.update) != np.shape(Y) or np.shape(state.gains) != np.shape(Y):
+        raise GidrValueError(format_error("The optimizer state's update and gains",
+                                          f"arrays of the embedding's shape {np.shape(Y)}",
+                                          Described(f"shapes {np.shape(state.update)} and {np.shape(state.gains)}"),
+                                          "Continue from the state returned for this embedding."))
+    return state
 
 
 def _n_epochs(optimizer: Optimizer, ctx: Context) -> int:
@@ -236,6 +248,17 @@ class TSNEOptimizer(Optimizer):
                                             schedule=self.schedule(ctx.n_samples),
                                             symmetric_attraction=self.symmetric_attraction,
                                             n_epochs=_n_epochs(self, ctx))
+
+    def resume(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context, monitor: Monitor,
+               state: DescentState | None = None) -> tuple[np.ndarray, DescentState]:
+        """:meth:`optimize` for ``ctx.n_epochs`` epochs (the default when None) from ``state``
+        (None: the start, ``update = 0`` and ``gains = 1`` at epoch 0); returns the embedding
+        and the state after its last epoch. Continuing from the returned state gives the same
+        bits as one longer run (:func:`gidr_reference.optimizers.amplified_descent_from`)."""
+        return optimizers.amplified_descent_from(Y, affinities, loss, repulsion, ctx, monitor,
+                                                 schedule=self.schedule(ctx.n_samples),
+                                                 symmetric_attraction=self.symmetric_attraction,
+                                                 n_epochs=_n_epochs(self, ctx), state=checked_state(state, Y))
 
     _embed_new_points = staticmethod(transform.embed_new_points)
 
