@@ -17,6 +17,17 @@ point, fixed costs (compiled code) included; ``tsne`` (k = 90) on the same 70,00
 16 kB per point (the model: 9.5 kB). It is a guard against runs that cannot fit, not a
 prediction to the megabyte: it refuses only what exceeds the available memory.
 
+An out-of-core input (``np.memmap``, ``h5py.Dataset``, ``zarr.Array``: :mod:`gidr.outofcore`)
+is not in memory: without ``pca`` its float32 copy counts too (``4 n d``, see
+:func:`out_of_core_estimate`). With ``pca=p`` the search reads the ``n x p`` float32 scores
+instead of the data (``d`` becomes ``p`` above), and the chunked PCA adds its own peak
+(:func:`pca_bytes`)::
+
+    pca           2 C + 8 (4 d^2 or 6 d l) + 4 n p
+
+``C`` the chunk's bytes (:data:`gidr.outofcore.CHUNK_BYTES`), ``l = p + max(10, p)`` the
+randomized method's subspace (data wider than :data:`gidr.outofcore.EXACT_MAX_FEATURES`).
+
 The available memory is the smaller of the kernel's ``MemAvailable`` and what the process's
 cgroup still allows. Set ``GIDR_MEMORY_CHECK=0`` to skip the check.
 """
@@ -29,7 +40,8 @@ import numpy as np
 
 from gidr.validation import GidrValueError
 
-__all__ = ["estimate_bytes", "available_bytes", "check_memory", "peak_resident_bytes", "PER_NEIGHBOR_BYTES", "PER_POINT_BYTES"]
+__all__ = ["estimate_bytes", "pca_bytes", "out_of_core_estimate", "available_bytes", "check_memory",
+           "peak_resident_bytes", "PER_NEIGHBOR_BYTES", "PER_POINT_BYTES"]
 
 #: Bytes per point and neighbour (graph, P and their temporaries), from the measured peaks.
 PER_NEIGHBOR_BYTES = 100
@@ -48,6 +60,34 @@ def estimate_bytes(n_samples: int, n_features: int, n_neighbors: int, n_componen
         total += 8 * n * d
     total += int(copy_bytes_per_value) * n * d
     return int(total)
+
+
+def pca_bytes(n_samples: int, n_features: int, n_components: int) -> int:
+    """The chunked PCA's own peak (:func:`gidr.outofcore.chunked_pca`): a chunk's float64 working
+    copy with its read buffer and value check (two chunks), its float64 matrices (exact: the
+    Gram, the covariance, the eigenvectors and LAPACK's workspace, ``4 d^2``; randomized: six
+    ``d x l``), and the ``n x p`` float32 scores."""
+    from gidr import outofcore
+
+    n, d, p = int(n_samples), int(n_features), int(n_components)
+    chunk = 8 * d * outofcore.chunk_rows(d)
+    if d <= outofcore.EXACT_MAX_FEATURES:
+        matrices = 4 * d * d
+    else:
+        matrices = 6 * d * min(d, n, p + max(outofcore.N_OVERSAMPLES, p))
+    return int(2 * chunk + 8 * matrices + 4 * n * p)
+
+
+def out_of_core_estimate(n_samples: int, n_features: int, n_neighbors: int, n_components: int, *,
+                         pca: int | None, copy_bytes_per_value: int = 0) -> int:
+    """The model's peak of a run on an input that is not in memory, or on any input with
+    ``pca`` (whose own data then counts as already there): the float32 copy (no ``pca``) or
+    the chunked PCA, plus the run on what the search reads."""
+    n, d = int(n_samples), int(n_features)
+    if pca is None:
+        return 4 * n * d + estimate_bytes(n, d, n_neighbors, n_components, copy_bytes_per_value=copy_bytes_per_value)
+    return pca_bytes(n, d, pca) + estimate_bytes(n, pca, n_neighbors, n_components,
+                                                 copy_bytes_per_value=copy_bytes_per_value)
 
 
 def _meminfo_available() -> int | None:
@@ -97,14 +137,21 @@ def peak_resident_bytes() -> int | None:
         return None
 
 
-def check_memory(X, n_samples: int, n_neighbors: int, n_components: int, *, copy_bytes_per_value: int = 0) -> None:
-    """Raise :class:`GidrValueError` when the run's estimate exceeds the available memory."""
+def check_memory(X, n_samples: int, n_neighbors: int, n_components: int, *, copy_bytes_per_value: int = 0,
+                 pca: int | None = None) -> None:
+    """Raise :class:`GidrValueError` when the run's estimate exceeds the available memory.
+
+    ``X`` is the checked input: an array, or a :class:`gidr.outofcore.RowSource` (an
+    out-of-core input, or any input with ``pca``), which is checked before it is read."""
     if os.environ.get("GIDR_MEMORY_CHECK", "1") == "0":
         return
     available = available_bytes()
     if available is None:
         return
     n_features = int(np.shape(X)[1]) if np.ndim(X) == 2 else 0
+    if getattr(X, "out_of_core", False) or pca is not None:
+        _check_row_source(X, n_samples, n_features, n_neighbors, n_components, copy_bytes_per_value, pca, available)
+        return
     dense = isinstance(X, np.ndarray)
     converts = dense and not (X.dtype in (np.float32, np.float64) and X.flags.c_contiguous)
     needed = estimate_bytes(n_samples, n_features, n_neighbors, n_components, converts_input=converts,
@@ -114,6 +161,35 @@ def check_memory(X, n_samples: int, n_neighbors: int, n_components: int, *, copy
             f"The run needs about {needed / 2**30:.1f} GiB beyond its input ({n_samples} points, "
             f"{n_neighbors} neighbours, {n_features} features), but only {available / 2**30:.1f} GiB are "
             "available. Ways out: pass float32 data (X.astype(np.float32)); reduce wide data first "
-            "(e.g. sklearn.decomposition.PCA(50)); use fewer neighbours (n_neighbors, or a smaller "
-            "perplexity); fit a subsample and embed the rest with transform. Set GIDR_MEMORY_CHECK=0 to "
-            "run anyway.")
+            "(pca=50 in the pipeline, or sklearn.decomposition.PCA(50)); use fewer neighbours (n_neighbors, "
+            "or a smaller perplexity); fit a subsample and embed the rest with transform. Set "
+            "GIDR_MEMORY_CHECK=0 to run anyway.")
+
+
+def _check_row_source(X, n_samples: int, n_features: int, n_neighbors: int, n_components: int,
+                      copy_bytes_per_value: int, pca: int | None, available: int) -> None:
+    """The check of :func:`check_memory` for a row-chunked input (or any input with ``pca``)."""
+    needed = out_of_core_estimate(n_samples, n_features, n_neighbors, n_components, pca=pca,
+                                  copy_bytes_per_value=copy_bytes_per_value)
+    if needed <= available:
+        return
+    stored = "in memory" if not getattr(X, "out_of_core", False) else f"stored as {np.dtype(X.dtype)}"
+    if pca is None:
+        reduced = min(50, n_features)
+        with_pca = out_of_core_estimate(n_samples, n_features, n_neighbors, n_components, pca=reduced,
+                                        copy_bytes_per_value=copy_bytes_per_value)
+        raise GidrValueError(
+            f"The run needs about {needed / 2**30:.1f} GiB: the input ({n_samples} points x {n_features} "
+            f"features, {stored}) is read into memory as float32 ({4 * n_samples * n_features / 2**30:.1f} GiB), "
+            f"plus the graph and the embedding ({n_neighbors} neighbours); only {available / 2**30:.1f} GiB are "
+            f"available. Ways out: pass pca={reduced} to the pipeline (a chunked PCA reads the input in chunks "
+            f"and keeps {n_samples} x {reduced} float32 scores: about {with_pca / 2**30:.1f} GiB in all); store "
+            "fewer features, or a smaller dtype and fewer rows (float32 is the smallest dtype gidr searches, so "
+            "a float64 or integer file is copied as float32 already); fit a subsample and embed the rest with "
+            "transform. Set GIDR_MEMORY_CHECK=0 to run anyway.")
+    raise GidrValueError(
+        f"The run needs about {needed / 2**30:.1f} GiB beyond its input: the chunked PCA of {n_samples} points x "
+        f"{n_features} features ({stored}) to {pca} components, then the graph and the embedding "
+        f"({n_neighbors} neighbours); only {available / 2**30:.1f} GiB are available. Ways out: a smaller pca; "
+        "fewer neighbours; fit a subsample and embed the rest with transform. Set GIDR_MEMORY_CHECK=0 to run "
+        "anyway.")

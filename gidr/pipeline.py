@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
 from gidr.memory import check_memory, peak_resident_bytes
+from gidr.outofcore import RowSource, chunked_pca, is_out_of_core, load_float32, row_source
 from gidr.stages import KINDS, Stage
 from gidr.stages.neighbors import MAX_DENSIFIED_CELLS, is_dask_array
 from gidr.types import Affinities, Context, KNNGraph, Monitor, Result
@@ -62,6 +63,10 @@ PIPELINE_PARAMS: dict[str, Param] = {
               "classes is scaled by exp(-2.5 / (1 - target_weight)); 1 cuts the classes apart)."),
         Param("target_n_neighbors", None, (Interval(int, 1, None),),
               "Neighbours of each point in a continuous y's graph; None: the data's number.", True),
+        Param("pca", None, (Interval(int, 1, None),),
+              "Reduce X to this many principal components first (a chunked PCA that reads a memmap, "
+              "h5py or zarr input in row chunks, gidr.outofcore); the neighbours and a data-reading init "
+              "see the float32 scores. None: no reduction.", True),
     )
 }
 
@@ -168,7 +173,10 @@ class Pipeline:
         ----------
         X : array-like of shape (n_samples, n_features)
             With ``neighbors="precomputed"``: a square distance matrix, a
-            :class:`~gidr.types.KNNGraph`, or an ``(indices, distances)`` tuple.
+            :class:`~gidr.types.KNNGraph`, or an ``(indices, distances)`` tuple. An
+            ``np.memmap``, ``h5py.Dataset`` or ``zarr.Array`` is read in row chunks
+            (:mod:`gidr.outofcore`): loaded whole as float32 when the memory check allows it,
+            or reduced by the chunked PCA of the ``pca`` switch without ever being loaded.
         y : array-like of shape (n_samples,) or (n_samples, n_targets), optional
             Targets for a supervised embedding (umap-learn's model): class labels, -1 for
             an unlabeled point (semi-supervised), with ``target_metric="categorical"``;
@@ -199,7 +207,8 @@ class Pipeline:
         clock = _StageClock(timings, peaks, n_samples)
         n_neighbors = _clamped_n_neighbors(stages["similarity"], n_samples)
         check_memory(data, n_samples, n_neighbors, ctx.n_components,
-                     copy_bytes_per_value=neighbors.copy_bytes_per_value)
+                     copy_bytes_per_value=neighbors.copy_bytes_per_value, pca=self._settings["pca"])
+        data, pca = self._read_rows(data, ctx, clock) if isinstance(data, RowSource) else (data, None)
         graph = neighbors.compute(data, n_neighbors, ctx)
         clock.done("neighbors", neighbors)
         P_directed = stages["similarity"].compute(graph, ctx)
@@ -231,6 +240,8 @@ class Pipeline:
             "epochs_run": monitor.epochs_run,
             "peak_memory_bytes": peaks,
         }
+        if pca is not None:
+            config["resolved"]["pca"] = pca
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
                       loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
 
@@ -254,13 +265,50 @@ class Pipeline:
         T = union.compute(similarity.compute(graph, ctx), ctx)
         return supervised.general_intersection(P, T, s["target_weight"], reset=reset)
 
+    def _read_rows(self, source: RowSource, ctx: Context, clock: "_StageClock"):
+        """``(data, pca)``: a row-chunked input as the neighbours stage reads it, the float32
+        scores of the chunked PCA (``pca``, then the record of ``Result.config["resolved"]["pca"]``)
+        or the whole input loaded as float32 (``pca`` None)."""
+        k = self._settings["pca"]
+        if k is None:
+            data = load_float32(source)
+            clock.done("load", f"float32 copy of {source.n_features} features")
+            return data, None
+        fitted = chunked_pca(source, k, ctx.rng("pca"))
+        clock.done("pca", f"chunked PCA to {k} components")
+        return fitted.scores, {
+            "n_components": k, "explained_variance_ratio": float(fitted.explained_variance_ratio.sum()),
+            "method": fitted.method, "seconds": clock.timings["pca"], "chunk_rows": fitted.chunk_rows,
+            "mean": fitted.mean, "components": fitted.components}
+
     def _check_input(self, X: Any):
         """``(data, n_samples, neighbors)``: the checked input and the neighbors stage that reads
-        it (``select``-ed, e.g. by ``"auto"``), by what the stage ``accepts``."""
+        it (``select``-ed, e.g. by ``"auto"``), by what the stage ``accepts``. An out-of-core
+        input, and any input with ``pca``, is a :class:`~gidr.outofcore.RowSource` checked
+        from its metadata only: the pipeline reads it after the memory check."""
         stage = self._stages["neighbors"]
+        pca = self._settings["pca"]
         if "precomputed" in stage.accepts and "dense" not in stage.accepts:
+            if pca is not None:
+                raise GidrValueError(format_error(
+                    "The 'pca' parameter of the pipeline", f"None for {stage.describe()}", pca,
+                    "Precomputed neighbours have no data matrix to reduce: pass pca=None."))
             data = precomputed_input(X)
             return data, data.n_samples if isinstance(data, KNNGraph) else data.shape[0], stage
+        if is_dask_array(X) and pca is not None:
+            raise GidrValueError(format_error(
+                "The 'pca' parameter of the pipeline", "None for a Dask array", pca,
+                "The Dask stages read it on the workers; reduce it there first (e.g. with "
+                "dask_ml.decomposition.PCA), or pass X.compute() when it fits in memory."))
+        if is_out_of_core(X) or pca is not None:
+            source = row_source(X if is_out_of_core(X) else check_array(X, allow_sparse=True))
+            if pca is not None and pca > min(source.shape):
+                raise GidrValueError(format_error(
+                    "The 'pca' parameter of the pipeline",
+                    f"an int in [1, {min(source.shape)}] (min(n_samples, n_features) of X, shape {source.shape})",
+                    pca, "Ask for fewer components, or pca=None for no reduction."))
+            width = source.n_features if pca is None else pca
+            return source, source.n_samples, self.neighbors_for(_dense_stand_in(source.n_samples, width))
         if is_dask_array(X):
             X = check_dask_array(X)
             neighbors = self.neighbors_for(X)
@@ -311,13 +359,15 @@ class _StageClock:
         self.timings, self.peaks, self.n_samples = timings, peaks, n_samples
         self.start = time.perf_counter()
 
-    def done(self, kind: str, stage: Stage) -> None:
+    def done(self, kind: str, stage: Stage | str) -> None:
+        """Record ``kind``'s seconds; ``stage`` is the stage or, for a step that is none, what it did."""
         now = time.perf_counter()
         self.timings[kind] = now - self.start
         self.start = now
         peak = self.peaks[kind] = peak_resident_bytes()
         memory = "" if peak is None else f", peak memory {peak / 2**30:.2f} GiB"
-        logger.info("gidr %s (%s, %d points): %.2f s%s", kind, stage.describe(), self.n_samples,
+        what = stage if isinstance(stage, str) else stage.describe()
+        logger.info("gidr %s (%s, %d points): %.2f s%s", kind, what, self.n_samples,
                     self.timings[kind], memory)
 
 
@@ -445,6 +495,13 @@ def interrupts_as_keyboard_interrupt():
         if isinstance(cause, KeyboardInterrupt):
             raise cause from None
         raise
+
+
+def _dense_stand_in(n_samples: int, n_features: int) -> np.ndarray:
+    """A read-only float32 array of the given shape that holds no memory (zero strides): what a
+    selecting neighbours stage (``"auto"``) sees of data that is read after the memory check."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=np.float32), shape=(n_samples, n_features),
+                                           strides=(0, 0), writeable=False)
 
 
 def _clamped_n_neighbors(similarity: Stage, n_samples: int) -> int:

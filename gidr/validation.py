@@ -341,10 +341,15 @@ def check_dask_array(X: Any, *, name: str = "X", min_samples: int = 2) -> Any:
     return X
 
 
-def finite_rows_error(block: np.ndarray, offset: int, name: str = "X") -> GidrValueError | None:
+_FIX_DASK_NONFINITE = "Remove or impute them first (e.g. X = X[da.isfinite(X).all(axis=1)] or a fill)."
+
+
+def finite_rows_error(block: np.ndarray, offset: int, name: str = "X",
+                      fix: str = _FIX_DASK_NONFINITE) -> GidrValueError | None:
     """The error for a block of rows (the first at global row ``offset``) that holds NaN or
     infinite values, or None: the message gives their count, the block's rows and the first
-    offending row, so that a chunk read on a Dask worker is reported like an in-memory array."""
+    offending row, so that a chunk read on a Dask worker (or from a file,
+    :mod:`gidr.outofcore`) is reported like an in-memory array; ``fix`` ends it."""
     finite = np.isfinite(block)
     if finite.all():
         return None
@@ -352,8 +357,7 @@ def finite_rows_error(block: np.ndarray, offset: int, name: str = "X") -> GidrVa
     first = offset + int(np.flatnonzero(~finite.all(axis=1))[0])
     return GidrValueError(
         f"The input {name} must contain only finite values. Got {n_bad} NaN or infinite value(s) in rows "
-        f"{offset}-{offset + len(block) - 1} (one chunk), the first in row {first}. Remove or impute them first "
-        f"(e.g. X = X[da.isfinite(X).all(axis=1)] or a fill).")
+        f"{offset}-{offset + len(block) - 1} (one chunk), the first in row {first}. {fix}")
 
 
 #: Seeds are 63-bit: what numba's int64 and numpy's integer draws accept.
