@@ -24,6 +24,7 @@ from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
 from gidr.types import KNNGraph
+from gidr_reference.neighbors import PrecomputedQueries
 from gidr.validation import (
     Boolean,
     Described,
@@ -218,6 +219,9 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         A ``dask.array.Array`` is embedded on the Dask workers (:func:`gidr_dask.transform`):
         the result is then a lazy Dask array, each point's the same as in memory.
 
+        After a fit on distances (``metric="precomputed"``), ``X`` holds the distances from each
+        new point to every training point, shape (n_new, n_train), dense or sparse (a sparse
+        row's stored entries are its known distances), as in umap-learn.
         After a fit on ``precomputed_knn``, the first call builds an index over the training rows
         with the fitted metric (umap-learn needs the graph's search index for it). With
         ``transform_mode="graph"`` the new points' rows of the directed graph are returned
@@ -227,13 +231,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_new, n_components), or a dask.array.Array for Dask input
         """
-        from gidr.transform import new_points_graph, transform_new_points
-
         check_is_fitted(self, "embedding_")
-        if self._X_fit is None:
-            raise GidrValueError(format_error(f"The 'metric' parameter of {type(self).__name__} for transform",
-                                              "a metric name (not 'precomputed')", "precomputed",
-                                              "transform needs the training data; fit with a metric name."))
+        if self._X_fit is None:  # fitted on distances: the new points come as their distances
+            D = umap_names.query_distances(X, len(self.result_.embedding), type(self).__name__)
+            return self._embed_new(None, D, PrecomputedQueries())
         if is_dask_array(X):
             from gidr_dask.transform import transform as distributed_transform
 
@@ -243,11 +244,16 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input (as in fit). Pass data with the "
                                  f"same columns as the training data.")
+        return self._embed_new(self._training_rows(), X_new, self._fitted_query_index())
+
+    def _embed_new(self, X_train, X_new, index):
+        """transform's result for checked rows ``X_new`` (index None: the fitted stage's own)."""
+        from gidr.transform import new_points_graph, transform_new_points
+
         with _threads(self.n_jobs):
-            index = self._fitted_query_index()
             if getattr(self, "transform_mode", "embedding") == "graph":
-                return new_points_graph(self.pipeline_, self.result_, self._training_rows(), X_new, index=index)
-            return transform_new_points(self.pipeline_, self.result_, self._training_rows(), X_new, index=index)
+                return new_points_graph(self.pipeline_, self.result_, X_train, X_new, index=index)
+            return transform_new_points(self.pipeline_, self.result_, X_train, X_new, index=index)
 
     def _fitted_query_index(self):
         """The index transform searches when the fitted neighbours stage has none (a fit on

@@ -366,7 +366,7 @@ def _training_data(estimator, result, add_array) -> dict[str, Any]:
     described = f"{neighbors.describe()} (backend '{neighbors.backend}')"
     if estimator._X_fit is None:
         return {"stored": False, "X": None,
-                "reason": f"fitted on precomputed distances ({described}): transform is refused, as by the original"}
+                "reason": f"fitted on precomputed distances ({described}): transform reads the new points' distances to the training points, as the original does"}
     if not neighbors.answers_queries:
         return {"stored": False, "X": None,
                 "reason": f"{described} does not answer queries for new points: transform is refused"}

@@ -34,7 +34,7 @@ from gidr.types import KNNGraph
 from gidr.validation import Described, GidrValueError, Interval, Options, Param, format_error
 
 __all__ = ["TRANSFORM_MODES", "check_umap_graph_params", "graph_overrides", "given_knn", "knn_graph",
-           "index_for_precomputed_knn"]
+           "index_for_precomputed_knn", "query_distances"]
 
 #: What ``transform_mode`` accepts.
 TRANSFORM_MODES = ("embedding", "graph")
@@ -149,3 +149,27 @@ def index_for_precomputed_knn(estimator, X_train: Any):
     if sp.issparse(X_train) and "sparse" not in stage.accepts:
         X_train = X_train.toarray()
     return stage.build_index(X_train, result.graph, transform_context(pipeline, result))
+
+
+def query_distances(X: Any, n_train: int, owner: str) -> np.ndarray:
+    """``transform``'s input after a fit on distances: each new point's distances to the
+    ``n_train`` training points, as a dense float64 array (a sparse matrix's unstored entries
+    become ``inf``, never chosen as neighbours; a stored 0 is a distance of 0)."""
+    what = f"The input X of {owner}.transform after a fit on metric='precomputed'"
+    shape = getattr(X, "shape", np.shape(X))
+    if len(shape) != 2 or shape[1] != n_train or shape[0] < 1:
+        raise GidrValueError(format_error(what, f"an (n_new, {n_train}) matrix of distances to the training "
+                                          "points", Described(f"shape {tuple(shape)}"),
+                                          "With metric='precomputed', transform needs the training data's distances "
+                                          "to the new points, not data rows."))
+    if sp.issparse(X):
+        X = sp.coo_matrix(X)
+        D = np.full(X.shape, np.inf)
+        D[X.row, X.col] = X.data
+        values = X.data
+    else:
+        D = values = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise GidrValueError(format_error(what, "finite and non-negative distances", "negative, NaN or infinite "
+                                          "values", "Replace them with large finite distances."))
+    return np.array(D, dtype=np.float64)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 from scipy.spatial.distance import cdist
 
 from gidr.types import KNNGraph
@@ -289,12 +290,26 @@ def minkowski_block(A, B, p, out):
             out[r, j] = total ** inverse
 
 
+def distance_of(value):
+    """The distance a jitted function metric returned: the value, or the first entry of a
+    ``(distance, gradient)`` tuple (umap-learn's gradient metrics); resolved by type at compile time."""
+    return value
+
+
+@overload(distance_of)
+def _distance_of(value):
+    if isinstance(value, types.BaseTuple):
+        return lambda value: value[0]
+    return lambda value: value
+
+
 @njit(cache=True, parallel=True)
 def function_block(metric, A, B, out):
-    """``out[r, j] = metric(a_r, b_j)`` for a jitted function metric, rows of ``A`` in parallel."""
+    """``out[r, j] = metric(a_r, b_j)`` (its distance) for a jitted function metric, rows of ``A``
+    in parallel."""
     for r in prange(A.shape[0]):
         for j in range(B.shape[0]):
-            out[r, j] = metric(A[r], B[j])
+            out[r, j] = distance_of(metric(A[r], B[j]))
 
 
 def _distance_block(A: np.ndarray, B: np.ndarray, metric, kwds: dict) -> np.ndarray:

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from gidr.stages import Neighbors
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, KNNGraph
-from gidr.validation import GidrValueError, Interval, Options, Param, format_error
+from gidr.validation import Described, GidrValueError, Interval, Options, Param, format_error
 from gidr_numba import serialized
 from gidr_reference import init as reference_init
 from gidr_reference.distances import (
@@ -226,10 +226,17 @@ class PynndescentNeighbors(Neighbors):
         check_metric_kwds(self.metric, self.metric_kwds, self.describe())
 
     def _kwds(self, X: Any) -> dict | None:
-        """The checked metric_kwds for pynndescent (None when there are none)."""
+        """The checked metric_kwds for pynndescent (None when there are none); a function metric
+        must return a float here (pynndescent's searches cannot read a (distance, gradient) tuple)."""
         kwds = check_metric_kwds(self.metric, self.metric_kwds, self.describe())
         if self.metric in EXTRA_METRICS and not sp.issparse(X):
             check_metric_data(np.asarray(X), self.metric, kwds)
+        if not isinstance(self.metric, str) and not sp.issparse(X) and X.shape[0] >= 2:
+            if isinstance(self.metric(np.asarray(X[0], np.float64), np.asarray(X[1], np.float64)), tuple):
+                raise GidrValueError(format_error(
+                    f"The 'metric' function of {self.describe()}", "a function returning a float",
+                    Described("one returning a (distance, gradient) tuple"),
+                    "Pass a function returning the distance only, or use neighbors='exact'."))
         return kwds or None
 
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:

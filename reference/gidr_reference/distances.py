@@ -32,7 +32,7 @@ from scipy.spatial.distance import cdist
 from gidr.validation import Constraint, Described, GidrValueError, format_error
 
 __all__ = ["EXTRA_METRICS", "METRIC_KWDS", "NON_NEGATIVE_METRICS", "DISCONNECTION_DISTANCES", "Metric",
-           "MetricKwds", "check_metric_kwds", "check_metric_data", "check_callable_metric", "extra_distances",
+           "MetricKwds", "check_metric_kwds", "check_metric_data", "check_callable_metric", "function_distance", "extra_distances",
            "hellinger_rows", "mahalanobis_factor", "EUCLIDEAN_MAPPED", "euclidean_rows"]
 
 #: Metrics the exact neighbours stages know besides the five of ``METRICS``.
@@ -197,7 +197,9 @@ def check_metric_data(X: np.ndarray, metric: Any, kwds: Mapping[str, Any], name:
 
 
 def check_callable_metric(metric: Any, X: np.ndarray) -> None:
-    """Call a function metric on the first two rows of ``X``: it must return a finite real number."""
+    """Call a function metric on the first two rows of ``X``: it must return a finite real number,
+    or a tuple whose first entry is one (umap-learn's ``(distance, gradient)`` functions, of which
+    the neighbours use the distance)."""
     if X.shape[0] < 2:
         return
     try:
@@ -206,10 +208,18 @@ def check_callable_metric(metric: Any, X: np.ndarray) -> None:
         raise GidrValueError(format_error("The 'metric' parameter (a function)", "callable as metric(x, y) on two "
                                           "float64 rows", Described(f"{type(exc).__name__}: {exc}"),
                                           "It must take two 1-D arrays and return a float.")) from None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise GidrValueError(format_error("The value of the 'metric' function", "a finite float",
-                                          value, "A metric returns one distance per pair of rows; a function "
-                                          "returning (distance, gradient) is an output_metric, not a metric."))
+    distance = function_distance(value)
+    if isinstance(distance, (bool, np.bool_)) or not isinstance(distance, numbers.Real) or \
+            not math.isfinite(distance):
+        raise GidrValueError(format_error("The value of the 'metric' function", "a finite float (or a tuple "
+                                          "(distance, gradient) with a finite distance)", value,
+                                          "A metric returns one distance per pair of rows."))
+
+
+def function_distance(value: Any) -> Any:
+    """The distance a function metric returned: the value, or the first entry of a
+    ``(distance, gradient)`` tuple."""
+    return value[0] if isinstance(value, tuple) else value
 
 
 def hellinger_rows(X: np.ndarray) -> np.ndarray:
@@ -278,7 +288,7 @@ def extra_distances(A: np.ndarray, B: np.ndarray, metric: Any, kwds: Mapping[str
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
     if not isinstance(metric, str):
-        return cdist(A, B, metric=metric)
+        return cdist(A, B, metric=lambda x, y: function_distance(metric(x, y)))
     if metric in ("minkowski", "seuclidean", "mahalanobis"):
         return cdist(A, B, metric=metric, **kwds)
     if metric == "hellinger":

@@ -32,6 +32,8 @@ __all__ = [
     "check_knn_graph",
     "exact_query",
     "ExactIndex",
+    "nearest_columns",
+    "PrecomputedQueries",
     "Conditioning",
     "euclidean_conditioning",
     "stable_euclidean",
@@ -344,15 +346,46 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
         D = pairwise_distances(X_new[start:start + block], X_train, metric, metric_kwds)
         if conditioning is not None:
             _stable_where_overflowed(D, X_new[start:start + block], X_train)
-        kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
-        for r in range(len(D)):
-            candidates = np.flatnonzero(D[r] <= kth[r])
-            order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
-            indices[start + r] = candidates[order]
-            distances[start + r] = D[r, candidates[order]]
+        indices[start:start + block], distances[start:start + block] = nearest_columns(D, n_neighbors)
     if conditioning is not None:
         restore_distances(indices, distances, original_new, original_train, conditioning.scale)
     return KNNGraph(indices, distances)
+
+
+def nearest_columns(D: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` smallest entries of each row of a query-by-training distance block,
+    sorted by ``(distance, index)``; nothing is excluded.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_rows, k), int64
+    distances : ndarray of shape (n_rows, k), float64
+    """
+    kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
+    indices = np.empty((len(D), n_neighbors), dtype=np.int64)
+    distances = np.empty((len(D), n_neighbors), dtype=np.float64)
+    for r in range(len(D)):
+        candidates = np.flatnonzero(D[r] <= kth[r])
+        order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
+        indices[r] = candidates[order]
+        distances[r] = D[r, candidates[order]]
+    return indices, distances
+
+
+class PrecomputedQueries(NeighborsIndex):
+    """Queries given as distances: each query row holds its distances to every training point
+    (umap-learn's ``transform`` after ``metric="precomputed"``); its k smallest are its neighbours.
+    Infinite entries (distances a sparse matrix did not store) are never chosen."""
+
+    def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
+        D = np.asarray(X_new, dtype=np.float64)
+        short = np.flatnonzero(np.count_nonzero(np.isfinite(D), axis=1) < n_neighbors)
+        if len(short):
+            raise GidrValueError(format_error(
+                "The distances of each new point to the training points", f"at least {n_neighbors} finite values "
+                "per row (the fit's number of neighbours)", Described(f"fewer in row {int(short[0])}"),
+                "Store more distances per row of the sparse matrix."))
+        return KNNGraph(*nearest_columns(D, n_neighbors))
 
 
 class ExactIndex(NeighborsIndex):

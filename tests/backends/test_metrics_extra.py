@@ -197,8 +197,8 @@ def test_query_rows_are_checked_for_the_metric():
 def test_function_metric_errors():
     with pytest.raises(GidrValueError, match="numba-jitted function.*@numba.njit"):
         fast.ExactNeighbors(metric=lambda x, y: 0.0)
-    with pytest.raises(GidrValueError, match="finite float.*output_metric"):
-        reference_neighbors.exact_knn(np.eye(4), 2, numba.njit(lambda x, y: (0.0, x)))
+    with pytest.raises(GidrValueError, match="finite float .or a tuple"):
+        reference_neighbors.exact_knn(np.eye(4), 2, numba.njit(lambda x, y: (np.inf, x)))
     with pytest.raises(GidrValueError, match="empty.*function metric"):
         reference.ExactNeighbors(metric=jitted_l1, metric_kwds={"p": 1})
 
@@ -250,3 +250,27 @@ def test_nndescent_searches_the_mapped_rows_of_euclidean_metrics(metric):
 def test_nndescent_refuses_the_metrics_it_does_not_search():
     with pytest.raises(GidrValueError, match="'metric' parameter of neighbors 'nndescent'.*'pynndescent'"):
         fast.NNDescentNeighbors(metric="jaccard")
+
+
+@numba.njit
+def l1_with_gradient(x, y):
+    return np.abs(x - y).sum(), np.sign(x - y)
+
+
+@pytest.mark.parametrize("knn", [reference_neighbors.exact_knn, numba_knn])
+def test_functions_returning_a_gradient_give_their_distance(knn):
+    """umap-learn accepts ``(distance, gradient)`` functions as metrics; the graph uses the distance."""
+    X, _ = _data("euclidean", n=120)
+    graph = knn(X, 6, l1_with_gradient)
+    expected = reference_neighbors.exact_knn(X, 6, "manhattan")
+    np.testing.assert_array_equal(graph.indices, expected.indices)
+    assert_matches(actual=graph.distances, reference=expected.distances, rtol=1e-12)
+
+
+def test_pynndescent_refuses_gradient_functions():
+    pytest.importorskip("pynndescent")
+    from gidr.types import Context
+
+    ctx = Context(n_samples=50, n_components=2, normalized=False, a=1.0, b=1.0, seed=0, n_epochs=1)
+    with pytest.raises(GidrValueError, match="a function returning a float.*tuple.*neighbors='exact'"):
+        fast.PynndescentNeighbors(metric=l1_with_gradient).compute(_data("euclidean", n=50)[0], 5, ctx)

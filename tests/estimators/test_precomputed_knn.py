@@ -146,3 +146,32 @@ def test_bad_combinations_are_refused(iris, graph, params, match):
     params = {"precomputed_knn": _with_self(graph, K + 1), **params}
     with pytest.raises(GidrValueError, match=match):
         UMAP(n_neighbors=K, **params, **FAST).fit(iris)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_transform_after_a_fit_on_distances_reads_the_new_points_distances(iris, sparse):
+    """umap-learn's transform of a metric='precomputed' fit: the new points' distances to the
+    training points, dense or sparse (unstored entries are unknown, never neighbours)."""
+    import scipy.sparse as sps
+    from scipy.spatial.distance import cdist
+
+    train, new = iris[:120], iris[120:]
+    fitted = UMAP(n_neighbors=K, **FAST).fit(train)
+    model = UMAP(n_neighbors=K, metric="precomputed", **FAST).fit(cdist(train, train))
+    np.testing.assert_array_equal(model.embedding_, fitted.embedding_)
+    D = cdist(new, train)
+    if sparse:  # keep each row's 20 nearest
+        D = sps.csr_matrix(np.where(D <= np.sort(D, axis=1)[:, 19:20], D, 0.0))
+    Y = model.transform(D)
+    assert Y.shape == (30, 2) and np.all(np.isfinite(Y))
+    for estimator in (model, fitted):  # the same edges and weights (the draws hash each input row)
+        estimator.set_params(transform_mode="graph")
+    assert_matches(actual=model.transform(D).toarray(), reference=fitted.transform(new).toarray(), rtol=1e-12)
+    model.set_params(transform_mode="embedding")
+    with pytest.raises(GidrValueError, match=r"an \(n_new, 120\) matrix of distances .* not data rows"):
+        model.transform(new)
+    with pytest.raises(GidrValueError, match="finite and non-negative distances"):
+        model.transform(-cdist(new, train))
+    short = sps.csr_matrix(np.eye(3, 120))
+    with pytest.raises(GidrValueError, match="at least 10 finite values per row"):
+        model.transform(short)
