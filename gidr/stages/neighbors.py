@@ -25,7 +25,7 @@ from gidr.types import Context, KNNGraph
 from gidr.validation import Described, GidrValueError, format_error
 
 __all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind", "is_dask_array",
-           "graph_without_self"]
+           "graph_without_self", "check_graph_arrays"]
 
 #: Input kinds a neighbors stage may declare in ``accepts``.
 INPUT_KINDS = ("dense", "sparse", "precomputed", "distributed")
@@ -130,6 +130,19 @@ class Neighbors(Stage):
             "Fit with neighbors='exact', 'nndescent' or 'pynndescent' (or 'auto') to transform new data."))
 
 
+def check_graph_arrays(indices: Any, distances: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, distances)`` of a user's kNN graph as arrays: 2-D, of one shape, integer indices
+    (each error names ``what``, e.g. "The precomputed kNN graph")."""
+    indices, distances = np.asarray(indices), np.asarray(distances)
+    if indices.ndim != 2 or indices.shape != distances.shape:
+        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
+                                          f"shapes {indices.shape} and {distances.shape}"))
+    if indices.dtype.kind not in "iu":
+        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
+                                          "Convert them with indices.astype(np.int64)."))
+    return indices, distances
+
+
 def graph_without_self(indices: Any, distances: Any, n_samples: int, n_neighbors: int,
                        what: str = "The 'precomputed_knn' parameter") -> KNNGraph:
     """A kNN graph in umap-learn's convention (each row lists the point itself, usually first, and
@@ -159,13 +172,7 @@ def graph_without_self(indices: Any, distances: Any, n_samples: int, n_neighbors
         non-finite distances of listed neighbours, a neighbour listed twice, or a row with fewer
         than ``n_neighbors`` neighbours besides the point.
     """
-    indices, distances = np.asarray(indices), np.asarray(distances)
-    if indices.ndim != 2 or indices.shape != distances.shape:
-        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
-                                          f"shapes {indices.shape} and {distances.shape}"))
-    if indices.dtype.kind not in "iu":
-        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
-                                          "Convert them with indices.astype(np.int64)."))
+    indices, distances = check_graph_arrays(indices, distances, what)
     if distances.dtype.kind not in "iuf":
         raise GidrValueError(format_error(f"{what}'s distances", "a float array", f"dtype {distances.dtype}"))
     if indices.shape[0] != n_samples:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from gidr.stages.neighbors import NeighborsIndex
+from gidr.stages.neighbors import NeighborsIndex, check_graph_arrays
 from gidr.types import KNNGraph
 from gidr.validation import Described, GidrValueError, format_error
 from gidr_reference import distances as extra
@@ -249,13 +249,7 @@ def check_knn_graph(graph: Any, n_neighbors: int) -> KNNGraph:
     if not isinstance(graph, KNNGraph):
         raise GidrValueError(format_error(what, "a KNNGraph, an (indices, distances) tuple or a square distance "
                                           "matrix", type(graph).__name__))
-    indices, distances = np.asarray(graph.indices), np.asarray(graph.distances)
-    if indices.ndim != 2 or indices.shape != distances.shape:
-        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
-                                          f"shapes {indices.shape} and {distances.shape}"))
-    if indices.dtype.kind not in "iu":
-        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
-                                          "Convert them with indices.astype(np.int64)."))
+    indices, distances = check_graph_arrays(graph.indices, graph.distances, what)
     n_samples, n_columns = indices.shape
     _check_graph_values(indices.astype(np.int64), distances.astype(np.float64), what)
     if n_columns < n_neighbors:
