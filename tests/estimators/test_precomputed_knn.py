@@ -175,3 +175,12 @@ def test_transform_after_a_fit_on_distances_reads_the_new_points_distances(iris,
     short = sps.csr_matrix(np.eye(3, 120))
     with pytest.raises(GidrValueError, match="at least 10 finite values per row"):
         model.transform(short)
+
+
+def test_save_and_load_keep_what_transform_needs(iris, graph, tmp_path):
+    import gidr
+
+    model = UMAP(n_neighbors=K, precomputed_knn=_with_self(graph, K + 1), **FAST).fit(iris)
+    model.save(tmp_path / "knn.gidr")
+    loaded = gidr.load(tmp_path / "knn.gidr")
+    np.testing.assert_array_equal(loaded.transform(iris[:5] + 0.02), model.transform(iris[:5] + 0.02))
