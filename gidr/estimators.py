@@ -24,7 +24,6 @@ from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
 from gidr.types import KNNGraph
-from gidr_reference.neighbors import PrecomputedQueries
 from gidr.validation import (
     Boolean,
     Described,
@@ -233,6 +232,8 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "embedding_")
         if self._X_fit is None:  # fitted on distances: the new points come as their distances
+            from gidr_reference.neighbors import PrecomputedQueries
+
             D = umap_names.query_distances(X, len(self.result_.embedding), type(self).__name__)
             return self._embed_new(None, D, PrecomputedQueries())
         if is_dask_array(X):
