@@ -10,6 +10,7 @@ is the one that is picked.
 """
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +18,8 @@ from gidr.stages.neighbors import MAX_DENSIFIED_CELLS, Neighbors, input_kind
 from gidr.validation import GidrValueError, Param, format_error
 
 __all__ = ["AutoNeighbors", "AUTO_EXACT_MAX_SAMPLES"]
+
+logger = logging.getLogger("gidr")
 
 #: Up to this many samples, exact neighbours come first (they cost less than building a forest).
 AUTO_EXACT_MAX_SAMPLES = 4096
@@ -76,9 +79,17 @@ class AutoNeighbors(Neighbors):
                 refusals.append(f"'{name}' does not accept {kind} input")
                 continue
             try:
-                return cls(**{k: v for k, v in self.values.items() if k in cls.param_names()})
+                stage = cls(**{k: v for k, v in self.values.items() if k in cls.param_names()})
             except GidrValueError as exc:
                 refusals.append(str(exc))
+                continue
+            if not small and name == candidates[-1] and refusals:
+                logger.warning("neighbors 'auto': %d points with metric %r go to %s, a brute-force search of "
+                               "O(n^2) = %.3g distances, because the approximate candidates refused (%s). "
+                               "Install pynndescent, or use a metric NN-descent knows ('euclidean', 'cosine'), "
+                               "for an approximate graph.", n_samples, self.values.get("metric"), stage.describe(),
+                               float(n_samples) ** 2, "; ".join(refusals))
+            return stage
         raise GidrValueError(format_error("The input or parameters of neighbors 'auto'",
                                           "ones a candidate stage accepts", "; ".join(refusals) or "no candidate",
                                           "Install gidr[dask] for a Dask array." if kind == "distributed" else

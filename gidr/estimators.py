@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from gidr import umap_names
 from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
@@ -73,11 +74,16 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Param("learning_rate", None, constraints).validate(self.learning_rate, owner)
         _check_init_array(self.init, owner)
 
-    def _pipeline(self, seed: Any = ...) -> Pipeline:
+    def _pipeline(self, seed: Any = ..., knn: KNNGraph | None = None) -> Pipeline:
         """The pipeline to fit; ``seed`` (fit's draw from ``random_state``) defaults to
-        ``random_state`` itself."""
+        ``random_state`` itself. With ``knn`` (a ``precomputed_knn`` graph) the neighbours are
+        that graph's: ``neighbors="precomputed"`` with its number of columns."""
         overrides = self._overrides()
         overrides.update(random_state=self.random_state if seed is ... else seed, backend=self.backend)
+        if knn is not None:
+            for name in ("metric", "metric_kwds"):
+                overrides.pop(name, None)
+            overrides.update(neighbors="precomputed", n_neighbors=knn.n_neighbors)
         if overrides.get("metric") == "precomputed":  # umap-learn's and scikit-learn's spelling
             del overrides["metric"]
             overrides["neighbors"] = "precomputed"
@@ -136,11 +142,12 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_params()
         seed = None if self.random_state is None else resolve_seed(self.random_state,
                                                                    f"of {type(self).__name__}")
-        pipeline = self._pipeline(seed)
-        precomputed = self.metric == "precomputed" if hasattr(self, "metric") else False
+        precomputed = isinstance(getattr(self, "metric", None), str) and self.metric == "precomputed"
+        given_knn = hasattr(self, "precomputed_knn") and umap_names.given_knn(self) is not None
+        pipeline = None if given_knn else self._pipeline(seed)  # with a kNN graph: once its width is known
         if precomputed:
             X_checked = precomputed_input(X)
-        elif is_dask_array(X):  # read on the Dask workers; kept lazy for transform
+        elif is_dask_array(X) and not given_knn:  # read on the Dask workers; kept lazy for transform
             X_checked = check_dask_array(X)
         else:
             X_checked = check_array(X, allow_sparse=True)
@@ -148,18 +155,22 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if getattr(self, "unique", False):
             X_checked, y, inverse = _unique_rows(X_checked, y, type(self).__name__)
         n_samples = X_checked.n_samples if isinstance(X_checked, KNNGraph) else X_checked.shape[0]
+        knn = umap_names.knn_graph(self, n_samples) if given_knn else None
+        if knn is not None:
+            pipeline = self._pipeline(seed, knn)
         self._check_n_samples(n_samples)
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
             total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
             with progress_factory(total) as progress:
-                result = pipeline.run(X_checked, y if self._supervised else None,
+                result = pipeline.run(X_checked if knn is None else knn, y if self._supervised else None,
                                       callback=fit_params.get("callback"),
                                       callback_every=fit_params.get("callback_every", 0), progress=progress)
         if self.verbose:
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
         self.pipeline_ = pipeline
+        self._query_index = None  # built at the first transform after a fit on precomputed_knn
         self._X_fit = None if precomputed else X_checked
         self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
         self._set_fitted(result, inverse)
@@ -193,8 +204,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return int(np.shape(self.embedding_)[1])
 
     def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
-        """Fit and return the embedding of ``X``, of shape (n_samples, n_components)."""
-        return self.fit(X, y, **fit_params).embedding_
+        """Fit and return the embedding of ``X``, of shape (n_samples, n_components) (with
+        umap-learn's ``transform_mode="graph"``: ``graph_``)."""
+        self.fit(X, y, **fit_params)
+        return self.graph_ if getattr(self, "transform_mode", "embedding") == "graph" else self.embedding_
 
     def transform(self, X) -> np.ndarray:
         """Embed new points into the fitted embedding without moving the old ones.
@@ -205,17 +218,24 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         A ``dask.array.Array`` is embedded on the Dask workers (:func:`gidr_dask.transform`):
         the result is then a lazy Dask array, each point's the same as in memory.
 
+        After a fit on distances (``metric="precomputed"``), ``X`` holds the distances from each
+        new point to every training point, shape (n_new, n_train), dense or sparse (a sparse
+        row's stored entries are its known distances), as in umap-learn.
+        After a fit on ``precomputed_knn``, the first call builds an index over the training rows
+        with the fitted metric (umap-learn needs the graph's search index for it). With
+        ``transform_mode="graph"`` the new points' rows of the directed graph are returned
+        (:func:`gidr.transform.new_points_graph`), as a CSR matrix of shape (n_new, n_train).
+
         Returns
         -------
         ndarray of shape (n_new, n_components), or a dask.array.Array for Dask input
         """
-        from gidr.transform import transform_new_points
-
         check_is_fitted(self, "embedding_")
-        if self._X_fit is None:
-            raise GidrValueError(format_error(f"The 'metric' parameter of {type(self).__name__} for transform",
-                                              "a metric name (not 'precomputed')", "precomputed",
-                                              "transform needs the training data; fit with a metric name."))
+        if self._X_fit is None:  # fitted on distances: the new points come as their distances
+            from gidr_reference.neighbors import PrecomputedQueries
+
+            D = umap_names.query_distances(X, len(self.result_.embedding), type(self).__name__)
+            return self._embed_new(None, D, PrecomputedQueries())
         if is_dask_array(X):
             from gidr_dask.transform import transform as distributed_transform
 
@@ -225,8 +245,25 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input (as in fit). Pass data with the "
                                  f"same columns as the training data.")
+        return self._embed_new(self._training_rows(), X_new, self._fitted_query_index())
+
+    def _embed_new(self, X_train, X_new, index):
+        """transform's result for checked rows ``X_new`` (index None: the fitted stage's own)."""
+        from gidr.transform import new_points_graph, transform_new_points
+
         with _threads(self.n_jobs):
-            return transform_new_points(self.pipeline_, self.result_, self._training_rows(), X_new)
+            if getattr(self, "transform_mode", "embedding") == "graph":
+                return new_points_graph(self.pipeline_, self.result_, X_train, X_new, index=index)
+            return transform_new_points(self.pipeline_, self.result_, X_train, X_new, index=index)
+
+    def _fitted_query_index(self):
+        """The index transform searches when the fitted neighbours stage has none (a fit on
+        ``precomputed_knn``), built once; None: transform builds the stage's own."""
+        if self.result_.stages["neighbors"].answers_queries or not hasattr(self, "precomputed_knn"):
+            return None
+        if getattr(self, "_query_index", None) is None:
+            self._query_index = umap_names.index_for_precomputed_knn(self, self._training_rows())
+        return self._query_index
 
     def _training_rows(self):
         """The training rows in memory (a Dask array fitted on is gathered here, once)."""
@@ -331,7 +368,11 @@ class UMAP(_InverseTransform, _Base):
     change nothing: gidr's transform draws from each point's own data, its searches always use
     little memory, and small inputs already get exact neighbours. ``output_metric`` must be
     "euclidean" and ``densmap`` False (each other value is refused with a clear error).
-    ``backend`` picks the implementation ("auto": fastest installed).
+    ``backend`` picks the implementation ("auto": fastest installed). umap-learn's
+    ``metric_kwds`` (the metric's parameters), ``precomputed_knn`` (a kNN graph listing each
+    point itself, used instead of computing one), ``disconnection_distance`` (kNN edges at or
+    beyond it removed) and ``transform_mode`` ("embedding" or "graph") are described in
+    :mod:`gidr.umap_names`.
 
     As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
     ``min_dist > spread`` is an error. ``learning_rate`` is a float in (0, 1e8].
@@ -350,10 +391,15 @@ class UMAP(_InverseTransform, _Base):
                  random_state=None, n_jobs=-1, verbose=False, backend="auto", target_metric="categorical",
                  target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
                  repulsion_strength=1.0, unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
-                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False):
+                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
+                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding"):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
+        self.metric_kwds = metric_kwds
+        self.precomputed_knn = precomputed_knn
+        self.disconnection_distance = disconnection_distance
+        self.transform_mode = transform_mode
         self.min_dist = min_dist
         self.spread = spread
         self.n_epochs = n_epochs
@@ -383,7 +429,7 @@ class UMAP(_InverseTransform, _Base):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
                 "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate,
-                **_target_overrides(self)}
+                **_target_overrides(self), **umap_names.graph_overrides(self)}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -403,7 +449,9 @@ class GDR(_InverseTransform, _Base):
     ``"kl"``) and ``unique`` act as in :class:`UMAP`, and
     ``transform_seed``, ``low_memory``, ``angular_rp_forest`` and
     ``force_approximation_algorithm`` are accepted no-ops, as there; ``output_metric`` must be
-    "euclidean" and ``densmap`` False.
+    "euclidean" and ``densmap`` False; ``metric_kwds``, ``precomputed_knn``,
+    ``disconnection_distance`` and ``transform_mode`` are as in :class:`UMAP`
+    (:mod:`gidr.umap_names`).
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     300 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 1 negative).
@@ -424,10 +472,15 @@ class GDR(_InverseTransform, _Base):
                  backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1,
                  a=None, b=None, set_op_mix_ratio=1.0, repulsion_strength=1.0,
                  unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
-                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False):
+                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
+                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding"):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
+        self.metric_kwds = metric_kwds
+        self.precomputed_knn = precomputed_knn
+        self.disconnection_distance = disconnection_distance
+        self.transform_mode = transform_mode
         self.normalized = normalized
         self.loss = loss
         self.min_dist = min_dist
@@ -466,6 +519,7 @@ class GDR(_InverseTransform, _Base):
                 "normalized": self.normalized, "loss": self.loss, "min_dist": self.min_dist,
                 "spread": self.spread, "scalars": self.scalars, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, **_target_overrides(self),
+                **umap_names.graph_overrides(self),
                 **({} if self.negative_sample_rate is None else {"n_negative": self.negative_sample_rate})}
 
     def _check_params(self) -> None:
@@ -591,6 +645,7 @@ UMAP_NO_OPS = {"transform_seed": Interval(int, 0, None), "low_memory": Boolean()
 
 def _check_umap_extras(estimator) -> None:
     owner = type(estimator).__name__
+    umap_names.check_umap_graph_params(estimator)
     for name, constraint in {**UMAP_NO_OPS, "unique": Boolean()}.items():
         Param(name, None, (constraint,)).validate(getattr(estimator, name), owner)
     if not (isinstance(estimator.output_metric, str) and estimator.output_metric in ("euclidean", "l2")):

@@ -43,6 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from gidr import umap_names
 from gidr.validation import Described, GidrValueError, format_error
 
 __all__ = ["save", "load", "ModelFileError", "FORMAT", "FORMAT_VERSION", "SIGNATURE", "encode", "decode"]
@@ -366,7 +367,10 @@ def _training_data(estimator, result, add_array) -> dict[str, Any]:
     described = f"{neighbors.describe()} (backend '{neighbors.backend}')"
     if estimator._X_fit is None:
         return {"stored": False, "X": None,
-                "reason": f"fitted on precomputed distances ({described}): transform is refused, as by the original"}
+                "reason": f"fitted on precomputed distances ({described}): transform reads the new points' distances to the training points, as the original does"}
+    if hasattr(estimator, "precomputed_knn") and umap_names.given_knn(estimator) is not None:
+        return {"stored": True, "X": encode(estimator._training_rows(), "training_data.X", add_array),
+                "reason": "fitted on precomputed_knn: transform builds an index over the training rows"}
     if not neighbors.answers_queries:
         return {"stored": False, "X": None,
                 "reason": f"{described} does not answer queries for new points: transform is refused"}

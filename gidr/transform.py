@@ -28,7 +28,7 @@ from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, NewEdges, Result
 from gidr.validation import GidrValueError, format_error
 
-__all__ = ["transform_new_points", "build_index", "point_keys", "transform_context", "CHUNK_SIZE"]
+__all__ = ["transform_new_points", "new_points_graph", "build_index", "point_keys", "transform_context", "CHUNK_SIZE"]
 
 #: Rows embedded together at most (their neighbours, weights and positions are held at once).
 CHUNK_SIZE = 65_536
@@ -115,12 +115,18 @@ def point_keys(X: Any, seed: int) -> np.ndarray:
         return mix(start + sums)
 
 
-def _new_edges(index: NeighborsIndex, similarity, rows: Any, k: int, row_sum: float | None, ctx: Context,
-               seed: int) -> NewEdges:
-    """Neighbours, weights and keys of one chunk of new rows."""
+def _edge_weights(index: NeighborsIndex, similarity, rows: Any, k: int, ctx: Context):
+    """The ``k`` training neighbours of new rows and the fitted similarity's weights on them."""
     graph = index.query(rows, k)
     weights = np.asarray(similarity.row_weights(np.asarray(graph.distances, dtype=np.float64), ctx),
                          dtype=np.float64)
+    return graph, weights
+
+
+def _new_edges(index: NeighborsIndex, similarity, rows: Any, k: int, row_sum: float | None, ctx: Context,
+               seed: int) -> NewEdges:
+    """Neighbours, weights and keys of one chunk of new rows."""
+    graph, weights = _edge_weights(index, similarity, rows, k, ctx)
     if row_sum is not None:  # each point's row scaled like a row of the normalized P
         totals = weights.sum(axis=1, keepdims=True)
         weights = weights * (row_sum / np.where(totals > 0, totals, 1.0))
@@ -185,3 +191,31 @@ def _transform(pipeline, result, X_train, X_new, n_epochs, index, chunk_size) ->
             _weighted_start(Y_train, edges), Y_train, edges, result.affinities, stages["loss"], ctx, epochs,
             repulsion=stages["repulsion"])
     return out
+
+
+def new_points_graph(pipeline, result: Result, X_train: Any, X_new: Any, *, index: NeighborsIndex | None = None,
+                     chunk_size: int = CHUNK_SIZE) -> sp.csr_matrix:
+    """The new points' rows of the fitted directed graph: row q holds p_{j|q} on its k training
+    neighbours j, the weights :func:`transform_new_points` starts from (umap-learn's
+    ``transform_mode="graph"``). Rows are computed in chunks; the result does not depend on it.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_new, n_train)
+    """
+    ctx = transform_context(pipeline, result)
+    index = build_index(pipeline, result, X_train) if index is None else index
+    neighbors = _fitted_neighbors(pipeline, result)
+    n_train = np.shape(result.embedding)[0]
+    k = min(result.graph.n_neighbors, n_train)
+    blocks = []
+    for lo in range(0, X_new.shape[0], max(int(chunk_size), 1)):
+        graph, weights = _edge_weights(index, pipeline.stages["similarity"],
+                                       _readable(neighbors, X_new[lo:lo + chunk_size]), k, ctx)
+        indptr = np.arange(0, weights.size + 1, k, dtype=np.int64)
+        block = sp.csr_matrix((weights.ravel(), np.asarray(graph.indices).ravel(), indptr),
+                              shape=(len(weights), n_train))
+        block.eliminate_zeros()  # edges removed by disconnection_distance, and underflows
+        block.sort_indices()
+        blocks.append(block)
+    return sp.vstack(blocks, format="csr")

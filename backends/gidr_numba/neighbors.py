@@ -17,6 +17,14 @@ O(block * n_samples):
   clipped to [0, 2], zero rows at distance 0 from zero rows and 1 from the others:
   the reference's formula, operation for operation.
 * ``manhattan`` and ``chebyshev``: SciPy's ``cdist`` per block, as in the reference.
+* ``seuclidean``, ``mahalanobis`` and ``hellinger``: the Euclidean path on mapped rows,
+  :func:`gidr_reference.distances.euclidean_rows` (``x / sqrt(V)``, ``x W`` with ``W W^T = VI``,
+  ``[sqrt(x / |x|_1), 0] / sqrt(2)``): the reference's formulas to rounding (hellinger's bit
+  for bit: the reference measures the same rows).
+* ``jaccard`` and ``haversine``: the reference's NumPy formulas per block (jaccard's shared
+  counts from a BLAS product of 0/1 rows, exact).
+* ``minkowski`` and function metrics (``@numba.njit`` ``metric(x, y)``): a parallel numba
+  kernel per block (:func:`minkowski_block`, :func:`function_block`).
 
 Each row's k best are chosen in parallel (numba ``prange`` over the rows of a block)
 with a bounded max-heap ordered by ``(distance, index)``.
@@ -26,14 +34,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 from scipy.spatial.distance import cdist
 
 from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
-from gidr_reference.neighbors import METRICS, euclidean_conditioning, restore_distances, unit_rows
+from gidr_reference.distances import EUCLIDEAN_MAPPED, euclidean_rows, extra_distances
+from gidr_reference.neighbors import (
+    EXACT_METRICS,
+    METRICS,
+    euclidean_conditioning,
+    prepare_metric,
+    restore_distances,
+    unit_rows,
+)
 
-__all__ = ["METRICS", "exact_knn", "check_n_neighbors", "unit_rows"]
+__all__ = ["METRICS", "EXACT_METRICS", "exact_knn", "check_n_neighbors", "unit_rows", "minkowski_block",
+           "function_block"]
 
 #: Memory budget (number of float64 entries) of one block of the distance matrix
 #: (the reference's value, so that both backends hand BLAS the same blocks).
@@ -260,17 +278,72 @@ def _select_rows(D, start, exclude_self, out_index, out_dist):
         out_dist[i] = keys
 
 
-def nearest_rows(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str,
-                 exclude_self: bool) -> KNNGraph:
+@njit(cache=True, parallel=True)
+def minkowski_block(A, B, p, out):
+    """``out[r, j] = (sum_f |a_rf - b_jf|^p)^(1/p)``, rows of ``A`` in parallel."""
+    inverse = 1.0 / p
+    for r in prange(A.shape[0]):
+        for j in range(B.shape[0]):
+            total = 0.0
+            for f in range(A.shape[1]):
+                total += abs(A[r, f] - B[j, f]) ** p
+            out[r, j] = total ** inverse
+
+
+def distance_of(value):
+    """The distance a jitted function metric returned: the value, or the first entry of a
+    ``(distance, gradient)`` tuple (umap-learn's gradient metrics); resolved by type at compile time."""
+    return value
+
+
+@overload(distance_of)
+def _distance_of(value):
+    if isinstance(value, types.BaseTuple):
+        return lambda value: value[0]
+    return lambda value: value
+
+
+@njit(cache=True, parallel=True)
+def function_block(metric, A, B, out):
+    """``out[r, j] = metric(a_r, b_j)`` (its distance) for a jitted function metric, rows of ``A``
+    in parallel."""
+    for r in prange(A.shape[0]):
+        for j in range(B.shape[0]):
+            out[r, j] = distance_of(metric(A[r], B[j]))
+
+
+def _distance_block(A: np.ndarray, B: np.ndarray, metric, kwds: dict) -> np.ndarray:
+    """The distance block of the metrics that neither BLAS path serves (see the module docstring)."""
+    if metric in ("manhattan", "chebyshev"):
+        return cdist(A, B, metric="cityblock" if metric == "manhattan" else metric)
+    if metric in ("jaccard", "haversine"):
+        return extra_distances(A, B, metric, kwds)
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
+    if metric == "minkowski":
+        minkowski_block(A, B, float(kwds["p"]), out)
+    else:
+        function_block(metric, A, B, out)
+    return out
+
+
+def nearest_rows(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric,
+                 exclude_self: bool, metric_kwds: dict | None = None) -> KNNGraph:
     """The ``n_neighbors`` nearest rows of ``X_train`` for every row of ``X_new``, by blocks of
     BLAS products (O(block * n_train) memory), ties broken by index.
 
     The fit passes ``X_new = X_train`` and ``exclude_self=True`` (row i is not its own
     neighbour); transform's queries pass new rows and False. Both arrays are float64 and
-    C-contiguous; the metric is one of :data:`METRICS` (checked by the callers).
+    C-contiguous; the metric is one of :data:`EXACT_METRICS` or a jitted function, and
+    ``metric_kwds`` its checked parameters (:func:`gidr_reference.neighbors.prepare_metric`,
+    by the callers).
     """
-    n_train, n_new = X_train.shape[0], X_new.shape[0]
+    kwds = metric_kwds or {}
     same = X_new is X_train
+    if metric in EUCLIDEAN_MAPPED:
+        X_train = euclidean_rows(X_train, metric, kwds)
+        X_new = X_train if same else euclidean_rows(X_new, metric, kwds)
+        metric = "euclidean"
+    n_train, n_new = X_train.shape[0], X_new.shape[0]
     indices = np.empty((n_new, n_neighbors), dtype=np.int64)
     distances = np.empty((n_new, n_neighbors), dtype=np.float64)
     block = max(1, BLOCK_ENTRIES // n_train)
@@ -298,8 +371,8 @@ def nearest_rows(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metri
             _select_cosine(U_new[start:stop] @ U_train.T, zero_train, zero_new, start, exclude_self, indices,
                            distances)
         else:
-            D = cdist(X_new[start:stop], X_train, metric="cityblock" if metric == "manhattan" else metric)
-            _select_rows(D, start, exclude_self, indices, distances)
+            _select_rows(_distance_block(X_new[start:stop], X_train, metric, kwds), start, exclude_self, indices,
+                         distances)
     if conditioning is not None:
         restore_distances(indices, distances, original_new, original_train, conditioning.scale)
     return KNNGraph(indices, distances)
@@ -312,7 +385,7 @@ def check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
                                           "(n_samples - 1)", n_neighbors))
 
 
-def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+def exact_knn(X: np.ndarray, n_neighbors: int, metric="euclidean", metric_kwds=None) -> KNNGraph:
     """Brute-force k nearest neighbours of every row of ``X``, self excluded.
 
     ``knn(i) = the k indices j != i with the smallest (d(x_i, x_j), j)``, as in
@@ -323,16 +396,17 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     X : ndarray of shape (n_samples, n_features)
     n_neighbors : int
         k, in ``[1, n_samples - 1]``.
-    metric : str
-        One of :data:`METRICS`.
+    metric : str or callable
+        One of :data:`EXACT_METRICS`, or a numba-jitted function ``metric(x, y) -> float``.
+    metric_kwds : dict, optional
+        The metric's parameters (``p``, ``V``, ``VI``).
 
     Returns
     -------
     KNNGraph
         int64 indices and float64 distances of shape (n_samples, k).
     """
-    if metric not in METRICS:
-        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
     X = np.ascontiguousarray(X, dtype=np.float64)
+    kwds = prepare_metric(X, metric, metric_kwds)
     check_n_neighbors(n_neighbors, X.shape[0])
-    return nearest_rows(X, X, n_neighbors, metric, exclude_self=True)
+    return nearest_rows(X, X, n_neighbors, metric, exclude_self=True, metric_kwds=kwds)

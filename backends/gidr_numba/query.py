@@ -11,7 +11,8 @@ Exact (:func:`exact_query`)
     training rows: Euclidean from BLAS products, each row's candidates within the rounding
     bound of its k-th refined exactly (``sum_f (x_f - y_f)^2``, SciPy's ``cdist`` value);
     cosine and correlation from BLAS products of unit rows; Manhattan and Chebyshev from
-    ``cdist``. The same graph as :func:`gidr_reference.neighbors.exact_query`.
+    ``cdist``; the other metrics of :data:`~gidr_reference.neighbors.EXACT_METRICS` and jitted
+    function metrics as in the fit. The same graph as :func:`gidr_reference.neighbors.exact_query`.
 
 On the NN-descent graph (:class:`GraphSearch`), as pynndescent's ``query`` does it:
     1. the query descends the first random-projection tree of the fit's forest (rebuilt
@@ -37,7 +38,7 @@ from gidr.types import KNNGraph
 from gidr.validation import GidrValueError, format_error
 from gidr_numba.neighbors import (cosine_from_dot, dot, exact_squared_distance, heap_push, nearest_rows, sort_pairs,
                                   squared_distance, unit_rows)
-from gidr_reference.neighbors import METRICS, restore_distances
+from gidr_reference.neighbors import prepare_metric, restore_distances
 
 __all__ = ["exact_query", "check_query", "search_graph", "GraphSearch", "DEFAULT_EPSILON", "QUERY_BLOCK"]
 
@@ -60,7 +61,8 @@ def check_query(X_new: np.ndarray, n_train: int, n_features: int, n_neighbors: i
 
 
 # ---------------------------------------------------------------------- exact
-def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric="euclidean",
+                metric_kwds=None) -> KNNGraph:
     """The ``n_neighbors`` nearest training rows of every row of ``X_new``, by brute force.
 
     ``knn(q) = the k indices j with the smallest (d(x_q, x_j), j)``, as
@@ -72,20 +74,21 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     X_new : ndarray of shape (n_new, n_features)
     n_neighbors : int
         k, in ``[1, n_train]``.
-    metric : str
-        One of :data:`~gidr_reference.neighbors.METRICS`.
+    metric : str or callable
+        One of :data:`~gidr_reference.neighbors.EXACT_METRICS`, or a numba-jitted function.
+    metric_kwds : dict, optional
+        The metric's parameters, as in the fit.
 
     Returns
     -------
     KNNGraph
         Indices into the training rows and distances, of shape (n_new, k).
     """
-    if metric not in METRICS:
-        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
     X_train = np.ascontiguousarray(X_train, dtype=np.float64)
     X_new = np.ascontiguousarray(X_new, dtype=np.float64)
     check_query(X_new, X_train.shape[0], X_train.shape[1], n_neighbors)
-    return nearest_rows(X_train, X_new, n_neighbors, metric, exclude_self=False)
+    kwds = prepare_metric(X_new, metric, metric_kwds, "The query points")
+    return nearest_rows(X_train, X_new, n_neighbors, metric, exclude_self=False, metric_kwds=kwds)
 
 
 # ---------------------------------------------------------------------- search graph

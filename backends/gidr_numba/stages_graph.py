@@ -29,16 +29,22 @@ import scipy.sparse as sp
 from gidr.stages import Neighbors
 from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, KNNGraph
-from gidr.validation import GidrValueError, Interval, Options, Param, format_error
+from gidr.validation import Described, GidrValueError, Interval, Options, Param, format_error
 from gidr_numba import serialized
 from gidr_reference import init as reference_init
-from gidr_reference import similarity as similarity_math
-from gidr_reference.neighbors import ExactIndex
+from gidr_reference.distances import (
+    EUCLIDEAN_MAPPED,
+    EXTRA_METRICS,
+    check_metric_data,
+    check_metric_kwds,
+    euclidean_rows,
+)
+from gidr_reference.neighbors import ExactIndex, prepare_metric
 from gidr_reference import stages_graph as reference
 
 __all__ = [
     "ExactNeighbors", "NNDescentNeighbors", "PynndescentNeighbors", "UmapSimilarity", "TsneSimilarity",
-    "FuzzyUnionSymmetrize", "MeanSymmetrize", "SpectralInit", "STAGES",
+    "FuzzyUnionSymmetrize", "MeanSymmetrize", "SpectralInit", "STAGES", "check_jitted", "MappedIndex",
 ]
 
 logger = logging.getLogger("gidr")
@@ -58,17 +64,37 @@ class ExactNeighbors(reference.ExactNeighbors):
     priority = 10
     max_samples = None
 
+    def check(self) -> None:
+        super().check()
+        check_jitted(self.metric, self.describe())
+
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
         from gidr_numba.neighbors import exact_knn
 
-        return exact_knn(X, n_neighbors, self.metric)
+        return exact_knn(X, n_neighbors, self.metric, self.metric_kwds)
 
     def build_index(self, X: np.ndarray, graph: KNNGraph, ctx: Context):
         """Brute-force queries against ``X`` by BLAS blocks (:func:`gidr_numba.query.exact_query`):
         the reference's answers."""
         from gidr_numba.query import exact_query
 
-        return ExactIndex(X, self.metric, serialized(exact_query))
+        return ExactIndex(X, self.metric, serialized(exact_query), metric_kwds=self.metric_kwds)
+
+
+def check_jitted(metric: Any, owner: str) -> None:
+    """A function metric must be numba-jitted to run in numba's kernels (and pynndescent's)."""
+    if isinstance(metric, str):
+        return
+    from numba.core.dispatcher import Dispatcher
+
+    if not isinstance(metric, Dispatcher):
+        raise GidrValueError(format_error(
+            f"The 'metric' parameter of {owner} (backend 'numba')", "a metric name or a numba-jitted function",
+            metric, "Decorate it with @numba.njit, as umap-learn requires, or use backend='reference'."))
+
+
+#: Metrics of neighbors 'nndescent': its own two, and the Euclidean distances of mapped rows.
+NNDESCENT_METRICS = ("euclidean", "cosine") + EUCLIDEAN_MAPPED
 
 
 class _NNDescentMetric(Options):
@@ -84,6 +110,9 @@ class NNDescentNeighbors(Neighbors):
 
     Deterministic for a seed whatever the thread count; recall above 0.95 at k = 15 on
     Fashion-MNIST. Distances are recomputed exactly (float64) for the neighbours found.
+    ``seuclidean``, ``mahalanobis`` and ``hellinger`` are the Euclidean distances of mapped rows
+    (:func:`gidr_reference.distances.euclidean_rows`): the search runs on those, a float64 copy
+    of the data.
     """
 
     name = "nndescent"
@@ -92,8 +121,9 @@ class NNDescentNeighbors(Neighbors):
     #: It searches a float32 copy of the data.
     copy_bytes_per_value = 4
     params = (
-        Param("metric", "euclidean", (_NNDescentMetric(("euclidean", "cosine")),),
-              "Distance in the input space: 'euclidean' or 'cosine'."),
+        Param("metric", "euclidean", (_NNDescentMetric(NNDESCENT_METRICS),),
+              "Distance in the input space: " + ", ".join(map(repr, NNDESCENT_METRICS)) + "."),
+        reference.metric_params(())[1],
         Param("n_trees", None, (Interval(int, 0, None),),
               "Random-projection trees of the initial graph; None: max(3, min(8, round(log10 n))).",
               allow_none=True),
@@ -104,11 +134,22 @@ class NNDescentNeighbors(Neighbors):
               "Candidates sampled per point and iteration; None: min(60, max(20, k)).", allow_none=True),
     )
 
+    def check(self) -> None:
+        check_metric_kwds(self.metric, self.metric_kwds, self.describe())
+
+    def _search_rows(self, X: np.ndarray) -> tuple[np.ndarray, str]:
+        """The rows NN-descent searches and its metric: mapped rows, Euclidean, for the mapped metrics."""
+        if self.metric not in EUCLIDEAN_MAPPED:
+            return X, self.metric
+        return euclidean_rows(X, self.metric, prepare_metric(np.asarray(X), self.metric, self.metric_kwds)), \
+            "euclidean"
+
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
         from gidr_numba.nndescent import nndescent_knn
 
+        rows, metric = self._search_rows(X)
         indices, distances, info = nndescent_knn(
-            X, n_neighbors, _seed(ctx), metric=self.metric, n_trees=self.n_trees, n_iters=self.n_iters,
+            rows, n_neighbors, _seed(ctx), metric=metric, n_trees=self.n_trees, n_iters=self.n_iters,
             max_candidates=self.max_candidates)
         logger.debug("nndescent: %d iterations, changes %s", info["n_iters"], info["changes"])
         return KNNGraph(indices, distances)
@@ -119,12 +160,24 @@ class NNDescentNeighbors(Neighbors):
         """Queries on the fit's graph (:class:`gidr_numba.query.GraphSearch`): the first tree of
         the fit's forest, rebuilt from the fit's seed, then a best-first search on ``graph`` and
         its reverse edges. Recall about 0.995 at k = 15 on Fashion-MNIST (test images against
-        the training images)."""
+        the training images). For a mapped metric the queries are mapped as the training rows."""
         from gidr_numba.nndescent import MIN_SEARCH_NEIGHBORS, default_leaf_size
         from gidr_numba.query import GraphSearch
 
+        rows, metric = self._search_rows(X)
         search_k = min(X.shape[0] - 1, max(graph.n_neighbors, MIN_SEARCH_NEIGHBORS))
-        return GraphSearch(X, graph, _seed(ctx), metric=self.metric, leaf_size=default_leaf_size(search_k))
+        index = GraphSearch(rows, graph, _seed(ctx), metric=metric, leaf_size=default_leaf_size(search_k))
+        return index if rows is X else MappedIndex(index, self._search_rows)
+
+
+class MappedIndex(NeighborsIndex):
+    """Queries of an index over mapped training rows: each query mapped the same way first."""
+
+    def __init__(self, index: NeighborsIndex, mapping):
+        self.index, self.mapping = index, mapping
+
+    def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
+        return self.index.query(self.mapping(np.asarray(X_new))[0], n_neighbors)
 
 
 class _PynndescentMetric(Options):
@@ -132,11 +185,12 @@ class _PynndescentMetric(Options):
 
     @property
     def description(self) -> str:  # type: ignore[override]
-        return "a metric name pynndescent supports, e.g. 'euclidean', 'cosine', 'manhattan', 'correlation'"
+        return ("a metric name pynndescent supports, e.g. 'euclidean', 'cosine', 'manhattan', 'correlation', "
+                "or a numba-jitted function metric(x, y) -> float")
 
     def is_satisfied_by(self, value: Any) -> bool:
         if not isinstance(value, str):
-            return False
+            return callable(value) and not isinstance(value, type)  # a jitted function (checked by the stage)
         try:
             from pynndescent.distances import named_distances
         except ImportError:  # the stage explains at compute time
@@ -158,12 +212,32 @@ class PynndescentNeighbors(Neighbors):
     #: pynndescent searches scipy sparse matrices directly (no densified copy).
     accepts = frozenset({"dense", "sparse"})
     params = (
-        Param("metric", "euclidean", (_PynndescentMetric(()),), "Any metric name pynndescent supports."),
+        Param("metric", "euclidean", (_PynndescentMetric(()),),
+              "Any metric name pynndescent supports, or a numba-jitted function metric(x, y) -> float."),
+        reference.metric_params(())[1],
         Param("n_trees", None, (Interval(int, 1, None),), "pynndescent's n_trees; None: its default.",
               allow_none=True),
         Param("n_iters", None, (Interval(int, 1, None),), "pynndescent's n_iters; None: its default.",
               allow_none=True),
     )
+
+    def check(self) -> None:
+        check_jitted(self.metric, self.describe())
+        check_metric_kwds(self.metric, self.metric_kwds, self.describe())
+
+    def _kwds(self, X: Any) -> dict | None:
+        """The checked metric_kwds for pynndescent (None when there are none); a function metric
+        must return a float here (pynndescent's searches cannot read a (distance, gradient) tuple)."""
+        kwds = check_metric_kwds(self.metric, self.metric_kwds, self.describe())
+        if self.metric in EXTRA_METRICS and not sp.issparse(X):
+            check_metric_data(np.asarray(X), self.metric, kwds)
+        if not isinstance(self.metric, str) and not sp.issparse(X) and X.shape[0] >= 2:
+            if isinstance(self.metric(np.asarray(X[0], np.float64), np.asarray(X[1], np.float64)), tuple):
+                raise GidrValueError(format_error(
+                    f"The 'metric' function of {self.describe()}", "a function returning a float",
+                    Described("one returning a (distance, gradient) tuple"),
+                    "Pass a function returning the distance only, or use neighbors='exact'."))
+        return kwds or None
 
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
         try:
@@ -174,7 +248,8 @@ class PynndescentNeighbors(Neighbors):
                 "Install it (pip install pynndescent), or use neighbors 'nndescent' or 'exact'.")) from None
         n_samples = X.shape[0]
         index = NNDescent(X, n_neighbors=min(n_neighbors + 1, n_samples), metric=self.metric,
-                          random_state=_seed(ctx) % (2**31 - 1), n_trees=self.n_trees, n_iters=self.n_iters)
+                          metric_kwds=self._kwds(X), random_state=_seed(ctx) % (2**31 - 1), n_trees=self.n_trees,
+                          n_iters=self.n_iters)
         indices, distances = index.neighbor_graph
         return drop_self(np.asarray(indices), np.asarray(distances), n_neighbors)
 
@@ -188,8 +263,8 @@ class PynndescentNeighbors(Neighbors):
         from pynndescent import NNDescent
 
         k = min(graph.n_neighbors + 1, X.shape[0])
-        index = NNDescent(X, n_neighbors=k, metric=self.metric, random_state=_seed(ctx) % (2**31 - 1),
-                          n_trees=self.n_trees, n_iters=self.n_iters)
+        index = NNDescent(X, n_neighbors=k, metric=self.metric, metric_kwds=self._kwds(X),
+                          random_state=_seed(ctx) % (2**31 - 1), n_trees=self.n_trees, n_iters=self.n_iters)
         return PynndescentIndex(index)
 
 
@@ -250,7 +325,7 @@ class UmapSimilarity(reference.UmapSimilarity):
     backend = "numba"
     priority = 10
 
-    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+    def weigh(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
         from gidr_numba.similarity import umap_row_weights
 
         return umap_row_weights(distances, self.pseudo_distance)
@@ -264,10 +339,9 @@ class TsneSimilarity(reference.TsneSimilarity):
     backend = "numba"
     priority = 10
 
-    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+    def weigh_perplexity(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
         from gidr_numba.similarity import tsne_row_weights
 
-        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])
         return tsne_row_weights(distances, perplexity, self.pseudo_distance)
 
 

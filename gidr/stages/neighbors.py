@@ -22,9 +22,10 @@ import numpy as np
 
 from gidr.stages.base import Stage
 from gidr.types import Context, KNNGraph
-from gidr.validation import GidrValueError, format_error
+from gidr.validation import Described, GidrValueError, format_error
 
-__all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind", "is_dask_array"]
+__all__ = ["Neighbors", "NeighborsIndex", "INPUT_KINDS", "MAX_DENSIFIED_CELLS", "input_kind", "is_dask_array",
+           "graph_without_self", "check_graph_arrays"]
 
 #: Input kinds a neighbors stage may declare in ``accepts``.
 INPUT_KINDS = ("dense", "sparse", "precomputed", "distributed")
@@ -127,3 +128,78 @@ class Neighbors(Stage):
             f"The neighbors stage for transform ({self.describe()}, backend '{self.backend}')",
             "a stage that answers queries for new points", "one that does not",
             "Fit with neighbors='exact', 'nndescent' or 'pynndescent' (or 'auto') to transform new data."))
+
+
+def check_graph_arrays(indices: Any, distances: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, distances)`` of a user's kNN graph as arrays: 2-D, of one shape, integer indices
+    (each error names ``what``, e.g. "The precomputed kNN graph")."""
+    indices, distances = np.asarray(indices), np.asarray(distances)
+    if indices.ndim != 2 or indices.shape != distances.shape:
+        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
+                                          f"shapes {indices.shape} and {distances.shape}"))
+    if indices.dtype.kind not in "iu":
+        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
+                                          "Convert them with indices.astype(np.int64)."))
+    return indices, distances
+
+
+def graph_without_self(indices: Any, distances: Any, n_samples: int, n_neighbors: int,
+                       what: str = "The 'precomputed_knn' parameter") -> KNNGraph:
+    """A kNN graph in umap-learn's convention (each row lists the point itself, usually first, and
+    may mark missing neighbours with index -1) as gidr's: the point and the missing entries
+    dropped, each row sorted by ``(distance, index)``, its first ``n_neighbors`` kept.
+
+    Parameters
+    ----------
+    indices : array-like of shape (n_samples, m), int
+    distances : array-like of shape (n_samples, m)
+    n_samples : int
+        The number of rows of the data the graph describes.
+    n_neighbors : int
+        Neighbours (besides the point) each row must keep.
+    what : str
+        How errors name the graph.
+
+    Returns
+    -------
+    KNNGraph
+        Of shape (n_samples, n_neighbors), new arrays (the caller's are not modified).
+
+    Raises
+    ------
+    GidrValueError
+        For arrays of the wrong kind or shape, indices out of ``[-1, n_samples)``, negative or
+        non-finite distances of listed neighbours, a neighbour listed twice, or a row with fewer
+        than ``n_neighbors`` neighbours besides the point.
+    """
+    indices, distances = check_graph_arrays(indices, distances, what)
+    if distances.dtype.kind not in "iuf":
+        raise GidrValueError(format_error(f"{what}'s distances", "a float array", f"dtype {distances.dtype}"))
+    if indices.shape[0] != n_samples:
+        raise GidrValueError(format_error(f"The number of rows of {what[0].lower() + what[1:]}",
+                                          f"{n_samples} (the rows of X)", indices.shape[0],
+                                          "Pass the graph of the data you fit."))
+    indices, distances = indices.astype(np.int64), distances.astype(np.float64)
+    if np.any((indices < -1) | (indices >= n_samples)):
+        raise GidrValueError(format_error(f"{what}'s indices", f"in [0, {n_samples}) (or -1 for a missing "
+                                          "neighbour)", "out-of-range values"))
+    missing = indices < 0
+    if not np.all(np.isfinite(distances[~missing])) or np.any(distances[~missing] < 0):
+        raise GidrValueError(format_error(f"{what}'s distances", "finite and non-negative",
+                                          "negative, NaN or infinite values"))
+    ordered = np.sort(np.where(missing, -1 - np.arange(indices.shape[1]), indices), axis=1)
+    repeated = np.any(ordered[:, 1:] == ordered[:, :-1], axis=1)
+    if np.any(repeated):
+        raise GidrValueError(format_error(f"{what}'s indices", "distinct neighbours in each row",
+                                          f"a repeated neighbour in row {int(np.flatnonzero(repeated)[0])}"))
+    dropped = missing | (indices == np.arange(n_samples)[:, None])
+    short = np.flatnonzero((~dropped).sum(axis=1) < n_neighbors)
+    if len(short):
+        raise GidrValueError(format_error(
+            f"The neighbours in each row of {what[0].lower() + what[1:]}",
+            f"at least {n_neighbors} besides the point itself (gidr's n_neighbors does not count the point)",
+            Described(f"fewer in {len(short)} row(s), the first row {int(short[0])}"),
+            "Compute more neighbours, or lower n_neighbors."))
+    keys = np.where(dropped, np.inf, distances)
+    order = np.lexsort((np.where(dropped, np.iinfo(np.int64).max, indices), keys), axis=-1)[:, :n_neighbors]
+    return KNNGraph(np.take_along_axis(indices, order, axis=1), np.take_along_axis(distances, order, axis=1))

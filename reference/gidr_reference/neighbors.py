@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from gidr.stages.neighbors import NeighborsIndex
+from gidr.stages.neighbors import NeighborsIndex, check_graph_arrays
 from gidr.types import KNNGraph
 from gidr.validation import Described, GidrValueError, format_error
+from gidr_reference import distances as extra
 
 __all__ = [
     "METRICS",
+    "EXACT_METRICS",
+    "prepare_metric",
     "pairwise_distances",
     "select_neighbors",
     "exact_knn",
@@ -29,6 +32,8 @@ __all__ = [
     "check_knn_graph",
     "exact_query",
     "ExactIndex",
+    "nearest_columns",
+    "PrecomputedQueries",
     "Conditioning",
     "euclidean_conditioning",
     "stable_euclidean",
@@ -36,8 +41,11 @@ __all__ = [
     "unit_rows",
 ]
 
-#: Metrics of the ``exact`` neighbors stage (the same list in every backend).
+#: Metrics every exact neighbours implementation knows (the reference, numba and Dask's).
 METRICS = ("euclidean", "manhattan", "chebyshev", "cosine", "correlation")
+#: Metrics of the ``exact`` neighbors stage of the reference and numba backends: also
+#: umap-learn's of :mod:`gidr_reference.distances` (a function ``metric(x, y)`` too).
+EXACT_METRICS = METRICS + extra.EXTRA_METRICS
 
 _SCIPY_NAMES = {"euclidean": "euclidean", "manhattan": "cityblock", "chebyshev": "chebyshev"}
 
@@ -45,30 +53,50 @@ _SCIPY_NAMES = {"euclidean": "euclidean", "manhattan": "cityblock", "chebyshev":
 _BLOCK_ENTRIES = 2**22
 
 
-def pairwise_distances(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+def prepare_metric(X: np.ndarray, metric, metric_kwds, name: str = "The data X") -> dict:
+    """The metric's parameters checked and completed (:func:`gidr_reference.distances.check_metric_kwds`)
+    and the rows ``X`` checked for it (:func:`~gidr_reference.distances.check_metric_data`; a
+    function metric is called on two rows)."""
+    if isinstance(metric, str) and metric not in EXACT_METRICS:
+        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, EXACT_METRICS)) +
+                                          " or a function metric(x, y) -> float", metric))
+    kwds = extra.check_metric_kwds(metric, metric_kwds, "the neighbours stage")
+    extra.check_metric_data(X, metric, kwds, name)
+    if not isinstance(metric, str):
+        extra.check_callable_metric(metric, X)
+    return kwds
+
+
+def pairwise_distances(A: np.ndarray, B: np.ndarray, metric="euclidean", metric_kwds=None) -> np.ndarray:
     """Distances between the rows of ``A`` and the rows of ``B``.
 
     ``euclidean``: ``sqrt(sum_f (a_f - b_f)^2)``; ``manhattan``: ``sum_f |a_f - b_f|``;
     ``chebyshev``: ``max_f |a_f - b_f|``; ``cosine``: ``1 - a.b / (|a| |b|)``;
     ``correlation``: cosine of the row-centred vectors. For cosine and correlation a zero
     vector is at distance 0 from another zero vector and 1 from anything else (the
-    pynndescent convention), and rounding below 0 is clipped to 0.
+    pynndescent convention), and rounding below 0 is clipped to 0. The metrics of
+    :data:`gidr_reference.distances.EXTRA_METRICS` and function metrics are computed by
+    :func:`gidr_reference.distances.extra_distances`.
 
     Parameters
     ----------
     A : ndarray of shape (n_a, n_features)
     B : ndarray of shape (n_b, n_features)
-    metric : str
-        One of :data:`METRICS`.
+    metric : str or callable
+        One of :data:`EXACT_METRICS`, or a function ``metric(x, y) -> float``.
+    metric_kwds : dict, optional
+        The metric's parameters (``p``, ``V``, ``VI``), checked by :func:`prepare_metric`.
 
     Returns
     -------
     D : ndarray of shape (n_a, n_b), float64
     """
+    if not isinstance(metric, str) or metric in extra.EXTRA_METRICS:
+        return extra.extra_distances(A, B, metric, extra.check_metric_kwds(metric, metric_kwds, "the metric"))
     if metric in _SCIPY_NAMES:
         return cdist(A, B, metric=_SCIPY_NAMES[metric])
     if metric not in ("cosine", "correlation"):
-        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, METRICS)), metric))
+        raise GidrValueError(format_error("The metric", "one of " + ", ".join(map(repr, EXACT_METRICS)), metric))
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
     U_a, zero_a = unit_rows(A, centred=metric == "correlation")
@@ -117,7 +145,7 @@ def select_neighbors(D: np.ndarray, rows: np.ndarray, n_neighbors: int) -> tuple
     return indices, distances
 
 
-def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+def exact_knn(X: np.ndarray, n_neighbors: int, metric="euclidean", metric_kwds=None) -> KNNGraph:
     """Brute-force k nearest neighbours of every row of ``X``, self excluded.
 
     ``knn(i) = the k indices j != i with the smallest (d(x_i, x_j), j)``, computed in
@@ -128,8 +156,10 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     X : ndarray of shape (n_samples, n_features)
     n_neighbors : int
         k, in ``[1, n_samples - 1]``.
-    metric : str
-        One of :data:`METRICS`.
+    metric : str or callable
+        One of :data:`EXACT_METRICS`, or a function ``metric(x, y) -> float``.
+    metric_kwds : dict, optional
+        The metric's parameters (:func:`prepare_metric`).
 
     Returns
     -------
@@ -139,6 +169,7 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     X = original = np.asarray(X, dtype=np.float64)
     n_samples = X.shape[0]
     _check_n_neighbors(n_neighbors, n_samples)
+    metric_kwds = prepare_metric(X, metric, metric_kwds)
     conditioning = euclidean_conditioning(X) if metric == "euclidean" else None
     if conditioning is not None:
         X = conditioning.apply(X)
@@ -147,7 +178,7 @@ def exact_knn(X: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNN
     distances = np.empty((n_samples, n_neighbors), dtype=np.float64)
     for start in range(0, n_samples, block):
         rows = np.arange(start, min(start + block, n_samples))
-        D = pairwise_distances(X[rows], X, metric)
+        D = pairwise_distances(X[rows], X, metric, metric_kwds)
         if conditioning is not None:
             _stable_where_overflowed(D, X[rows], X)
         indices[rows], distances[rows] = select_neighbors(D, rows, n_neighbors)
@@ -218,13 +249,7 @@ def check_knn_graph(graph: Any, n_neighbors: int) -> KNNGraph:
     if not isinstance(graph, KNNGraph):
         raise GidrValueError(format_error(what, "a KNNGraph, an (indices, distances) tuple or a square distance "
                                           "matrix", type(graph).__name__))
-    indices, distances = np.asarray(graph.indices), np.asarray(graph.distances)
-    if indices.ndim != 2 or indices.shape != distances.shape:
-        raise GidrValueError(format_error(f"{what}'s indices and distances", "2-D arrays of the same shape",
-                                          f"shapes {indices.shape} and {distances.shape}"))
-    if indices.dtype.kind not in "iu":
-        raise GidrValueError(format_error(f"{what}'s indices", "an integer array", f"dtype {indices.dtype}",
-                                          "Convert them with indices.astype(np.int64)."))
+    indices, distances = check_graph_arrays(graph.indices, graph.distances, what)
     n_samples, n_columns = indices.shape
     _check_graph_values(indices.astype(np.int64), distances.astype(np.float64), what)
     if n_columns < n_neighbors:
@@ -270,7 +295,8 @@ def _check_n_neighbors(n_neighbors: int, n_samples: int) -> None:
 
 
 # ---------------------------------------------------------------------- queries (transform)
-def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> KNNGraph:
+def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric="euclidean",
+                metric_kwds=None) -> KNNGraph:
     """The ``n_neighbors`` nearest training rows of every row of ``X_new``, by brute force.
 
     ``knn(q) = the k indices j with the smallest (d(x_q, x_j), j)``: nothing is excluded (a
@@ -283,8 +309,10 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     X_new : ndarray of shape (n_new, n_features)
     n_neighbors : int
         k, in ``[1, n_train]``.
-    metric : str
-        One of :data:`METRICS`.
+    metric : str or callable
+        One of :data:`EXACT_METRICS`, or a function ``metric(x, y) -> float``.
+    metric_kwds : dict, optional
+        The metric's parameters (:func:`prepare_metric`).
 
     Returns
     -------
@@ -300,6 +328,7 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     if not 1 <= n_neighbors <= n_train:
         raise GidrValueError(format_error("The number of neighbours of a query", f"an int in [1, {n_train}] "
                                           "(the number of training points)", n_neighbors))
+    metric_kwds = prepare_metric(X_new, metric, metric_kwds, "The query points")
     original_train, original_new = X_train, X_new
     conditioning = euclidean_conditioning(X_train, X_new) if metric == "euclidean" else None
     if conditioning is not None:
@@ -308,29 +337,61 @@ def exact_query(X_train: np.ndarray, X_new: np.ndarray, n_neighbors: int, metric
     indices = np.empty((len(X_new), n_neighbors), dtype=np.int64)
     distances = np.empty((len(X_new), n_neighbors), dtype=np.float64)
     for start in range(0, len(X_new), block):
-        D = pairwise_distances(X_new[start:start + block], X_train, metric)
+        D = pairwise_distances(X_new[start:start + block], X_train, metric, metric_kwds)
         if conditioning is not None:
             _stable_where_overflowed(D, X_new[start:start + block], X_train)
-        kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
-        for r in range(len(D)):
-            candidates = np.flatnonzero(D[r] <= kth[r])
-            order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
-            indices[start + r] = candidates[order]
-            distances[start + r] = D[r, candidates[order]]
+        indices[start:start + block], distances[start:start + block] = nearest_columns(D, n_neighbors)
     if conditioning is not None:
         restore_distances(indices, distances, original_new, original_train, conditioning.scale)
     return KNNGraph(indices, distances)
 
 
-class ExactIndex(NeighborsIndex):
-    """Brute-force queries against the training rows with a backend's ``query(X_train, X_new,
-    k, metric)`` function (:func:`exact_query` here)."""
+def nearest_columns(D: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` smallest entries of each row of a query-by-training distance block,
+    sorted by ``(distance, index)``; nothing is excluded.
 
-    def __init__(self, X_train: np.ndarray, metric: str, query_function=exact_query):
-        self.X_train, self.metric, self._query = X_train, metric, query_function
+    Returns
+    -------
+    indices : ndarray of shape (n_rows, k), int64
+    distances : ndarray of shape (n_rows, k), float64
+    """
+    kth = np.partition(D, n_neighbors - 1, axis=1)[:, n_neighbors - 1]
+    indices = np.empty((len(D), n_neighbors), dtype=np.int64)
+    distances = np.empty((len(D), n_neighbors), dtype=np.float64)
+    for r in range(len(D)):
+        candidates = np.flatnonzero(D[r] <= kth[r])
+        order = np.lexsort((candidates, D[r, candidates]))[:n_neighbors]
+        indices[r] = candidates[order]
+        distances[r] = D[r, candidates[order]]
+    return indices, distances
+
+
+class PrecomputedQueries(NeighborsIndex):
+    """Queries given as distances: each query row holds its distances to every training point
+    (umap-learn's ``transform`` after ``metric="precomputed"``); its k smallest are its neighbours.
+    Infinite entries (distances a sparse matrix did not store) are never chosen."""
 
     def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
-        return self._query(self.X_train, X_new, n_neighbors, self.metric)
+        D = np.asarray(X_new, dtype=np.float64)
+        short = np.flatnonzero(np.count_nonzero(np.isfinite(D), axis=1) < n_neighbors)
+        if len(short):
+            raise GidrValueError(format_error(
+                "The distances of each new point to the training points", f"at least {n_neighbors} finite values "
+                "per row (the fit's number of neighbours)", Described(f"fewer in row {int(short[0])}"),
+                "Store more distances per row of the sparse matrix."))
+        return KNNGraph(*nearest_columns(D, n_neighbors))
+
+
+class ExactIndex(NeighborsIndex):
+    """Brute-force queries against the training rows with a backend's ``query(X_train, X_new,
+    k, metric, metric_kwds)`` function (:func:`exact_query` here)."""
+
+    def __init__(self, X_train: np.ndarray, metric, query_function=exact_query, metric_kwds=None):
+        self.X_train, self.metric, self._query = X_train, metric, query_function
+        self.metric_kwds = dict(metric_kwds or {})
+
+    def query(self, X_new: np.ndarray, n_neighbors: int) -> KNNGraph:
+        return self._query(self.X_train, X_new, n_neighbors, self.metric, self.metric_kwds)
 
 
 # ---------------------------------------------------------------------- extreme values

@@ -7,7 +7,8 @@ The classes bind validated parameters; the math is in :mod:`gidr_reference.neigh
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+import warnings
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,18 +17,32 @@ from gidr.stages import Init, Neighbors, Similarity, Symmetrize
 from gidr.types import Context, KNNGraph
 from gidr.validation import ArrayLike, Boolean, GidrValueError, Interval, Options, Param, format_error
 from gidr_reference import MAX_SAMPLES
+from gidr_reference import distances as distances_math
 from gidr_reference import init as init_math
 from gidr_reference import neighbors as neighbors_math
 from gidr_reference import similarity as similarity_math
 from gidr_reference import symmetrize as symmetrize_math
 
 __all__ = [
-    "ExactNeighbors", "PrecomputedNeighbors", "UmapSimilarity", "TsneSimilarity", "FuzzyUnionSymmetrize",
+    "metric_params", "kept_row_weights", "ExactNeighbors", "PrecomputedNeighbors", "UmapSimilarity", "TsneSimilarity", "FuzzyUnionSymmetrize",
     "MeanSymmetrize", "NoSymmetrize", "SpectralInit", "PcaInit", "RandomInit", "ArrayInit", "STAGES",
 ]
 
 
 # ---------------------------------------------------------------------- neighbors
+def metric_params(metrics: tuple, functions: bool = True, note: str = "") -> tuple[Param, Param]:
+    """The ``metric`` and ``metric_kwds`` parameters of a neighbours stage that knows ``metrics``
+    (and function metrics, with ``functions``)."""
+    return (
+        Param("metric", "euclidean", (distances_math.Metric(metrics, functions, note),),
+              "Distance in the input space: " + ", ".join(metrics) +
+              (", or a numba-jitted function metric(x, y) -> float." if functions else ".")),
+        Param("metric_kwds", None, (distances_math.MetricKwds(),),
+              "The metric's parameters: {'p': ...} (minkowski, default 2), {'V': ...} (seuclidean), "
+              "{'VI': ...} (mahalanobis); None: none.", allow_none=True),
+    )
+
+
 class ExactNeighbors(Neighbors):
     """Brute-force kNN, O(n^2) time, O(block * n) memory; ties broken by index."""
 
@@ -35,19 +50,19 @@ class ExactNeighbors(Neighbors):
     backend = "reference"
     priority = 0
     max_samples = MAX_SAMPLES
-    params = (
-        Param("metric", "euclidean", (Options(neighbors_math.METRICS),),
-              "Distance in the input space: " + ", ".join(neighbors_math.METRICS) + "."),
-    )
+    params = metric_params(neighbors_math.EXACT_METRICS)
 
     answers_queries = True
 
+    def check(self) -> None:
+        distances_math.check_metric_kwds(self.metric, self.metric_kwds, self.describe())
+
     def compute(self, X: np.ndarray, n_neighbors: int, ctx: Context) -> KNNGraph:
-        return neighbors_math.exact_knn(X, n_neighbors, self.metric)
+        return neighbors_math.exact_knn(X, n_neighbors, self.metric, self.metric_kwds)
 
     def build_index(self, X: np.ndarray, graph: KNNGraph, ctx: Context) -> neighbors_math.ExactIndex:
         """Brute-force queries against ``X`` (:func:`gidr_reference.neighbors.exact_query`)."""
-        return neighbors_math.ExactIndex(X, self.metric)
+        return neighbors_math.ExactIndex(X, self.metric, metric_kwds=self.metric_kwds)
 
 
 class PrecomputedNeighbors(Neighbors):
@@ -68,7 +83,70 @@ class PrecomputedNeighbors(Neighbors):
 
 
 # ---------------------------------------------------------------------- similarity
-class UmapSimilarity(Similarity):
+def _disconnection_param() -> Param:
+    return Param("disconnection_distance", None, (Interval(float, 0, None, "neither"),),
+                 "umap-learn's: edges at or beyond this distance are removed before the weights are computed "
+                 "(a point left with none is isolated); None: keep every edge.", allow_none=True)
+
+
+def kept_row_weights(distances: np.ndarray, threshold: float | None,
+                     weigh: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``weigh`` applied to each row's edges below ``threshold`` only; removed edges weigh 0.
+
+    Rows are sorted by distance, so a row's kept edges are its first ``c`` columns: the rows
+    are grouped by ``c`` and each group weighed as a graph with ``c`` neighbours (a row with
+    ``c = 0`` keeps no edge). Without a threshold it is ``weigh(distances)``.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_points, k)
+        Sorted neighbour distances of each point.
+    threshold : float or None
+    weigh : callable
+        ``(n_rows, c) distances -> (n_rows, c) weights``.
+
+    Returns
+    -------
+    ndarray of shape (n_points, k)
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    if threshold is None:
+        return weigh(distances)
+    kept = np.count_nonzero(distances < threshold, axis=1)
+    if np.all(kept == distances.shape[1]):
+        return weigh(distances)
+    weights = np.zeros_like(distances)
+    for c in np.unique(kept[kept > 0]):
+        rows = np.flatnonzero(kept == c)
+        weights[rows, :c] = weigh(distances[rows, :c])
+    return weights
+
+
+class _Disconnecting(Similarity):
+    """A similarity with ``disconnection_distance``: :meth:`row_weights` weighs each row's kept
+    edges (:func:`kept_row_weights`) with :meth:`weigh`, which subclasses (and backends) supply;
+    :meth:`compute` warns when points are left with no edge, as umap-learn does."""
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        return kept_row_weights(distances, self.disconnection_distance, lambda d: self.weigh(d, ctx))
+
+    def weigh(self, distances: np.ndarray, ctx: Context) -> np.ndarray:  # pragma: no cover - abstract
+        """p_{j|i} of rows that keep all their ``distances.shape[1]`` edges."""
+        raise NotImplementedError
+
+    def compute(self, graph: KNNGraph, ctx: Context) -> sp.csr_matrix:
+        if self.disconnection_distance is not None:
+            removed = np.asarray(graph.distances) >= self.disconnection_distance
+            isolated = int(np.count_nonzero(removed.all(axis=1)))
+            if isolated:
+                warnings.warn(f"disconnection_distance={self.disconnection_distance!r} removed {int(removed.sum())} "
+                              f"kNN edge(s) and left {isolated} point(s) with none of their own: they are placed "
+                              f"by the edges of the points that list them, or, with none, as isolated points.",
+                              UserWarning, stacklevel=3)
+        return super().compute(graph, ctx)
+
+
+class UmapSimilarity(_Disconnecting):
     """UMAP's fuzzy memberships p_{j|i} = exp(-max(0, d_ij - rho_i) / sigma_i) (SPEC §3)."""
 
     name = "umap"
@@ -79,17 +157,18 @@ class UmapSimilarity(Similarity):
               "k, the number of neighbours of each point (self excluded)."),
         Param("pseudo_distance", True, (Boolean(),),
               "Subtract rho_i (the distance to the nearest neighbour) before the kernel."),
+        _disconnection_param(),
     )
 
     def n_neighbors_required(self, n_samples: int) -> int:
         return self.n_neighbors  # the pipeline clamps it to n_samples - 1, with a warning
 
-    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+    def weigh(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
         sigma, rho = similarity_math.umap_sigmas(distances, self.pseudo_distance)
         return similarity_math.umap_weights(distances, sigma, rho, self.pseudo_distance)
 
 
-class TsneSimilarity(Similarity):
+class TsneSimilarity(_Disconnecting):
     """t-SNE's conditional probabilities with entropy log(perplexity) (SPEC §3)."""
 
     name = "tsne"
@@ -100,13 +179,19 @@ class TsneSimilarity(Similarity):
               "Effective number of neighbours; k = min(n - 1, floor(3 * perplexity)) are used."),
         Param("pseudo_distance", False, (Boolean(),),
               "Use max(0, d_ij - rho_i) in place of d_ij (the paper's ablation)."),
+        _disconnection_param(),
     )
 
     def n_neighbors_required(self, n_samples: int) -> int:
         return max(1, min(n_samples - 1, math.floor(3 * self.perplexity)))
 
     def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
-        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])
+        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])  # warns once
+        return kept_row_weights(distances, self.disconnection_distance,
+                                lambda d: self.weigh_perplexity(d, min(perplexity, d.shape[1])))
+
+    def weigh_perplexity(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
+        """p_{j|i} of rows that keep all their edges, at a perplexity of at most their k."""
         beta = similarity_math.tsne_betas(distances, perplexity, self.pseudo_distance)
         return similarity_math.tsne_weights(distances, beta, self.pseudo_distance)
 

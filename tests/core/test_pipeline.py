@@ -182,7 +182,7 @@ def test_unknown_kind_in_dotted_override(build):
 
 def test_dotted_override_of_an_undeclared_parameter(build):
     with pytest.raises(GidrValueError, match=r"^A parameter name of similarity 'umap' must be one of 'n_neighbors', "
-                                             r"'pseudo_distance'\. Got 'perplexity'\.$"):
+                                             r"'pseudo_distance', 'disconnection_distance'\. Got 'perplexity'\.$"):
         build("gdr-umap", **{"similarity.perplexity": 30.0})
 
 
@@ -301,7 +301,7 @@ def test_result_contents(small_result, digits):
     assert set(resolved["backends"]) == set(KINDS)
     assert result.config["neighbors"]["name"] == "exact"
     assert result.config["resolved"]["neighbors"] == {"name": "exact", "backend": "reference",
-                                                      "metric": "euclidean"}
+                                                      "metric": "euclidean", "metric_kwds": None}
     assert set(result.stages) == set(KINDS) and result.stages["neighbors"].name == "exact"
     for kind in set(KINDS) - {"neighbors"}:
         assert type(result.stages[kind]) is type(pipeline.stages[kind]), kind

@@ -556,7 +556,8 @@ def test_array_init_checks_settings_when_the_pipeline_is_built():
     (UmapSimilarity, {"pseudo_distance": "yes"}, r"The 'pseudo_distance' parameter of similarity 'umap' must be a"),
     (ExactNeighbors, {"metric": "hamming"},
      r"The 'metric' parameter of neighbors 'exact' must be one of 'euclidean', 'manhattan', 'chebyshev', "
-     r"'cosine', 'correlation'\. Got 'hamming'\."),
+     r"'cosine', 'correlation', 'minkowski', .*, 'haversine' or a numba-jitted function metric\(x, y\) -> float\. "
+     r"Got 'hamming'\."),
     (PrecomputedNeighbors, {"metric": "euclidean"},
      r"A parameter name of neighbors 'precomputed' must be one of \(no parameters\)\. Got 'metric'\."),
     (SpectralInit, {"scale": 0.0},
