@@ -454,7 +454,7 @@ class GDR(_InverseTransform, _Base):
     (:mod:`gidr.umap_names`).
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     300 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
-    epochs and 1 negative).
+    epochs and 2 negatives).
 
     ``min_dist`` and ``spread`` act only with ``scalars="fit"`` (a, b fitted to them, as
     umap-learn does): with ``scalars="one"``, a value other than umap-learn's defaults
