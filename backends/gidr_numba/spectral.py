@@ -6,10 +6,8 @@ of ``A = (P + P^T) / 2``, signs fixed, one layout per connected component placed
 grid (with a warning), a random layout (with a warning) when the eigensolver fails.
 What changes is the cost.
 
-By default every component is solved by ARPACK; setting :data:`MULTILEVEL_MIN_POINTS` (for
-example to 100,000) opts larger components into the multilevel eigenmap below, 10 times
-faster at a million points but, at the stage's init scale, with a lower final accuracy there
-(the table below).
+Components of at least :data:`MULTILEVEL_MIN_POINTS` (100,000) points use the multilevel
+eigenmap below, 10 times faster than ARPACK at a million points; smaller ones ARPACK.
 
 Components below :data:`MULTILEVEL_MIN_POINTS` points: ARPACK
 ---------------------------------------------------------------
@@ -91,6 +89,13 @@ and with a localized layout the 99.99 % of points off the detached sets end up w
 layout rescaled to ``max|Y| = 0.12`` scores 0.680-0.683; ARPACK's with its bulk at
 ``|y| <= 10`` scores 0.663 (seed 0; at 70,000 points the scale changes nothing).
 
+Those rows were measured with ``gdr-umap``'s earlier schedule (rate 1, 400 epochs). With its
+current one (rate 3, 300 epochs), multilevel layout, seeds 0 and 1 at a million points: 0.599
+/ 0.645 from ``max|Y| = 10``, 0.668 / 0.694 from 1, 0.688 / 0.690 from 0.12; at 70,000 points
+(ARPACK, seeds 0-2) 0.707-0.708 from 10 and 0.705-0.707 from 0.12. So the unnormalized init's
+extent now shrinks above 100,000 points (:func:`gidr_reference.init.unnormalized_extent`: 0.1
+from a million points on), and the multilevel eigenmap is on from 100,000 points.
+
 All randomness is the coarsest solve's ARPACK start vector, drawn from the generator given
 (``ctx.rng("init")``), so the layout is reproducible; the numba kernels write each row
 from a fixed order of operations and the dense steps run with one BLAS thread, so the
@@ -121,11 +126,10 @@ DENSE_EIGEN_MAX = 500
 #: ARPACK's relative tolerance on the eigenvalues (umap-learn's value).
 EIGEN_TOL = 1e-4
 #: Components of at least this many points use :func:`multilevel_eigenmap`, smaller ones ARPACK;
-#: None (the default): ARPACK for every size. The multilevel eigenmap is opt-in (e.g. 100_000)
-#: until the init's scale at large sizes is settled: at the stage's ``max|Y| = 10`` its layout
-#: gave a final 100-NN label share of 0.626-0.650 at a million points, against ARPACK's
-#: 0.684-0.704 (see the module docstring).
-MULTILEVEL_MIN_POINTS: int | None = None
+#: None: ARPACK for every size. With the unnormalized init's extent shrinking above 100,000
+#: points (:func:`gidr_reference.init.unnormalized_extent`) its layout ends as well as
+#: ARPACK's at a million points (see the module docstring).
+MULTILEVEL_MIN_POINTS: int | None = 100_000
 #: Coarsening stops once a level has at most this many points; ARPACK solves that level.
 COARSEST_MAX_POINTS = 2_000
 #: Lazy random-walk steps after each interpolation.

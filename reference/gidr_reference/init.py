@@ -22,6 +22,7 @@ __all__ = [
     "DENSE_EIGEN_MAX",
     "fix_signs",
     "rescale",
+    "unnormalized_extent",
     "add_jitter",
     "laplacian_eigenmap",
     "spectral_layout",
@@ -34,8 +35,13 @@ __all__ = [
 DENSE_EIGEN_MAX = 500
 #: Normalized pipelines start small (openTSNE's convention): std(Y[:, 0]) = 1e-4.
 NORMALIZED_STD = 1e-4
-#: Unnormalized pipelines start wide (umap-learn's convention): max |Y| = 10.
+#: Unnormalized pipelines start wide (umap-learn's convention): max |Y| = 10, up to
+#: :data:`EXTENT_SHRINK_FROM` points (see :func:`unnormalized_extent`).
 UNNORMALIZED_MAX = 10.0
+#: Above this many points the unnormalized "auto" extent shrinks as ``(EXTENT_SHRINK_FROM / n)^2``.
+EXTENT_SHRINK_FROM = 100_000
+#: The smallest unnormalized "auto" extent (reached at about 1,000,000 points).
+MIN_UNNORMALIZED_MAX = 0.1
 #: Jitter added to data-derived inits of unnormalized pipelines, relative to max |Y|
 #: (1e-5 * 10 = umap-learn's absolute 1e-4 after the rescale to max |Y| = 10).
 JITTER_RELATIVE = 1e-5
@@ -61,10 +67,27 @@ def fix_signs(Y: np.ndarray) -> np.ndarray:
     return Y * np.where(largest < 0, -1.0, 1.0)
 
 
+def unnormalized_extent(n_samples: int) -> float:
+    """``max|Y|`` of an unnormalized ``"auto"`` init of ``n_samples`` points.
+
+    10 (umap-learn's) up to :data:`EXTENT_SHRINK_FROM` points, then ``10 (1e5 / n)^2``, at
+    least :data:`MIN_UNNORMALIZED_MAX` (0.1 from about a million points on). At a million
+    points the unnormalized GDR optimizer ends with a better layout from a small start
+    (Fashion-MNIST's 50 PCs upsampled along the manifold, ``gdr-umap``, multilevel spectral
+    layout, seeds 0 and 1: mean share of the 100 embedding neighbours with the point's label
+    0.599 / 0.645 from ``max|Y| = 10``, 0.668 / 0.694 from 1, 0.688 / 0.690 from 0.12); at
+    70,000 points the scale hardly matters (0.707-0.708 from 10, 0.705-0.707 from 0.12).
+    """
+    if n_samples <= EXTENT_SHRINK_FROM:
+        return UNNORMALIZED_MAX
+    return max(MIN_UNNORMALIZED_MAX, UNNORMALIZED_MAX * (EXTENT_SHRINK_FROM / n_samples) ** 2)
+
+
 def rescale(Y: np.ndarray, scale: str | float, normalized: bool) -> np.ndarray:
     """Rescale an initial embedding (multiplication only, no centring).
 
-    ``scale="auto"``: normalized → ``std(Y[:, 0]) = 1e-4``; unnormalized → ``max|Y| = 10``.
+    ``scale="auto"``: normalized → ``std(Y[:, 0]) = 1e-4``; unnormalized → ``max|Y| =``
+    :func:`unnormalized_extent` (10 up to 100,000 points, smaller above).
     A float sets ``std(Y[:, 0]) = scale``. When the statistic is 0 (every point at the
     same place) ``Y`` is returned unchanged.
 
@@ -80,7 +103,7 @@ def rescale(Y: np.ndarray, scale: str | float, normalized: bool) -> np.ndarray:
     """
     Y = np.array(Y, dtype=np.float64)
     if scale == "auto" and not normalized:
-        current, target = np.abs(Y).max(), UNNORMALIZED_MAX
+        current, target = np.abs(Y).max(), unnormalized_extent(Y.shape[0])
     else:
         current = Y[:, 0].std()
         target = NORMALIZED_STD if scale == "auto" else float(scale)

@@ -238,7 +238,7 @@ class NoSymmetrize(Symmetrize):
 # ---------------------------------------------------------------------- init
 def _scale_param() -> Param:
     return Param("scale", "auto", (Options(("auto",)), Interval(float, 0, None, "neither")),
-                 "'auto': std(Y[:, 0]) = 1e-4 when normalized, max|Y| = 10 when not; a float sets "
+                 "'auto': std(Y[:, 0]) = 1e-4 when normalized, max|Y| = 10 when not (smaller above 100,000 points: init.unnormalized_extent); a float sets "
                  "std(Y[:, 0]).")
 
 

@@ -488,6 +488,20 @@ def test_init_scale_rules(curve, stage_class, normalized, scale, check):
     assert Y.shape == (150, 3) and Y.dtype == np.float64 and check(Y)
 
 
+def test_unnormalized_auto_extent_shrinks_above_100000_points():
+    """max|Y| = 10 up to 100,000 points, then 10 (1e5 / n)^2, at least 0.1; rescale uses it."""
+    from gidr_reference import init as init_math
+
+    extent = init_math.unnormalized_extent
+    assert extent(150) == extent(100_000) == 10.0
+    assert extent(200_000) == pytest.approx(2.5, rel=1e-12)
+    assert extent(500_000) == pytest.approx(0.4, rel=1e-12)
+    assert extent(1_000_000) == pytest.approx(0.1, rel=1e-12) and extent(10_000_000) == 0.1
+    Y = np.random.default_rng(0).normal(size=(200_000, 2))
+    assert np.abs(init_math.rescale(Y, "auto", False)).max() == pytest.approx(2.5, rel=1e-12)
+    assert init_math.rescale(Y, "auto", True)[:, 0].std() == pytest.approx(1e-4, rel=1e-12)
+
+
 def test_unnormalized_inits_get_seeded_jitter(curve):
     P = umap_graph_P(curve)
     plain = SpectralInit().compute(curve, P, ctx_for(150, normalized=True))
