@@ -35,7 +35,8 @@ drew them (``default_rng(0).integers(0, 70000, n - 70000)``, its first draw; reb
 whole array from them reproduces the cached file bit for bit).
 
 ``--init-extent E`` is a diagnostic: the init is rescaled to ``max|Y| = E`` in place of the
-stage's rule (``max|Y| = 10`` for gdr-umap), to tell the layout's shape from its scale.
+stage's rule (for gdr-umap ``max|Y| = 10`` up to 100,000 points, smaller above:
+:func:`gidr_reference.init.unnormalized_extent`), to tell the layout's shape from its scale.
 
 Run it alone on the machine (it is timed)::
 

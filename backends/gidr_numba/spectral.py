@@ -167,8 +167,9 @@ def _one_blas_thread():
 def laplacian_eigenmap(A: sp.csr_matrix, n_components: int, rng: np.random.Generator) -> np.ndarray:
     """Eigenvectors 1..d of the symmetric normalized Laplacian of a connected graph.
 
-    ARPACK below :data:`MULTILEVEL_MIN_POINTS` points (always, while it is None: the
-    default), :func:`multilevel_eigenmap` from there on; when the latter misses its tolerance, a :class:`UserWarning` and ARPACK.
+    ARPACK below :data:`MULTILEVEL_MIN_POINTS` points (always when it is None),
+    :func:`multilevel_eigenmap` from there on; when the latter misses its tolerance, a
+    :class:`UserWarning` and ARPACK.
 
     Parameters
     ----------

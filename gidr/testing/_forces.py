@@ -28,9 +28,10 @@ def _loss_contexts(stage, env):
 def _check_loss_capabilities(cls, env) -> None:
     assert isinstance(cls.n_channels, int) and cls.n_channels >= 1, f"{cls.describe()}: 'n_channels' must be >= 1"
     assert isinstance(cls.edge_sampling_sgd, bool), f"{cls.describe()}: 'edge_sampling_sgd' must be a bool"
-    factor = cls.auto_rate_factor
-    assert isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(factor) \
-        and factor > 0, f"{cls.describe()}: 'auto_rate_factor' must be a positive float"
+    for name in ("auto_rate_factor", "auto_rate_unnormalized"):
+        factor = getattr(cls, name)
+        assert isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(factor) \
+            and factor > 0, f"{cls.describe()}: '{name}' must be a positive float"
 
 
 def _check_loss_gradient(cls, env) -> None:

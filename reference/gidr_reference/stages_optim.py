@@ -106,7 +106,7 @@ class GDROptimizer(Optimizer):
         """The unnormalized loop's initial step: ``learning_rate``, or for ``"auto"`` the loss's
         ``auto_rate_unnormalized`` (fit and transform both use it)."""
         if self.learning_rate == "auto":
-            return float(getattr(loss, "auto_rate_unnormalized", 1.0))
+            return float(loss.auto_rate_unnormalized)
         return float(self.learning_rate)
 
     def schedule(self, n_samples: int, n_epochs: int, loss) -> optimizers.AmplifiedSchedule:
