@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
+from gidr.locality import LOCALITY_MIN_POINTS, LOCALITY_OPTIONS, inverse_permutation, morton_order, renumbered_csr, \
+    uses_renumbering
 from gidr.memory import check_memory, peak_resident_bytes
 from gidr.outofcore import RowSource, chunked_pca, is_out_of_core, load_float32, row_source
 from gidr.stages import KINDS, Stage
@@ -67,6 +69,10 @@ PIPELINE_PARAMS: dict[str, Param] = {
               "Reduce X to this many principal components first (a chunked PCA that reads a memmap, "
               "h5py or zarr input in row chunks, gidr.outofcore); the neighbours and a data-reading init "
               "see the float32 scores. None: no reduction.", True),
+        Param("locality", "auto", (Options(LOCALITY_OPTIONS),),
+              "Renumber the points along a Z-order curve of the start layout before the optimizer runs, "
+              "for cache locality (gidr.locality); results come back in the caller's order. 'auto': from "
+              f"{LOCALITY_MIN_POINTS:,} points on; 'morton': always; 'none': never."),
     )
 }
 
@@ -225,7 +231,7 @@ class Pipeline:
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
                           callback=callback, progress=progress)
-        Y = stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
+        Y = self._optimize(Y0, affinities, ctx, monitor)
         clock.done("optimize", stages["optimizer"])
         _check_finite_output(Y)
         logger.info("gidr timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
@@ -238,12 +244,33 @@ class Pipeline:
             "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
+            "locality": "morton" if uses_renumbering(self._settings["locality"], n_samples) else "none",
             "peak_memory_bytes": peaks,
         }
         if pca is not None:
             config["resolved"]["pca"] = pca
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
                       loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
+
+    def _optimize(self, Y0: np.ndarray, affinities: Affinities, ctx: Context, monitor: Monitor) -> np.ndarray:
+        """The optimizer's run, on the points renumbered for locality where the ``locality``
+        switch says so (:mod:`gidr.locality`): the embedding it returns, and each one a
+        callback sees, is in the caller's order."""
+        stages = self._stages
+        if not uses_renumbering(self._settings["locality"], ctx.n_samples):
+            return stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
+        order = morton_order(Y0)
+        inverse = inverse_permutation(order)
+        renumbered = Affinities(renumbered_csr(affinities.P, order, inverse), affinities.normalized)
+        callback = monitor.callback
+        if callback is not None:
+            monitor.callback = lambda epoch, loss, Y: callback(epoch, loss, np.asarray(Y)[inverse])
+        try:
+            Y = stages["optimizer"].optimize(np.ascontiguousarray(Y0[order]), renumbered, stages["loss"],
+                                             stages["repulsion"], ctx, monitor)
+        finally:
+            monitor.callback = callback
+        return np.ascontiguousarray(np.asarray(Y)[inverse])
 
     def _supervised(self, P, targets: np.ndarray, n_neighbors: int, ctx: Context):
         """P combined with the targets' graph (see :mod:`gidr_reference.supervised`). A

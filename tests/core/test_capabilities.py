@@ -208,14 +208,18 @@ def test_auto_neighbors_declares_its_candidates_parameters():
 @pytest.fixture
 def example_plugin_registries(monkeypatch):
     """The example plugin registered on a fresh manager (its src put on sys.path, as
-    tests/plugins/conftest.py does); its modules are dropped afterwards."""
+    tests/plugins/conftest.py does); the modules this fixture imported are dropped afterwards
+    (not those another test module imported before it: their classes must stay importable,
+    e.g. for the conformance suite's pickle check)."""
     from tests.plugins.conftest import EXAMPLE_SRC
 
+    already = set(sys.modules)
     monkeypatch.syspath_prepend(str(EXAMPLE_SRC))
     import gidr_example.plugin
 
     yield build_registries(make_plugin_manager(load_entrypoints=False, extra_plugins=[gidr_example.plugin]))
-    for module in [m for m in sys.modules if m == "gidr_example" or m.startswith("gidr_example.")]:
+    for module in [m for m in sys.modules if (m == "gidr_example" or m.startswith("gidr_example."))
+                   and m not in already]:
         del sys.modules[module]
 
 
