@@ -783,16 +783,55 @@ def _threads(n_jobs):
 
 @contextlib.contextmanager
 def _verbosity(verbose):
-    """With ``verbose``, a factory of tqdm bars; otherwise a factory of no-op bars."""
+    """With ``verbose``, a factory of tqdm bars, and the ``gidr`` logger's INFO lines (each
+    stage's time and peak memory, and the long stages' progress with the time left,
+    :mod:`gidr.progress`) on stderr, timestamped as umap-learn's verbose lines are; otherwise
+    a factory of no-op bars. A caller who already sends the logger's INFO lines somewhere
+    (``logging.basicConfig(level=logging.INFO)``) gets no second copy."""
     if not verbose:
         yield lambda total: contextlib.nullcontext(None)
         return
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        logger.warning("verbose=True needs tqdm for a progress bar: pip install gidr[progress]")
-        yield lambda total: contextlib.nullcontext(None)
+    with _stage_lines():
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            logger.warning("verbose=True needs tqdm for a progress bar: pip install gidr[progress]")
+            yield lambda total: contextlib.nullcontext(None)
+            return
+        yield lambda total: tqdm(total=total, desc="gidr epochs", unit="epoch", file=sys.stderr)
+
+
+class _StderrLines(logging.Handler):
+    """Writes each record on stderr, above a tqdm bar when tqdm is there (``tqdm.write``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                print(message, file=sys.stderr, flush=True)
+            else:
+                tqdm.write(message, file=sys.stderr)
+        except Exception:  # a logging handler must not raise
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _stage_lines():
+    """The ``gidr`` logger's INFO lines on stderr for the block (unless already enabled)."""
+    if logger.isEnabledFor(logging.INFO):
+        yield
         return
-    yield lambda total: tqdm(total=total, desc="gidr epochs", unit="epoch", file=sys.stderr)
+    handler = _StderrLines(level=logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 

@@ -5,11 +5,15 @@ another stage, so each one can be tested, replaced or distributed on its own.
 """
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
+
+_progress_logger = logging.getLogger("gidr")
 
 __all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result", "NewEdges",
            "DescentState"]
@@ -224,11 +228,21 @@ class Monitor:
     history: list = field(default_factory=list)
 
     epochs_run: int = 0
+    #: When the monitor was made (the optimizer's start): the epoch progress lines'
+    #: elapsed time (:class:`gidr.progress.EpochProgress`) counts from it.
+    started: float = field(default_factory=time.perf_counter)
+    _lines: Any = field(default=None, repr=False, compare=False)
 
     def due(self, epoch: int, n_epochs: int) -> bool:
         self.epochs_run = epoch + 1
         if self.progress is not None:
             self.progress.update(1)
+        if _progress_logger.isEnabledFor(logging.INFO):
+            if self._lines is None or self._lines.total != n_epochs:
+                from gidr.progress import EpochProgress
+
+                self._lines = EpochProgress(n_epochs, start=self.started)
+            self._lines.epoch_done(epoch)
         if self.every <= 0:
             return False
         return (epoch + 1) % self.every == 0 or epoch + 1 == n_epochs

@@ -52,6 +52,7 @@ from gidr_numba.neighbors import (
     sort_pairs,
     unit_rows,
 )
+from gidr.progress import StepProgress
 from gidr_reference.neighbors import euclidean_conditioning, restore_distances
 from gidr_numba.random import counter_hash, mix
 
@@ -626,6 +627,8 @@ def _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta) -> l
     sample_seed = int(mix(np.uint64(seed) ^ np.uint64(_PURPOSE_SAMPLE))) & 0x7FFFFFFFFFFFFFFF
     n_blocks = numba.get_num_threads()
     changes: list[int] = []
+    progress = StepProgress("neighbors", "NN-descent iteration", n_iters, may_stop_early=True)
+    stop_at = delta * n * k
     for iteration in range(n_iters):
         _build_candidates(index, flag, sample_seed, iteration, new_index, new_key, old_index, old_key,
                           n_blocks)
@@ -635,7 +638,8 @@ def _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta) -> l
             _local_join(data, dist, new_index, old_index, start, stop, updates, counts)
             _apply_updates(dist, index, flag, updates, counts[: stop - start], slots, n_blocks)
         changes.append(int(_count_changes(previous, index)))
-        if changes[-1] <= delta * n * k:
+        progress.report(iteration + 1, f"{changes[-1]:,} changes; stops at {int(stop_at):,} or fewer")
+        if changes[-1] <= stop_at:
             break
     return changes
 

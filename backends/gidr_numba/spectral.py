@@ -112,6 +112,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 from scipy.sparse.linalg import eigsh
 
+from gidr.progress import StepProgress
 from gidr_numba.symmetrize import mean
 from gidr_reference.init import fix_signs
 from gidr_reference.init import spectral_layout as reference_spectral_layout
@@ -243,8 +244,10 @@ def multilevel_eigenmap(A: sp.csr_matrix, n_components: int, rng: np.random.Gene
     levels, labels = _hierarchy(sp.csr_matrix(A, dtype=np.float64), n_components)
     if len(levels) == 1:  # nothing to coarsen: the coarsest level is the graph itself
         return _arpack_eigenmap(A, n_components, rng)
+    progress = StepProgress("init", "multilevel spectral level", len(levels))
     with _one_blas_thread():
         V = _arpack_eigenmap(levels[-1], n_components, rng)  # v = D^{1/2} u, shape (m_coarsest, k)
+        progress.report(1, f"ARPACK on the coarsest {levels[-1].shape[0]:,} points")
         coarse_sqrt_degree = np.sqrt(_degrees(levels[-1]))
         for level in range(len(levels) - 2, -1, -1):
             graph = levels[level]
@@ -254,6 +257,7 @@ def multilevel_eigenmap(A: sp.csr_matrix, n_components: int, rng: np.random.Gene
                 U = 0.5 * (U + _walk(graph, degree, U))
             V, residual = _rayleigh_ritz(graph, degree, U)
             coarse_sqrt_degree = np.sqrt(degree)
+            progress.report(len(levels) - level, f"{graph.shape[0]:,} points")
     if not (np.all(np.isfinite(V)) and np.all(residual <= RESIDUAL_TOL)):
         raise MultilevelError(f"largest residual {np.max(residual):.2e} > {RESIDUAL_TOL:g} after "
                               f"{SMOOTHING_STEPS} smoothing steps on {len(levels)} levels")
