@@ -64,6 +64,7 @@ class AutoNeighbors(Neighbors):
         if kind == "sparse" and X.shape[0] * X.shape[1] <= MAX_DENSIFIED_CELLS:
             kind = "dense"  # the pipeline densifies it for a stage that reads dense data only
         refusals = []
+        parameter_errors: list[GidrValueError] = []
         small = n_samples <= AUTO_EXACT_MAX_SAMPLES
         if kind == "distributed":
             candidates = self.DISTRIBUTED_SMALL if small else self.DISTRIBUTED_LARGE
@@ -82,6 +83,7 @@ class AutoNeighbors(Neighbors):
                 stage = cls(**{k: v for k, v in self.values.items() if k in cls.param_names()})
             except GidrValueError as exc:
                 refusals.append(str(exc))
+                parameter_errors.append(exc)
                 continue
             if not small and name == candidates[-1] and refusals:
                 logger.warning("neighbors 'auto': %d points with metric %r go to %s, a brute-force search of "
@@ -90,6 +92,10 @@ class AutoNeighbors(Neighbors):
                                "for an approximate graph.", n_samples, self.values.get("metric"), stage.describe(),
                                float(n_samples) ** 2, "; ".join(refusals))
             return stage
+        if parameter_errors:
+            # the parameters themselves are wrong (a metric_kwds, a metric function): the last
+            # candidate's own message names the parameter and the fix, whole
+            raise parameter_errors[-1]
         raise GidrValueError(format_error("The input or parameters of neighbors 'auto'",
                                           "ones a candidate stage accepts", "; ".join(refusals) or "no candidate",
                                           "Install gidr[dask] for a Dask array." if kind == "distributed" else

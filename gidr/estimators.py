@@ -90,8 +90,8 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if isinstance(overrides.get("init"), str) and overrides["init"] == "pca":
                 # as scikit-learn's TSNE: PCA needs the data matrix, which a distance matrix is not
                 raise GidrValueError(
-                    f'The parameter init="pca" of {type(self).__name__} cannot be used with '
-                    'metric="precomputed". Pass init="spectral" (computed from the neighbour graph), '
+                    'The parameter init="pca" cannot be used with metric="precomputed" '
+                    f'({type(self).__name__}). Pass init="spectral" (computed from the neighbour graph), '
                     'init="random" or an array.')
         init = overrides.get("init")
         names = [name for name in get_registry().names("init") if name != "array"]  # "array": an array given
@@ -581,6 +581,10 @@ class TSNE(_Base):
         super()._check_params()
         owner = type(self).__name__
         Param("method", None, (Options(tuple(TSNE_METHODS)),)).validate(self.method, owner)
+        if self.method == "barnes_hut" and isinstance(self.n_components, (int, np.integer)) and self.n_components > 3:
+            raise GidrValueError(f"'n_components' should be at most 3 for method='barnes_hut' of {owner} (its "
+                                 f"quadtree or octree), got {self.n_components}. Use method='exact' for more "
+                                 "components.")
         Param("n_iter_without_progress", None, (Interval(int, -1, None),)).validate(self.n_iter_without_progress,
                                                                                    owner)
         Param("min_grad_norm", None, (Interval(float, 0, None, "left"),)).validate(self.min_grad_norm, owner)
@@ -599,7 +603,21 @@ class TSNE(_Base):
         self.embedding_ = np.asarray(self.embedding_, dtype=np.float32)  # as scikit-learn's TSNE
 
     def _report(self, result) -> None:
-        """scikit-learn's lines, from the losses the fit recorded (every 50 epochs and the last)."""
+        """scikit-learn's lines: the neighbours, the perplexity search's mean sigma (the
+        bandwidths recomputed from the graph, only when verbose), and the losses the fit
+        recorded (every 50 epochs and the last)."""
+        graph, n = result.graph, len(result.embedding)
+        seconds = result.timings.get("neighbors", 0.0)
+        print(f"[t-SNE] Computing {graph.n_neighbors} nearest neighbors...")
+        print(f"[t-SNE] Computed neighbors for {n} samples in {seconds:.3f}s...")
+        print(f"[t-SNE] Computed conditional probabilities for sample {n} / {n}")
+        perplexity = result.stages["similarity"].values.get("perplexity")
+        if perplexity is not None and graph.n_neighbors > 0:
+            from gidr_reference.similarity import tsne_betas
+
+            beta = tsne_betas(graph.distances, min(float(perplexity), graph.n_neighbors))
+            sigma = np.sqrt(1.0 / np.maximum(beta, np.finfo(float).tiny))
+            print(f"[t-SNE] Mean sigma: {float(np.mean(sigma)):f}")
         exaggerated = int(result.stages["optimizer"].values.get("exaggeration_iter") or 0)
         for epoch, loss in result.loss_history:
             print(f"[t-SNE] Iteration {epoch}: error = {loss:.7f}")

@@ -176,8 +176,8 @@ def test_pca_init_with_a_precomputed_metric_is_refused_as_in_scikit_learn(X):
     from scipy.spatial.distance import cdist
 
     D = cdist(X[:60], X[:60])
-    with pytest.raises(GidrValueError, match=r'The parameter init="pca" of TSNE cannot be used with '
-                                             r'metric="precomputed"\. Pass init="spectral"'):
+    with pytest.raises(GidrValueError, match=r'The parameter init="pca" cannot be used with '
+                                             r'metric="precomputed" \(TSNE\)\. Pass init="spectral"'):
         TSNE(metric="precomputed", max_iter=30).fit(D)  # TSNE's default init is "pca", as scikit-learn's
     Y = TSNE(metric="precomputed", init="spectral", max_iter=30, random_state=0).fit_transform(D)
     assert Y.shape == (60, 2) and np.all(np.isfinite(Y))

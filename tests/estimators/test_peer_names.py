@@ -1,5 +1,7 @@
 """umap-learn's and scikit-learn's parameter and attribute names, each honoured or an accepted,
 documented no-op."""
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -248,3 +250,22 @@ def test_inverse_transform_errors_and_sparse_training_data(X):
     with pytest.raises(GidrValueError, match=r"^The 'metric' parameter of UMAP for inverse_transform must be"):
         precomputed.inverse_transform(precomputed.embedding_[:2])
     assert not hasattr(gidr.TSNE(), "inverse_transform")
+
+
+def test_tsne_verbose_prints_scikit_learns_preamble(X, capsys):
+    est = gidr.TSNE(random_state=0, max_iter=300, perplexity=10, verbose=2)
+    est.fit(X[:150])
+    out = capsys.readouterr().out
+    assert "[t-SNE] Computing 30 nearest neighbors..." in out
+    assert "[t-SNE] Computed conditional probabilities for sample 150 / 150" in out
+    sigma = float(re.search(r"\[t-SNE\] Mean sigma: ([\d.]+)", out).group(1))
+    # the bandwidth is on the scale of the neighbour distances
+    distances = est.result_.graph.distances
+    assert distances.min() < sigma < distances.max()
+    assert "iterations with early exaggeration" in out
+
+
+def test_tsne_barnes_hut_above_three_components_is_refused_in_scikit_learns_words(X):
+    with pytest.raises(GidrValueError, match=r"'n_components' should be at most 3 for method='barnes_hut'"):
+        gidr.TSNE(n_components=4).fit(X[:50])
+    assert gidr.TSNE(n_components=4, method="exact", max_iter=20, random_state=0).fit_transform(X[:50]).shape == (50, 4)
