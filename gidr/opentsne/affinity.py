@@ -8,6 +8,7 @@ matrix, as openTSNE's.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -102,8 +103,9 @@ class PerplexityBasedNN(Affinities):
         The neighbours search (openTSNE's ``"annoy"`` and ``"hnsw"`` are refused).
     metric : str
         Any metric the chosen neighbours stage knows.
-    metric_params : None
-        Only None (gidr's metrics take no parameters).
+    metric_params : dict or None
+        The metric's parameters (gidr's ``metric_kwds``: ``{"p": 3}`` for minkowski, ``{"V": ...}``
+        for seuclidean, ``{"VI": ...}`` for mahalanobis), checked by the neighbours stage.
     symmetrize : bool
         Only True: gidr's t-SNE P is always ``(P + P^T) / 2``, normalized.
     n_jobs : int
@@ -127,7 +129,7 @@ class PerplexityBasedNN(Affinities):
                          "Pass the data matrix; gidr builds its own neighbours index (knn_index is not supported).")
         check_none(owner, "knn_index", knn_index, "Pass the data instead; gidr builds its own neighbours index.")
         check_none(owner, "knn_kwargs", knn_kwargs, "gidr's neighbours stages take no extra keyword arguments.")
-        check_none(owner, "metric_params", metric_params, "gidr's metrics take no parameters.")
+        extra = {} if metric_params is None else {"metric_kwds": dict(metric_params)}
         if symmetrize is not True:
             raise refuse(owner, "symmetrize", "True", symmetrize, "gidr's t-SNE P is always symmetrized.")
         if not (isinstance(k_neighbors, str) and k_neighbors == "auto"):
@@ -137,10 +139,12 @@ class PerplexityBasedNN(Affinities):
         if isinstance(metric, str) and metric == "precomputed":  # X is a square distance matrix
             pipeline = tsne_pipeline(backend, random_state, neighbors="precomputed", perplexity=perplexity)
         else:
-            pipeline = tsne_pipeline(backend, random_state, neighbors=neighbors, metric=metric, perplexity=perplexity)
+            with _as_metric_params():
+                pipeline = tsne_pipeline(backend, random_state, neighbors=neighbors, metric=metric,
+                                         perplexity=perplexity, **extra)
         from gidr.estimators import _threads  # noqa: PLC0415 (optional numba)
 
-        with _threads(job_count(n_jobs, owner)):
+        with _threads(job_count(n_jobs, owner)), _as_metric_params():
             P, ctx, graph, stage, X = affinities_of(pipeline, data, random_state)
         queryable = "precomputed" not in stage.accepts
         super().__init__(P, pipeline, ctx, graph=graph, data=X if queryable else None, neighbors=stage, verbose=verbose)
@@ -254,6 +258,18 @@ def job_count(n_jobs: Any, owner: str) -> int:
     if n_jobs > 0:
         return int(n_jobs)
     return max(int(os.cpu_count() or 1) + int(n_jobs) + 1, 1)
+
+
+@contextlib.contextmanager
+def _as_metric_params():
+    """A neighbours stage's error about ``metric_kwds`` in openTSNE's name, ``metric_params``."""
+    try:
+        yield
+    except GidrValueError as exc:
+        if "'metric_kwds' parameter" not in str(exc):
+            raise
+        raise GidrValueError(str(exc).replace("'metric_kwds' parameter", "'metric_params' parameter "
+                                              "(gidr's metric_kwds)", 1)) from None
 
 
 def affinities_of(pipeline: Pipeline, data: Any, random_state: Any):

@@ -224,7 +224,8 @@ def test_verbose_prints_progress(fitted, capsys):
     ({"neighbors": "annoy"}, r"'neighbors' parameter of TSNE must be one of 'auto', 'exact', 'pynndescent', "
                              r"'approx'\. Got 'annoy'\. gidr has no Annoy or HNSW index"),
     ({"negative_gradient_method": len}, r"'negative_gradient_method' parameter of TSNEEmbedding\.optimize must be"),
-    ({"metric_params": {"p": 3}}, r"'metric_params' parameter of PerplexityBasedNN must be None"),
+    ({"metric_params": {"p": 3}}, r"'metric_params' parameter \(gidr's metric_kwds\) of neighbors '\w+' must be "
+                                  r"empty \(or None\) for metric 'euclidean'\. Got \{'p': 3\}\. Remove 'p'"),
     ({"knn_kwargs": {"k": 3}}, r"'knn_kwargs' parameter of PerplexityBasedNN must be None"),
     ({"initialization": "umap"}, r"'initialization' parameter of TSNE must be 'pca', 'spectral', 'random' or an"),
     ({"n_jobs": 0}, r"'n_jobs' parameter of PerplexityBasedNN must be a non-zero int"),
@@ -346,3 +347,22 @@ def test_precomputed_affinities_embed(small):
     assert knn_accuracy(np.asarray(embedding), y, k=10) > 0.93
     with pytest.raises(GidrValueError, match=r"'affinities' parameter of PrecomputedAffinities must be a square"):
         affinity.PrecomputedAffinities(np.ones((3, 4)))
+
+
+def test_metric_params_reach_the_neighbours_as_metric_kwds():
+    from scipy.spatial.distance import cdist
+
+    from gidr.opentsne import affinity
+
+    X = np.random.default_rng(0).normal(size=(200, 5))
+    for method in ("exact", "approx"):
+        aff = affinity.PerplexityBasedNN(X, perplexity=10, method=method, metric="minkowski",
+                                         metric_params={"p": 3}, random_state=0)
+        expected = np.sort(cdist(X, X, "minkowski", p=3), axis=1)[:, 1:aff.graph.n_neighbors + 1]
+        np.testing.assert_allclose(aff.graph.distances, expected, rtol=1e-6)
+    with pytest.raises(GidrValueError, match=r"'metric_params' parameter \(gidr's metric_kwds\)"):
+        affinity.PerplexityBasedNN(X, metric="minkowski", metric_params={"q": 3})
+    VI = np.linalg.inv(np.cov(X.T))
+    Y = TSNE(metric="mahalanobis", metric_params={"VI": VI}, n_iter=30, early_exaggeration_iter=10,
+             random_state=0).fit(X)
+    assert Y.shape == (200, 2) and np.all(np.isfinite(Y))
