@@ -16,9 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.outofcore import is_out_of_core, load_float32, pca_scores, row_source
-from gidr.validation import Described, GidrValueError, Interval, Param, check_array, format_error
+from gidr.validation import GidrValueError, Interval, Param, check_array, format_error
 
-__all__ = ["check_pca", "check_pca_width", "fitted_pca", "training_rows", "new_rows", "feature_error"]
+__all__ = ["check_pca", "out_of_core_input", "check_pca_width", "fitted_pca", "training_rows", "in_memory", "new_rows",
+           "project_dask", "inverse_through_pca", "stack_rows"]
 
 
 def check_pca(estimator, *, precomputed: bool, given_knn: bool) -> int | None:
@@ -83,9 +84,10 @@ def training_rows(X_checked: Any, result) -> Any:
     return pca_scores(row_source(X_checked), record["mean"], record["components"])
 
 
-def in_memory(X_fit: Any) -> Any:
-    """The training rows in memory: an out-of-core input loaded as float32, as the fit read it."""
-    return load_float32(row_source(X_fit)) if is_out_of_core(X_fit) else X_fit
+def in_memory(X_fit: Any) -> np.ndarray:
+    """An out-of-core training input in memory, loaded as float32 in row chunks, as the pipeline
+    read it (also when a pickle turned the memmap into an ndarray)."""
+    return load_float32(row_source(X_fit))
 
 
 def feature_error(n_features: int, expected: int, owner: str) -> GidrValueError:
@@ -100,7 +102,7 @@ def new_rows(X: Any, estimator, *, name: str = "X") -> Any:
 
     Returns
     -------
-    ndarray or sparse matrix of shape (n_new, n_features_in_), or with ``pca`` an ndarray of
+    ndarray or sparse matrix of shape (n_new, n_features), or with ``pca`` an ndarray of
     shape (n_new, pca), float32
     """
     owner = type(estimator).__name__

@@ -179,6 +179,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.pipeline_ = pipeline
         self._query_index = None  # built at the first transform after a fit on precomputed_knn
         self._X_fit = None if precomputed else estimator_data.training_rows(X_checked, result)
+        self._X_fit_unread = is_out_of_core(self._X_fit)  # loaded (float32, as the fit read it) when first needed
         self._supervised_fit = y is not None and self._supervised
         self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
         self._set_fitted(result, inverse)
@@ -277,7 +278,8 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``pca``, the PCA scores of the training rows)."""
         if is_dask_array(self._X_fit):
             self._X_fit = np.asarray(self._X_fit.compute())
-        self._X_fit = estimator_data.in_memory(self._X_fit)
+        if getattr(self, "_X_fit_unread", False):  # not a memmap that joblib or a loader made of the rows
+            self._X_fit, self._X_fit_unread = estimator_data.in_memory(self._X_fit), False
         return self._X_fit
 
     def save(self, path, *, compress: bool = False) -> None:

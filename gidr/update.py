@@ -139,7 +139,7 @@ def update(estimator, X_new: Any, **fit_params):
     if record is not None:  # the rows are PCA scores: the fitted PCA stays the model's
         resolved["pca"] = record
     estimator.pipeline_ = pipeline
-    estimator._X_fit = X_union
+    estimator._X_fit, estimator._X_fit_unread = X_union, False
     estimator._query_index = None
     estimator._set_fitted(updated)
     return estimator

@@ -194,3 +194,15 @@ def test_out_of_core_metadata_errors(tmp_path):
         gidr.GDR().fit(flat)
     with pytest.raises(GidrValueError, match=r"'unique' parameter of UMAP must be False for this input"):
         gidr.UMAP(unique=True).fit(_memmap(np.random.default_rng(0).random((10, 3)), tmp_path))
+
+
+def test_pickled_memmap_fit_transforms_as_the_original(digits, tmp_path):
+    """A pickle turns the unread memmap into an ndarray: it is still read as the fit read it (float32)."""
+    import pickle
+
+    X, _ = digits
+    mm = _memmap(X.astype(np.float64), tmp_path)
+    est = gidr.GDR(n_epochs=20, random_state=0).fit(mm)
+    copy = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(copy.transform(X[:20]), est.transform(X[:20]))
+    assert est._training_rows().dtype == np.float32 and copy._training_rows().dtype == np.float32
