@@ -24,6 +24,7 @@ from gidr.outofcore import is_out_of_core
 from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
+from gidr.update import UpdateMixin
 from gidr.types import KNNGraph
 from gidr.validation import (
     Boolean,
@@ -368,40 +369,7 @@ class _InverseTransform:
         return estimator_data.inverse_through_pca(rows, self.result_)  # after a fit with pca: X_train holds scores
 
 
-class _Update:
-    """umap-learn's ``update``: add rows to the fit (:mod:`gidr.update`)."""
-
-    def update(self, X, **fit_params):
-        """Add the rows ``X`` to the fitted embedding, as umap-learn's ``UMAP.update`` does.
-
-        The rows are appended to the training rows, the kNN graph and P are recomputed over
-        the union, the old points start where they are and the new ones where
-        :meth:`transform` puts them, and the fitted optimizer runs again (its number of
-        epochs for the union) with every point free to move. Afterwards ``embedding_``,
-        ``graph_`` and the training rows are the union's (old rows first), and
-        :meth:`transform` searches the union. Reproducible for a given ``random_state``.
-
-        Refused, each with its reason: a fit on ``metric="precomputed"``, a supervised fit
-        (both as in umap-learn), a fit on ``precomputed_knn``, ``unique=True``, a Dask array,
-        rows with a different number of features. See :mod:`gidr.update` for what differs
-        from umap-learn.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix, np.memmap, h5py.Dataset or zarr.Array of shape (n_new, n_features)
-        callback, callback_every : optional (keyword)
-            As for :meth:`fit`.
-
-        Returns
-        -------
-        self
-        """
-        from gidr.update import update
-
-        return update(self, X, **fit_params)
-
-
-class UMAP(_Update, _InverseTransform, _Base):
+class UMAP(UpdateMixin, _InverseTransform, _Base):
     """UMAP, as umap-learn computes it (preset ``"umap"``).
 
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
@@ -494,7 +462,7 @@ class UMAP(_Update, _InverseTransform, _Base):
         _check_umap_extras(self)
 
 
-class GDR(_Update, _InverseTransform, _Base):
+class GDR(UpdateMixin, _InverseTransform, _Base):
     """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
 
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is

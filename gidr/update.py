@@ -43,7 +43,7 @@ from gidr import estimator_data, umap_names
 from gidr.stages.neighbors import is_dask_array
 from gidr.validation import Described, GidrValueError, format_error
 
-__all__ = ["update", "update_seed"]
+__all__ = ["update", "update_seed", "UpdateMixin"]
 
 
 def update_seed(fit_seed: int, n_old: int, n_new: int) -> int:
@@ -143,3 +143,34 @@ def update(estimator, X_new: Any, **fit_params):
     estimator._query_index = None
     estimator._set_fitted(updated)
     return estimator
+
+
+class UpdateMixin:
+    """umap-learn's ``update``: add rows to the fit (:mod:`gidr.update`)."""
+
+    def update(self, X, **fit_params):
+        """Add the rows ``X`` to the fitted embedding, as umap-learn's ``UMAP.update`` does.
+
+        The rows are appended to the training rows, the kNN graph and P are recomputed over
+        the union, the old points start where they are and the new ones where
+        :meth:`transform` puts them, and the fitted optimizer runs again (its number of
+        epochs for the union) with every point free to move. Afterwards ``embedding_``,
+        ``graph_`` and the training rows are the union's (old rows first), and
+        :meth:`transform` searches the union. Reproducible for a given ``random_state``.
+
+        Refused, each with its reason: a fit on ``metric="precomputed"``, a supervised fit
+        (both as in umap-learn), a fit on ``precomputed_knn``, ``unique=True``, a Dask array,
+        rows with a different number of features. See :mod:`gidr.update` for what differs
+        from umap-learn.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, np.memmap, h5py.Dataset or zarr.Array of shape (n_new, n_features)
+        callback, callback_every : optional (keyword)
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        self
+        """
+        return update(self, X, **fit_params)
