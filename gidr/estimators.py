@@ -126,7 +126,9 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like, sparse matrix, np.memmap, h5py.Dataset or zarr.Array of shape (n_samples, n_features)
+            An out-of-core array is checked from its metadata and read by the pipeline in row
+            chunks (with ``pca``, never loaded whole).
         y : array-like of shape (n_samples,), optional
             :class:`UMAP` and :class:`GDR`: targets of a supervised embedding, as in
             umap-learn (labels, -1 for unlabeled points, with ``target_metric="categorical"``;
@@ -223,7 +225,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Embed new points into the fitted embedding without moving the old ones.
 
         Each new point starts at the weighted mean of its training neighbours' positions;
-        only the new points are then optimized against the fixed training embedding.
+        only the new points are then optimized against the fixed training embedding. After a
+        fit with ``pca``, ``X`` (of the original features) is first projected through the
+        fitted PCA. A memmap, h5py or zarr ``X`` is read in row chunks (loaded as float32
+        without ``pca``).
 
         A ``dask.array.Array`` is embedded on the Dask workers (:func:`gidr_dask.transform`):
         the result is then a lazy Dask array, each point's the same as in memory.
