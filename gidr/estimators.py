@@ -19,10 +19,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from gidr import umap_names
+from gidr import estimator_data, umap_names
+from gidr.outofcore import is_out_of_core
 from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
+from gidr.update import UpdateMixin
 from gidr.types import KNNGraph
 from gidr.validation import (
     Boolean,
@@ -79,7 +81,8 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``random_state`` itself. With ``knn`` (a ``precomputed_knn`` graph) the neighbours are
         that graph's: ``neighbors="precomputed"`` with its number of columns."""
         overrides = self._overrides()
-        overrides.update(random_state=self.random_state if seed is ... else seed, backend=self.backend)
+        overrides.update(random_state=self.random_state if seed is ... else seed, backend=self.backend,
+                         pca=self.pca)
         if knn is not None:
             for name in ("metric", "metric_kwds"):
                 overrides.pop(name, None)
@@ -123,7 +126,9 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like, sparse matrix, np.memmap, h5py.Dataset or zarr.Array of shape (n_samples, n_features)
+            An out-of-core array is checked from its metadata and read by the pipeline in row
+            chunks (with ``pca``, never loaded whole).
         y : array-like of shape (n_samples,), optional
             :class:`UMAP` and :class:`GDR`: targets of a supervised embedding, as in
             umap-learn (labels, -1 for unlabeled points, with ``target_metric="categorical"``;
@@ -144,13 +149,18 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                                                    f"of {type(self).__name__}")
         precomputed = isinstance(getattr(self, "metric", None), str) and self.metric == "precomputed"
         given_knn = hasattr(self, "precomputed_knn") and umap_names.given_knn(self) is not None
+        pca = estimator_data.check_pca(self, precomputed=precomputed, given_knn=given_knn)
         pipeline = None if given_knn else self._pipeline(seed)  # with a kNN graph: once its width is known
         if precomputed:
             X_checked = precomputed_input(X)
         elif is_dask_array(X) and not given_knn:  # read on the Dask workers; kept lazy for transform
             X_checked = check_dask_array(X)
+        elif is_out_of_core(X):  # memmap, h5py, zarr: its metadata checked, read in row chunks by the pipeline
+            X_checked = estimator_data.out_of_core_input(self, X)
         else:
             X_checked = check_array(X, allow_sparse=True)
+        if not precomputed:
+            estimator_data.check_pca_width(self, pca, X_checked.shape)
         inverse = None
         if getattr(self, "unique", False):
             X_checked, y, inverse = _unique_rows(X_checked, y, type(self).__name__)
@@ -171,7 +181,9 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
         self.pipeline_ = pipeline
         self._query_index = None  # built at the first transform after a fit on precomputed_knn
-        self._X_fit = None if precomputed else X_checked
+        self._X_fit = None if precomputed else estimator_data.training_rows(X_checked, result)
+        self._X_fit_unread = is_out_of_core(self._X_fit)  # loaded (float32, as the fit read it) when first needed
+        self._supervised_fit = y is not None and self._supervised
         self.n_features_in_ = n_samples if precomputed else X_checked.shape[1]
         self._set_fitted(result, inverse)
         if self.verbose:
@@ -213,7 +225,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Embed new points into the fitted embedding without moving the old ones.
 
         Each new point starts at the weighted mean of its training neighbours' positions;
-        only the new points are then optimized against the fixed training embedding.
+        only the new points are then optimized against the fixed training embedding. After a
+        fit with ``pca``, ``X`` (of the original features) is first projected through the
+        fitted PCA. A memmap, h5py or zarr ``X`` is read in row chunks (loaded as float32
+        without ``pca``).
 
         A ``dask.array.Array`` is embedded on the Dask workers (:func:`gidr_dask.transform`):
         the result is then a lazy Dask array, each point's the same as in memory.
@@ -239,12 +254,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if is_dask_array(X):
             from gidr_dask.transform import transform as distributed_transform
 
+            if estimator_data.fitted_pca(self.result_) is not None:
+                X = estimator_data.project_dask(X, self)
             return distributed_transform(self, X)
-        X_new = check_array(X, min_samples=1, allow_sparse=True)
-        if X_new.shape[1] != self.n_features_in_:
-            raise GidrValueError(f"X has {X_new.shape[1]} features, but {type(self).__name__} is expecting "
-                                 f"{self.n_features_in_} features as input (as in fit). Pass data with the "
-                                 f"same columns as the training data.")
+        X_new = estimator_data.new_rows(X, self)
         return self._embed_new(self._training_rows(), X_new, self._fitted_query_index())
 
     def _embed_new(self, X_train, X_new, index):
@@ -266,9 +279,13 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self._query_index
 
     def _training_rows(self):
-        """The training rows in memory (a Dask array fitted on is gathered here, once)."""
+        """The training rows in memory, as the neighbours stage read them (a Dask array fitted on
+        is gathered here, once; an out-of-core one loaded as float32, once; after a fit with
+        ``pca``, the PCA scores of the training rows)."""
         if is_dask_array(self._X_fit):
             self._X_fit = np.asarray(self._X_fit.compute())
+        if getattr(self, "_X_fit_unread", False):  # not a memmap that joblib or a loader made of the rows
+            self._X_fit, self._X_fit_unread = estimator_data.in_memory(self._X_fit), False
         return self._X_fit
 
     def save(self, path, *, compress: bool = False) -> None:
@@ -315,7 +332,10 @@ class _InverseTransform:
         umap-learn then refines the point by SGD in the data space against those neighbours;
         gidr returns the interpolation itself (deterministic, no ``random_state`` involved).
         On a training point's own embedding it returns a mix of that row and its neighbours,
-        not the row itself.
+        not the row itself. After a fit with ``pca=k`` the interpolation is made between the
+        training rows' PCA scores and mapped back through the fitted PCA
+        (``scores @ components + mean``): the result lies in the data space, in the span of
+        the ``k`` principal axes around the mean (what the PCA dropped is not recovered).
 
         Parameters
         ----------
@@ -350,10 +370,11 @@ class _InverseTransform:
         X_train = self._training_rows()
         W = sp.csr_matrix((weights.ravel(), indices.ravel(), np.arange(0, weights.size + 1, k)),
                           shape=(len(Z), X_train.shape[0]))
-        return np.asarray((W @ X_train).toarray() if sp.issparse(X_train) else W @ X_train, dtype=np.float64)
+        rows = np.asarray((W @ X_train).toarray() if sp.issparse(X_train) else W @ X_train, dtype=np.float64)
+        return estimator_data.inverse_through_pca(rows, self.result_)  # after a fit with pca: X_train holds scores
 
 
-class UMAP(_InverseTransform, _Base):
+class UMAP(UpdateMixin, _InverseTransform, _Base):
     """UMAP, as umap-learn computes it (preset ``"umap"``).
 
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
@@ -374,6 +395,13 @@ class UMAP(_InverseTransform, _Base):
     beyond it removed) and ``transform_mode`` ("embedding" or "graph") are described in
     :mod:`gidr.umap_names`.
 
+    ``X`` may be an ``np.memmap``, an ``h5py.Dataset`` or a ``zarr.Array``: it is passed to the
+    pipeline as it is and read in row chunks (:mod:`gidr.outofcore`), never converted whole by
+    the estimator. ``pca`` (None, or an int: a number of components) reduces ``X`` first by
+    the pipeline's chunked PCA (its ``pca`` switch); ``transform`` then projects new rows
+    through the fitted mean and axes, and ``inverse_transform`` maps back through them
+    (:mod:`gidr.estimator_data`). ``update(X)`` adds rows to the fit (:mod:`gidr.update`).
+
     As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
     ``min_dist > spread`` is an error. ``learning_rate`` is a float in (0, 1e8].
     ``random_state``: None, a non-negative int (one of 2**63 or more is reduced
@@ -383,7 +411,7 @@ class UMAP(_InverseTransform, _Base):
 
     _preset = "umap"
     _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"),
-                        ("repulsion_strength", "repulsion_strength"))
+                        ("repulsion_strength", "repulsion_strength"), ("pca", "pca"))
     _auto_learning_rate = False
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
@@ -392,7 +420,8 @@ class UMAP(_InverseTransform, _Base):
                  target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
                  repulsion_strength=1.0, unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
                  force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
-                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding"):
+                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding",
+                 pca=None):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -424,6 +453,7 @@ class UMAP(_InverseTransform, _Base):
         self.force_approximation_algorithm = force_approximation_algorithm
         self.output_metric = output_metric
         self.densmap = densmap
+        self.pca = pca
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
@@ -437,7 +467,7 @@ class UMAP(_InverseTransform, _Base):
         _check_umap_extras(self)
 
 
-class GDR(_InverseTransform, _Base):
+class GDR(UpdateMixin, _InverseTransform, _Base):
     """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
 
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
@@ -451,7 +481,7 @@ class GDR(_InverseTransform, _Base):
     ``force_approximation_algorithm`` are accepted no-ops, as there; ``output_metric`` must be
     "euclidean" and ``densmap`` False; ``metric_kwds``, ``precomputed_knn``,
     ``disconnection_distance`` and ``transform_mode`` are as in :class:`UMAP`
-    (:mod:`gidr.umap_names`).
+    (:mod:`gidr.umap_names`), and so are out-of-core input, ``pca`` and ``update``.
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     300 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
     epochs and 2 negatives).
@@ -473,7 +503,8 @@ class GDR(_InverseTransform, _Base):
                  a=None, b=None, set_op_mix_ratio=1.0, repulsion_strength=1.0,
                  unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
                  force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
-                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding"):
+                 precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding",
+                 pca=None):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.metric = metric
@@ -508,6 +539,7 @@ class GDR(_InverseTransform, _Base):
         self.force_approximation_algorithm = force_approximation_algorithm
         self.output_metric = output_metric
         self.densmap = densmap
+        self.pca = pca
 
     @property
     def _preset(self) -> str:  # type: ignore[override]
@@ -542,17 +574,17 @@ class TSNE(_Base):
     the digits).
     ``learning_rate`` is "auto" or a float in (0, 1e8];
     an init array's coordinates must be at most 1e6 in magnitude. ``random_state`` is as for
-    :class:`UMAP`.
+    :class:`UMAP`, and so are out-of-core input (memmap, h5py, zarr) and ``pca``.
     """
 
     _preset = "tsne"
     _supervised = False
-    _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"))
+    _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"), ("pca", "pca"))
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
                  max_iter=None, angle=0.5, metric="euclidean", init="pca", random_state=None, n_jobs=-1,
                  verbose=False, backend="auto", method="barnes_hut", n_iter_without_progress=300,
-                 min_grad_norm=1e-7):
+                 min_grad_norm=1e-7, pca=None):
         self.method = method
         self.n_iter_without_progress = n_iter_without_progress
         self.min_grad_norm = min_grad_norm
@@ -568,6 +600,7 @@ class TSNE(_Base):
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.backend = backend
+        self.pca = pca
 
     def _overrides(self):
         repulsion = TSNE_METHODS.get(self.method) if isinstance(self.method, str) else None

@@ -355,6 +355,8 @@ def _manifest(estimator, add_array: _ArrayWriter) -> dict[str, Any]:
         "training_data": _training_data(estimator, result, add_array),
         # unique=True: each row's distinct row (the embedding holds the distinct rows only)
         "unique_inverse": encode(getattr(estimator, "_unique_inverse", None), "unique_inverse", add_array),
+        # fit(X, y): update is refused after it (absent from older files: False)
+        "supervised_fit": bool(getattr(estimator, "_supervised_fit", False)),
     }
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "gidr_version": gidr.__version__,
             "library_versions": _library_versions(),
@@ -374,8 +376,9 @@ def _training_data(estimator, result, add_array) -> dict[str, Any]:
     if not neighbors.answers_queries:
         return {"stored": False, "X": None,
                 "reason": f"{described} does not answer queries for new points: transform is refused"}
+    pca = "" if result.config["resolved"].get("pca") is None else " (their PCA scores: the fit had pca)"
     return {"stored": True, "X": encode(estimator._training_rows(), "training_data.X", add_array),
-            "reason": f"{described} answers transform's queries by searching the training rows"}
+            "reason": f"{described} answers transform's queries by searching the training rows{pca}"}
 
 
 def _library_versions() -> dict[str, str]:
@@ -591,6 +594,7 @@ def _rebuild(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], regi
                     stages={**pipeline.stages, "neighbors": neighbors})
     estimator.pipeline_ = pipeline
     estimator._X_fit = X_fit
+    estimator._supervised_fit = bool(fitted.get("supervised_fit", False))
     estimator.n_features_in_ = n_features_in
     estimator._set_fitted(result, inverse)
     return estimator

@@ -28,7 +28,8 @@ from gidr.stages.neighbors import NeighborsIndex
 from gidr.types import Context, NewEdges, Result
 from gidr.validation import GidrValueError, format_error
 
-__all__ = ["transform_new_points", "new_points_graph", "build_index", "point_keys", "transform_context", "CHUNK_SIZE"]
+__all__ = ["transform_new_points", "new_points_graph", "build_index", "point_keys", "transform_context",
+           "new_point_epochs", "CHUNK_SIZE"]
 
 #: Rows embedded together at most (their neighbours, weights and positions are held at once).
 CHUNK_SIZE = 65_536
@@ -45,6 +46,12 @@ def transform_context(pipeline, result: Result) -> Context:
     return Context(n_samples=n_train, n_components=dim, normalized=result.affinities.normalized,
                    a=resolved["a"], b=resolved["b"], seed=resolved["seed"], n_epochs=resolved["n_epochs"],
                    registry=pipeline.registry)
+
+
+def new_point_epochs(result: Result) -> int:
+    """Epochs of :func:`transform_new_points` (and of an estimator's ``update``) by default: a
+    third of the fit's, at least 30."""
+    return max(30, int(result.config["resolved"]["n_epochs"]) // 3)
 
 
 def _fitted_neighbors(pipeline, result: Result):
@@ -182,7 +189,7 @@ def _transform(pipeline, result, X_train, X_new, n_epochs, index, chunk_size) ->
     Y_train = np.ascontiguousarray(result.embedding, dtype=np.float64)
     k = min(result.graph.n_neighbors, len(Y_train))
     row_sum = float(result.affinities.P.sum()) / len(Y_train) if ctx.normalized else None
-    epochs = int(n_epochs) if n_epochs else max(30, int(result.config["resolved"]["n_epochs"]) // 3)
+    epochs = int(n_epochs) if n_epochs else new_point_epochs(result)
     out = np.empty((X_new.shape[0], Y_train.shape[1]), dtype=np.float64)
     for lo in range(0, X_new.shape[0], max(int(chunk_size), 1)):
         rows = _readable(neighbors, X_new[lo:lo + chunk_size])

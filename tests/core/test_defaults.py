@@ -22,7 +22,7 @@ from gidr.stages import KINDS
 #: name ("name") or a stage parameter.
 COMMON = {"n_components": ("pipeline", "n_components"), "metric": ("neighbors", "metric"),
           "random_state": ("pipeline", "random_state"), "backend": ("pipeline", "backend"),
-          "init": ("init", "name")}
+          "init": ("init", "name"), "pca": ("pipeline", "pca")}
 #: The supervision switches of UMAP and GDR (umap-learn's names and defaults; target_n_neighbors=-1
 #: is the pipeline's None, "the data's number of neighbours").
 TARGETS = {"target_metric": ("pipeline", "target_metric"), "target_weight": ("pipeline", "target_weight"),
