@@ -173,9 +173,12 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
             total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
             with progress_factory(total) as progress:
+                # beside precomputed_knn, X is the data a data-reading init (init="pca") uses
+                init_data = X_checked if knn is not None and isinstance(X_checked, np.ndarray) else None
                 result = pipeline.run(X_checked if knn is None else knn, y if self._supervised else None,
                                       callback=fit_params.get("callback"),
-                                      callback_every=fit_params.get("callback_every", 0), progress=progress)
+                                      callback_every=fit_params.get("callback_every", 0), progress=progress,
+                                      init_data=init_data)
         if self.verbose:
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)

@@ -172,6 +172,7 @@ class Pipeline:
         callback_every: int = 0,
         loss_every: int | None = None,
         progress: Any = None,
+        init_data: Any = None,
     ) -> Result:
         """Embed ``X``.
 
@@ -196,11 +197,14 @@ class Pipeline:
             Record the loss every this many epochs (default: ``callback_every``, or 50).
         progress : object with ``update(int)``, optional
             A tqdm-like progress bar advanced once per epoch.
+        init_data : array-like of shape (n_samples, n_features), optional
+            With precomputed neighbours (``X`` a graph or a distance matrix), the data matrix
+            an init that reads data (``init="pca"``) uses; ignored when the init reads ``X``.
         """
         with interrupts_as_keyboard_interrupt():
-            return self._run(X, y, callback, callback_every, loss_every, progress)
+            return self._run(X, y, callback, callback_every, loss_every, progress, init_data)
 
-    def _run(self, X, y, callback, callback_every, loss_every, progress) -> Result:
+    def _run(self, X, y, callback, callback_every, loss_every, progress, init_data=None) -> Result:
         timings: dict[str, float] = {}
         data, n_samples, neighbors = self._check_input(X)
         targets = None if y is None else _check_targets(y, n_samples, self._settings["target_metric"])
@@ -226,7 +230,7 @@ class Pipeline:
             P = (P / P.sum()).tocsr()
         clock.done("symmetrize", stages["symmetrize"])
         affinities = Affinities(P, ctx.normalized)
-        Y0 = stages["init"].compute(neighbors.init_data(data, stages["init"], ctx), P, ctx)
+        Y0 = stages["init"].compute(self._init_input(neighbors, data, init_data, n_samples, ctx), P, ctx)
         clock.done("init", stages["init"])
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
@@ -251,6 +255,19 @@ class Pipeline:
             config["resolved"]["pca"] = pca
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
                       loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
+
+    def _init_input(self, neighbors: Stage, data: Any, init_data: Any, n_samples: int, ctx: Context) -> Any:
+        """What the init stage reads: the neighbours stage's data, or else ``init_data`` (the
+        data matrix given beside precomputed neighbours), checked."""
+        X = neighbors.init_data(data, self._stages["init"], ctx)
+        if X is not None or init_data is None or not getattr(self._stages["init"], "needs_data", False):
+            return X
+        X = check_array(init_data, name="init_data")
+        if X.shape[0] != n_samples:
+            raise GidrValueError(format_error(
+                "The 'init_data' argument of Pipeline.run", f"an array with {n_samples} rows (one per point)",
+                Described(f"an array of shape {X.shape}"), "Pass the data matrix whose neighbours X holds."))
+        return X
 
     def _optimize(self, Y0: np.ndarray, affinities: Affinities, ctx: Context, monitor: Monitor) -> np.ndarray:
         """The optimizer's run, on the points renumbered for locality where the ``locality``

@@ -184,3 +184,24 @@ def test_save_and_load_keep_what_transform_needs(iris, graph, tmp_path):
     model.save(tmp_path / "knn.gidr")
     loaded = gidr.load(tmp_path / "knn.gidr")
     np.testing.assert_array_equal(loaded.transform(iris[:5] + 0.02), model.transform(iris[:5] + 0.02))
+
+
+@pytest.mark.parametrize("cls", [UMAP, GDR])
+def test_pca_init_reads_x_beside_the_graph(cls, iris, graph):
+    # init="pca" reads the X given to fit: the same bits as a fit that computed the same graph
+    knn = _with_self(graph, K + 1)
+    expected = cls(n_neighbors=K, init="pca", **FAST).fit(iris)
+    model = cls(n_neighbors=K, init="pca", precomputed_knn=knn, **FAST).fit(iris)
+    np.testing.assert_array_equal(model.embedding_, expected.embedding_)
+    spectral = cls(n_neighbors=K, precomputed_knn=knn, **FAST).fit(iris)
+    assert not np.array_equal(model.embedding_, spectral.embedding_)
+
+
+def test_pipeline_init_data_is_checked(iris, graph):
+    pipeline = Pipeline.from_preset("gdr-umap", neighbors="precomputed", n_neighbors=K, init="pca", **FAST)
+    graph_k = KNNGraph(graph.indices[:, :K].copy(), graph.distances[:, :K].copy())
+    with pytest.raises(GidrValueError, match=r"The data for init 'pca' must be the data matrix X"):
+        pipeline.run(graph_k)
+    with pytest.raises(GidrValueError, match=r"'init_data' argument of Pipeline.run must be an array with 150 rows"):
+        pipeline.run(graph_k, init_data=iris[:100])
+    assert np.all(np.isfinite(pipeline.run(graph_k, init_data=iris).embedding))
