@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.types import Affinities, Context, DescentState, Monitor, PairTotals
+from gidr_reference import densmap
 
 __all__ = [
     "Edges",
@@ -368,9 +369,13 @@ def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, m
     P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
+    density = affinities.density
     for epoch in range(n_epochs):
         forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
                                symmetric=symmetric_attraction)
+        if density is not None and density.active_at(epoch, n_epochs):
+            forces = forces + densmap.density_forces(Y, P, density, ctx.a, ctx.b,
+                                                     weight=density.force_weight(symmetric_attraction))
         lr = learning_rate * (1.0 - epoch / n_epochs)
         Y = Y - lr * np.clip(forces, -max_step, max_step)
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
@@ -493,11 +498,16 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
         return Y
     period = epochs_per_sample(edges.p)
     next_time = period.copy()
+    density = affinities.density
     for epoch in range(n_epochs):
         due = np.flatnonzero(next_time <= epoch + 1)
         next_time[due] += period[due]
         delta = sgd_epoch_step(Y, edges, due, loss, ctx, epoch, n_negative=n_negative,
                                symmetric_attraction=symmetric_attraction, max_step=max_step)
+        if density is not None and density.active_at(epoch, n_epochs):
+            delta = delta - densmap.density_forces(Y, P, density, ctx.a, ctx.b,
+                                                   weight=density.force_weight(symmetric_attraction),
+                                                   bound=max_step, rate_scale=1.0 / float(edges.p.max()))
         Y = Y + learning_rate * (1.0 - epoch / n_epochs) * delta
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
             break
