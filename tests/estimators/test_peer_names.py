@@ -151,13 +151,14 @@ def test_saved_models_keep_unique_and_tsne_attributes(X, tmp_path):
     assert (back.n_iter_, back.kl_divergence_) == (tsne.n_iter_, tsne.kl_divergence_)
 
 
-def test_output_metric_and_densmap_are_refused_clearly(X):
+def test_output_metric_is_refused_clearly_and_densmap_with_a_normalized_gdr(X):
     assert gidr.UMAP(output_metric="euclidean", densmap=False, n_epochs=5, random_state=0).fit(X).embedding_.shape \
         == (400, 2)
     with pytest.raises(GidrValueError, match=r"'output_metric' parameter of UMAP must be 'euclidean'.*Euclidean"):
         gidr.UMAP(output_metric="haversine").fit(X)
-    with pytest.raises(GidrValueError, match=r"'densmap' parameter of GDR must be False.*densMAP"):
-        gidr.GDR(densmap=True).fit(X)
+    with pytest.raises(GidrValueError, match=r"'densmap' switch used with optimizer 'gdr' must be False with "
+                                             r"normalized=True.*densMAP"):
+        gidr.GDR(densmap=True, normalized=True).fit(X)
 
 
 def test_sparse_precomputed_keeps_duplicates_and_runs_through_the_pipeline(X):
