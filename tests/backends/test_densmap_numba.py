@@ -43,27 +43,41 @@ def thread_counts():
     return [t for t in (1, 2) if t <= numba.config.NUMBA_NUM_THREADS]
 
 
+def asymmetric(P):
+    """P with one stored value changed, so that it is no longer symmetric bit for bit (the kernels
+    then walk every entry instead of every pair)."""
+    P = P.copy()
+    P.data[0] *= 1.0 + 1e-3
+    return P
+
+
 @pytest.mark.parametrize("a, b", [(1.0, 1.0), (UMAP_A, UMAP_B)], ids=["a=b=1", "umap-ab"])
 @pytest.mark.parametrize("bound, rate_scale", [(math.inf, 1.0), (0.01, 0.7)], ids=["gradient", "clipped"])
-def test_forces_match_the_reference(a, b, bound, rate_scale):
+@pytest.mark.parametrize("symmetric", [True, False], ids=["pairs", "entries"])
+def test_forces_match_the_reference(a, b, bound, rate_scale, symmetric):
     P, graph, Y = knn_problem(n=80, k=8)
+    P = P if symmetric else asymmetric(P)
     target = target_of(P, graph, n_epochs=20)
     field = numba_densmap.DensityField(P, target, a, b, weight=target.weight, bound=bound, rate_scale=rate_scale)
+    assert field.multiplicity == (2.0 if symmetric else 1.0)
     actual = field(Y)
     expected = densmap.density_forces(Y, P, target, a, b, weight=target.weight, bound=bound, rate_scale=rate_scale)
     assert np.abs(expected).max() > 1e-3
     assert_matches(actual=actual, reference=expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
 
 
-def test_per_point_sums_and_radii_match_the_reference():
+@pytest.mark.parametrize("symmetric", [True, False], ids=["pairs", "entries"])
+def test_per_point_sums_and_radii_match_the_reference(symmetric):
     P, graph, Y = knn_problem(n=80, k=8)
+    P = P if symmetric else asymmetric(P)
     target = target_of(P, graph, n_epochs=20)
     field = numba_densmap.DensityField(P, target, UMAP_A, UMAP_B, weight=1.0)
     field(Y)
-    heads, tails = field.heads, field.tails
-    D, phi, S, T = densmap.embedding_sums(Y, heads, tails, UMAP_A, UMAP_B)
+    D, phi, _, _ = densmap.embedding_sums(Y, field.heads, field.tails, UMAP_A, UMAP_B)
     assert_matches(actual=field.D, reference=D, rtol=1e-14)
     assert_matches(actual=field.phi, reference=phi, rtol=1e-14)
+    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))[target.entries]
+    _, _, S, T = densmap.embedding_sums(Y, rows, P.indices[target.entries].astype(np.int64), UMAP_A, UMAP_B)
     assert_matches(actual=field.S, reference=S, rtol=1e-12)
     assert_matches(actual=field.T, reference=T, rtol=1e-12)
     assert_matches(actual=field.r, reference=densmap.radii_from_sums(S, T), rtol=1e-12)
