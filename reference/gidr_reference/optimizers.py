@@ -347,6 +347,8 @@ def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, m
 
     (each coordinate of each point's total force is clipped, which tames the
     ``1 / (eps + D)`` repulsion of the unnormalized KL between near-coincident points).
+    With ``affinities.density`` (densMAP), ``F`` also holds the density term's forces
+    (:func:`gidr_reference.densmap.density_forces`) in the epochs where it is active.
 
     Parameters
     ----------
@@ -470,7 +472,10 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
         Y <- Y + learning_rate (1 - t / n_epochs) delta
 
     umap-learn applies each update immediately instead; the paper (§5.1) found that
-    collecting them per epoch does not change the embedding.
+    collecting them per epoch does not change the embedding. With ``affinities.density``
+    (densMAP), ``delta`` also holds, in the epochs where the term is active, the expectation of
+    umap-learn's per-edge density updates (:func:`gidr_reference.densmap.density_forces` with
+    ``bound = max_step``, ``rate_scale = 1 / max(P)``).
 
     Parameters
     ----------
