@@ -17,8 +17,9 @@ threads:
 
 A P stored symmetrically bit for bit (what the built-in symmetrizations give) is walked once
 per pair (``i < j``), each pair counting twice (``multiplicity``): the entries ``(i, j)`` and
-``(j, i)`` add the same terms. Measured at 20,000 Fashion-MNIST points (2 busy cores): 33 ms
-per epoch walking every entry.
+``(j, i)`` add the same terms. Measured at 20,000 Fashion-MNIST points (gidr.UMAP's P, 2 busy
+cores, cProfile): 33 ms per epoch walking every entry with the per-point force loop that came
+before :func:`entry_steps`, 9.5 ms walking each pair once with it.
 """
 from __future__ import annotations
 
