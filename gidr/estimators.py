@@ -139,7 +139,16 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ``callback(epoch, loss, Y)``, called every ``callback_every`` epochs; returning
             True stops the optimization.
         callback_every : int, optional (keyword)
+        ensure_all_finite : True, optional (keyword)
+            umap-learn's keyword, accepted: gidr always refuses non-finite data.
         """
+        fit_params = dict(fit_params)
+        finite = fit_params.pop("ensure_all_finite", True)  # umap-learn's keyword: gidr always checks
+        if finite is not True:
+            raise GidrValueError(format_error(
+                "The 'ensure_all_finite' argument of fit", "True", finite,
+                "gidr refuses NaN and inf in the data (they would make the embedding NaN): remove or impute "
+                "those rows first."))
         unknown = set(fit_params) - {"callback", "callback_every"}
         if unknown:
             raise GidrValueError(format_error("A keyword argument of fit", "'callback' or 'callback_every'",
@@ -171,7 +180,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_n_samples(n_samples)
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
             n_epochs = pipeline.config["pipeline"].get("n_epochs")
-            total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_samples)
+            total = n_epochs or pipeline.n_epochs_for(n_samples)
             with progress_factory(total) as progress:
                 # beside precomputed_knn, X is the data a data-reading init (init="pca") uses
                 init_data = X_checked if knn is not None and isinstance(X_checked, np.ndarray) else None
@@ -377,7 +386,45 @@ class _InverseTransform:
         return estimator_data.inverse_through_pca(rows, self.result_)  # after a fit with pca: X_train holds scores
 
 
-class UMAP(UpdateMixin, _InverseTransform, _Base):
+def _flag(value: Any) -> bool:
+    """A boolean parameter's value (numpy booleans included; fit has checked it)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
+class _DensityOutput:
+    """umap-learn's densMAP outputs: with ``output_dens``, ``rad_orig_`` and ``rad_emb_`` (each
+    point's log local radius in the data and in the embedding, ``Result.densities``) and
+    ``fit_transform`` returning ``(embedding, rad_orig, rad_emb)``; ``transform`` refused after a
+    densMAP fit, as umap-learn refuses it."""
+
+    def _set_fitted(self, result, inverse=None) -> None:
+        super()._set_fitted(result, inverse)
+        radii = getattr(result, "densities", {})
+        if "rad_emb" in radii:
+            pick = slice(None) if inverse is None else np.asarray(inverse, dtype=np.int64)
+            self.rad_orig_ = np.asarray(radii["rad_orig"])[pick]
+            self.rad_emb_ = np.asarray(radii["rad_emb"])[pick]
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """As :meth:`_Base.fit_transform`; with ``output_dens`` (and ``transform_mode="embedding"``)
+        the tuple ``(embedding, rad_orig, rad_emb)``, each radius of shape (n_samples,)."""
+        out = super().fit_transform(X, y, **fit_params)
+        if _flag(self.output_dens) and getattr(self, "transform_mode", "embedding") == "embedding":
+            return out, self.rad_orig_, self.rad_emb_
+        return out
+
+    def transform(self, X):
+        if _flag(self.densmap):
+            raise NotImplementedError(format_error(
+                f"The 'densmap' parameter of {type(self).__name__} for transform", "False", True,
+                "As in umap-learn, new points cannot be embedded into a densMAP embedding (its density "
+                "term has no counterpart for new points); fit on all the data, or fit with densmap=False."))
+        return super().transform(X)
+
+    transform.__doc__ = _Base.transform.__doc__
+
+
+class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     """UMAP, as umap-learn computes it (preset ``"umap"``).
 
     Parameters follow ``umap.UMAP``: n_neighbors, n_components, metric, min_dist, spread,
@@ -391,7 +438,12 @@ class UMAP(UpdateMixin, _InverseTransform, _Base):
     ``angular_rp_forest`` and ``force_approximation_algorithm`` are accepted and checked but
     change nothing: gidr's transform draws from each point's own data, its searches always use
     little memory, and small inputs already get exact neighbours. ``output_metric`` must be
-    "euclidean" and ``densmap`` False (each other value is refused with a clear error).
+    "euclidean" (any other value is refused with a clear error). densMAP as in umap-learn:
+    ``densmap`` adds the density-correlation term (weight ``dens_lambda`` >= 0, in the last
+    ``dens_frac`` in [0, 1] of the epochs, ``dens_var_shift`` >= 0; ``n_epochs=None`` runs
+    200 more epochs), ``output_dens`` sets ``rad_orig_`` and ``rad_emb_`` and makes
+    ``fit_transform`` return ``(embedding, rad_orig, rad_emb)``; ``transform`` after a densMAP
+    fit is refused (NotImplementedError), as in umap-learn (:mod:`gidr_reference.densmap`).
     ``backend`` picks the implementation ("auto": fastest installed). umap-learn's
     ``metric_kwds`` (the metric's parameters), ``precomputed_knn`` (a kNN graph listing each
     point itself, used instead of computing one), ``disconnection_distance`` (kNN edges at or
@@ -414,7 +466,9 @@ class UMAP(UpdateMixin, _InverseTransform, _Base):
 
     _preset = "umap"
     _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"),
-                        ("repulsion_strength", "repulsion_strength"), ("pca", "pca"))
+                        ("repulsion_strength", "repulsion_strength"), ("pca", "pca"),
+                        *((name, name) for name in ("densmap", "dens_lambda", "dens_frac", "dens_var_shift",
+                                                    "output_dens")))
     _auto_learning_rate = False
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
@@ -422,7 +476,8 @@ class UMAP(UpdateMixin, _InverseTransform, _Base):
                  random_state=None, n_jobs=-1, verbose=False, backend="auto", target_metric="categorical",
                  target_weight=0.5, target_n_neighbors=-1, a=None, b=None, set_op_mix_ratio=1.0,
                  repulsion_strength=1.0, unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
-                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
+                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, dens_lambda=2.0,
+                 dens_frac=0.3, dens_var_shift=0.1, output_dens=False, metric_kwds=None,
                  precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding",
                  pca=None):
         self.n_neighbors = n_neighbors
@@ -456,13 +511,17 @@ class UMAP(UpdateMixin, _InverseTransform, _Base):
         self.force_approximation_algorithm = force_approximation_algorithm
         self.output_metric = output_metric
         self.densmap = densmap
+        self.dens_lambda = dens_lambda
+        self.dens_frac = dens_frac
+        self.dens_var_shift = dens_var_shift
+        self.output_dens = output_dens
         self.pca = pca
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
                 "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate,
-                **_target_overrides(self), **umap_names.graph_overrides(self)}
+                **_target_overrides(self), **_density_overrides(self), **umap_names.graph_overrides(self)}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -470,7 +529,7 @@ class UMAP(UpdateMixin, _InverseTransform, _Base):
         _check_umap_extras(self)
 
 
-class GDR(UpdateMixin, _InverseTransform, _Base):
+class GDR(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     """GDR (paper §4): UMAP's speed, t-SNE's or UMAP's embedding depending on ``normalized``.
 
     ``normalized=False`` is preset ``"gdr-umap"``, ``True`` is ``"gdr-tsne"``; ``loss`` is
@@ -482,7 +541,8 @@ class GDR(UpdateMixin, _InverseTransform, _Base):
     ``"kl"``) and ``unique`` act as in :class:`UMAP`, and
     ``transform_seed``, ``low_memory``, ``angular_rp_forest`` and
     ``force_approximation_algorithm`` are accepted no-ops, as there; ``output_metric`` must be
-    "euclidean" and ``densmap`` False; ``metric_kwds``, ``precomputed_knn``,
+    "euclidean"; ``densmap``, ``dens_lambda``, ``dens_frac``, ``dens_var_shift`` and
+    ``output_dens`` are as in :class:`UMAP` (densMAP needs ``normalized=False``); ``metric_kwds``, ``precomputed_knn``,
     ``disconnection_distance`` and ``transform_mode`` are as in :class:`UMAP`
     (:mod:`gidr.umap_names`), and so are out-of-core input, ``pca`` and ``update``.
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
@@ -505,7 +565,8 @@ class GDR(UpdateMixin, _InverseTransform, _Base):
                  backend="auto", target_metric="categorical", target_weight=0.5, target_n_neighbors=-1,
                  a=None, b=None, set_op_mix_ratio=1.0, repulsion_strength=1.0,
                  unique=False, transform_seed=42, low_memory=True, angular_rp_forest=False,
-                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, metric_kwds=None,
+                 force_approximation_algorithm=False, output_metric="euclidean", densmap=False, dens_lambda=2.0,
+                 dens_frac=0.3, dens_var_shift=0.1, output_dens=False, metric_kwds=None,
                  precomputed_knn=(None, None, None), disconnection_distance=None, transform_mode="embedding",
                  pca=None):
         self.n_neighbors = n_neighbors
@@ -542,6 +603,10 @@ class GDR(UpdateMixin, _InverseTransform, _Base):
         self.force_approximation_algorithm = force_approximation_algorithm
         self.output_metric = output_metric
         self.densmap = densmap
+        self.dens_lambda = dens_lambda
+        self.dens_frac = dens_frac
+        self.dens_var_shift = dens_var_shift
+        self.output_dens = output_dens
         self.pca = pca
 
     @property
@@ -554,7 +619,7 @@ class GDR(UpdateMixin, _InverseTransform, _Base):
                 "normalized": self.normalized, "loss": self.loss, "min_dist": self.min_dist,
                 "spread": self.spread, "scalars": self.scalars, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, **_target_overrides(self),
-                **umap_names.graph_overrides(self),
+                **_density_overrides(self), **umap_names.graph_overrides(self),
                 **({} if self.negative_sample_rate is None else {"n_negative": self.negative_sample_rate})}
 
     def _check_params(self) -> None:
@@ -706,10 +771,12 @@ def _check_umap_extras(estimator) -> None:
         raise GidrValueError(format_error(f"The 'output_metric' parameter of {owner}", "'euclidean'",
                                           estimator.output_metric,
                                           "gidr embeds in Euclidean space only; leave output_metric out."))
-    if estimator.densmap is not False:
-        raise GidrValueError(format_error(f"The 'densmap' parameter of {owner}", "False", estimator.densmap,
-                                          "densMAP (local density preservation) is not available in gidr yet; "
-                                          "fit without it, or use umap-learn's UMAP(densmap=True)."))
+
+
+def _density_overrides(estimator) -> dict[str, Any]:
+    """umap-learn's densMAP parameters as the pipeline switches of the same names (checked there)."""
+    return {name: getattr(estimator, name) for name in ("densmap", "dens_lambda", "dens_frac", "dens_var_shift",
+                                                         "output_dens")}
 
 
 def _unique_rows(X, y, owner: str):

@@ -21,8 +21,12 @@ see ``docs/performance.rst``).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
+
+from gidr.types import Affinities
 
 #: ``locality="auto"`` renumbers from this many points on: below it the embedding fits in a
 #: core's cache and the renumbering would only cost its own time.
@@ -80,12 +84,50 @@ def inverse_permutation(order: np.ndarray) -> np.ndarray:
 
 
 def renumbered_csr(P: sp.csr_matrix, order: np.ndarray, inverse: np.ndarray) -> sp.csr_matrix:
-    """``P[order][:, order]`` with sorted indices, without scipy's column fancy indexing (a
-    sparse product): the rows are gathered, their column numbers mapped through ``inverse``,
-    and each row sorted."""
-    rows = P.tocsr()[order]
-    renumbered = sp.csr_matrix((rows.data, inverse[rows.indices].astype(rows.indices.dtype, copy=False),
-                                rows.indptr), shape=P.shape)
-    renumbered.has_sorted_indices = False
-    renumbered.sort_indices()
-    return renumbered
+    """``P[order][:, order]`` with sorted indices (see :func:`renumbered_entries`)."""
+    return renumbered_entries(P, order, inverse)[0]
+
+
+def renumbered_entries(P: sp.csr_matrix, order: np.ndarray,
+                       inverse: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``P[order][:, order]`` with sorted indices, and where each of its stored entries was.
+
+    Built without scipy's column fancy indexing (a sparse product): the rows are gathered,
+    their column numbers mapped through ``inverse``, and each row sorted by scipy's in-place
+    row sort, which carries each entry's old position along as its value.
+
+    Returns
+    -------
+    renumbered : csr_matrix
+    entry_order : ndarray of shape (P.nnz,), int64
+        ``renumbered.data == P.data[entry_order]``: any array over P's stored entries (in CSR
+        order) is renumbered as ``values[entry_order]``.
+    """
+    P = P.tocsr()
+    lengths = np.diff(P.indptr)[order]
+    indptr = np.zeros(P.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    nnz = int(indptr[-1])
+    # the old position of each entry, row by row in the new order, before the row sort
+    old = np.repeat(P.indptr[order].astype(np.int64) - indptr[:-1], lengths) + np.arange(nnz, dtype=np.int64)
+    positions = sp.csr_matrix((old.astype(np.float64), inverse[P.indices[old]].astype(P.indices.dtype),
+                               indptr.astype(P.indptr.dtype)), shape=P.shape)
+    positions.has_sorted_indices = False
+    positions.sort_indices()  # positions < 2**53: exact in float64
+    entry_order = positions.data.astype(np.int64)
+    renumbered = sp.csr_matrix((P.data[entry_order], positions.indices, positions.indptr), shape=P.shape)
+    renumbered.has_sorted_indices = True
+    return renumbered, entry_order
+
+
+def renumbered_affinities(affinities: Affinities, order: np.ndarray, inverse: np.ndarray) -> Affinities:
+    """``affinities`` with the points renumbered: P (:func:`renumbered_entries`) and, with
+    densMAP, its :class:`~gidr.types.DensityTarget`'s per-entry (``entries``) and per-point
+    (``rad_orig``, ``standardized``, ``active``) arrays."""
+    P, entry_order = renumbered_entries(affinities.P, order, inverse)
+    density = affinities.density
+    if density is not None:
+        density = dataclasses.replace(density, entries=density.entries[entry_order],
+                                      rad_orig=density.rad_orig[order], standardized=density.standardized[order],
+                                      active=density.active[order])
+    return Affinities(P, affinities.normalized, density=density)

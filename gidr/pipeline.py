@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
-from gidr.locality import LOCALITY_MIN_POINTS, LOCALITY_OPTIONS, inverse_permutation, morton_order, renumbered_csr, \
-    uses_renumbering
+from gidr.locality import LOCALITY_MIN_POINTS, LOCALITY_OPTIONS, inverse_permutation, morton_order, \
+    renumbered_affinities, uses_renumbering
 from gidr.memory import check_memory, peak_resident_bytes
 from gidr.outofcore import RowSource, chunked_pca, is_out_of_core, load_float32, row_source
 from gidr.stages import KINDS, Stage
@@ -69,12 +69,26 @@ PIPELINE_PARAMS: dict[str, Param] = {
               "Reduce X to this many principal components first (a chunked PCA that reads a memmap, "
               "h5py or zarr input in row chunks, gidr.outofcore); the neighbours and a data-reading init "
               "see the float32 scores. None: no reduction.", True),
+        Param("densmap", False, (Boolean(),),
+              "densMAP: add the density term (the correlation of local radii, gidr_reference.densmap) to "
+              "the loss during the last dens_frac of the epochs (optimizers umap_sgd and unnormalized gdr)."),
+        Param("dens_lambda", 2.0, (Interval(float, 0, None, "left"),), "Weight of densMAP's density term."),
+        Param("dens_frac", 0.3, (Interval(float, 0, 1, "both"),),
+              "Share of the epochs, the last ones, in which densMAP's term acts."),
+        Param("dens_var_shift", 0.1, (Interval(float, 0, None, "left"),),
+              "Added to the variance of the embedding's log radii in densMAP's correlation."),
+        Param("output_dens", False, (Boolean(),),
+              "Compute the local log radii in the data and in the embedding (Result.densities, umap-learn's "
+              "rad_orig_ and rad_emb_); the embedding's needs a kNN graph of the embedding."),
         Param("locality", "auto", (Options(LOCALITY_OPTIONS),),
               "Renumber the points along a Z-order curve of the start layout before the optimizer runs, "
               "for cache locality (gidr.locality); results come back in the caller's order. 'auto': from "
               f"{LOCALITY_MIN_POINTS:,} points on; 'morton': always; 'none': never."),
     )
 }
+
+#: Epochs densMAP adds to the optimizer's default when the pipeline's n_epochs is None (umap-learn's rule).
+DENSMAP_EXTRA_EPOCHS = 200
 
 
 
@@ -104,6 +118,8 @@ class Pipeline:
         for stage in self._stages.values():
             stage.check_settings(self._settings)
         self._stages["optimizer"].check_compatible(self._stages["loss"], self._stages["repulsion"], self._settings)
+        if self._settings["densmap"]:
+            self._stages["optimizer"].check_density(self._settings)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -229,7 +245,8 @@ class Pipeline:
         if ctx.normalized:
             P = (P / P.sum()).tocsr()
         clock.done("symmetrize", stages["symmetrize"])
-        affinities = Affinities(P, ctx.normalized)
+        target = self._density_target(P, graph, ctx) if self._settings["densmap"] else None
+        affinities = Affinities(P, ctx.normalized, density=target)
         Y0 = stages["init"].compute(self._init_input(neighbors, data, init_data, n_samples, ctx), P, ctx)
         clock.done("init", stages["init"])
         every = loss_every if loss_every is not None else (callback_every or 50)
@@ -238,6 +255,9 @@ class Pipeline:
         Y = self._optimize(Y0, affinities, ctx, monitor)
         clock.done("optimize", stages["optimizer"])
         _check_finite_output(Y)
+        densities = self._densities(Y, P, graph, target, n_neighbors, ctx)
+        if densities:
+            clock.done("densities", "local radii")
         logger.info("gidr timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         config = self.config
         config["neighbors"]["name"] = neighbors.name
@@ -245,7 +265,7 @@ class Pipeline:
             "neighbors": {"name": neighbors.name, "backend": neighbors.backend, **neighbors.values},
             "backends": {k: s.backend for k, s in {**stages, "neighbors": neighbors}.items()},
             "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
-            "n_epochs": ctx.n_epochs or stages["optimizer"].default_n_epochs(n_samples),
+            "n_epochs": self.n_epochs_for(n_samples),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
             "locality": "morton" if uses_renumbering(self._settings["locality"], n_samples) else "none",
@@ -254,7 +274,34 @@ class Pipeline:
         if pca is not None:
             config["resolved"]["pca"] = pca
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
-                      loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors})
+                      loss_history=list(monitor.history), config=config, stages={**stages, "neighbors": neighbors},
+                      densities=densities)
+
+    def _density_target(self, P, graph: KNNGraph, ctx: Context):
+        """densMAP's :class:`~gidr.types.DensityTarget` from the fit's P and kNN distances."""
+        from gidr_reference import densmap
+
+        s = self._settings
+        return densmap.density_target(P, graph, self.n_epochs_for(ctx.n_samples), dens_lambda=s["dens_lambda"],
+                                      dens_frac=s["dens_frac"], dens_var_shift=s["dens_var_shift"])
+
+    def _densities(self, Y, P, graph: KNNGraph, target, n_neighbors: int, ctx: Context) -> dict:
+        """``Result.densities``: the data's log radii with ``densmap`` or ``output_dens``, and with
+        ``output_dens`` the embedding's, from a fuzzy graph (similarity 'umap', fuzzy union) of
+        each point's ``n_neighbors`` nearest neighbours in the embedding, as umap-learn computes them."""
+        from gidr_reference import densmap
+
+        if not (self._settings["densmap"] or self._settings["output_dens"]):
+            return {}
+        out = {"rad_orig": (target or self._density_target(P, graph, ctx)).rad_orig}
+        if self._settings["output_dens"]:
+            backend = self._config["pipeline"].get("backend", "auto")
+            neighbors = self._registry.get("neighbors", "auto", backend).bind(self._registry, backend)()
+            embedding_graph = neighbors.select(Y, len(Y), self._registry, backend).compute(Y, n_neighbors, ctx)
+            similarity = self._registry.get("similarity", "umap", backend)(n_neighbors=n_neighbors)
+            union = self._registry.get("symmetrize", "fuzzy_union", backend)()
+            out["rad_emb"] = densmap.output_radii(Y, union.compute(similarity.compute(embedding_graph, ctx), ctx))
+        return out
 
     def _init_input(self, neighbors: Stage, data: Any, init_data: Any, n_samples: int, ctx: Context) -> Any:
         """What the init stage reads: the neighbours stage's data, or else ``init_data`` (the
@@ -278,7 +325,7 @@ class Pipeline:
             return stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
         order = morton_order(Y0)
         inverse = inverse_permutation(order)
-        renumbered = Affinities(renumbered_csr(affinities.P, order, inverse), affinities.normalized)
+        renumbered = renumbered_affinities(affinities, order, inverse)
         callback = monitor.callback
         if callback is not None:
             monitor.callback = lambda epoch, loss, Y: callback(epoch, loss, np.asarray(Y)[inverse])
@@ -392,7 +439,18 @@ class Pipeline:
         else:
             a, b = 1.0, 1.0
         return Context(n_samples=n_samples, n_components=s["n_components"], normalized=s["normalized"],
-                       a=a, b=b, seed=resolve_seed(s["random_state"]), n_epochs=s["n_epochs"], registry=self._registry)
+                       a=a, b=b, seed=resolve_seed(s["random_state"]),
+                       n_epochs=self.n_epochs_for(n_samples) if s["densmap"] else s["n_epochs"],
+                       registry=self._registry)
+
+    def n_epochs_for(self, n_samples: int) -> int:
+        """The epochs a run on ``n_samples`` points takes: the ``n_epochs`` switch, else the
+        optimizer's default, plus :data:`DENSMAP_EXTRA_EPOCHS` with ``densmap`` (as umap-learn)."""
+        n_epochs = self._settings["n_epochs"]
+        if n_epochs is not None:
+            return int(n_epochs)
+        extra = DENSMAP_EXTRA_EPOCHS if self._settings["densmap"] else 0
+        return int(self._stages["optimizer"].default_n_epochs(n_samples)) + extra
 
 
 class _StageClock:

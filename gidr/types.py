@@ -16,7 +16,7 @@ import scipy.sparse as sp
 _progress_logger = logging.getLogger("gidr")
 
 __all__ = ["Context", "KNNGraph", "Affinities", "PairTotals", "RepulsionSums", "Monitor", "Result", "NewEdges",
-           "DescentState"]
+           "DescentState", "DensityTarget"]
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,14 @@ class Affinities:
     P : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
         Symmetric, zero diagonal, sorted indices. Sums to one when ``normalized``.
     normalized : bool
+    density : DensityTarget or None
+        densMAP's density term (pipeline switch ``densmap``), which an optimizer that
+        supports it (:meth:`gidr.stages.Optimizer.check_density`) adds to the loss's forces.
     """
 
     P: sp.csr_matrix
     normalized: bool
+    density: "DensityTarget | None" = None
 
     @property
     def p_mean(self) -> float:
@@ -142,6 +146,50 @@ class Affinities:
         """:class:`PairTotals` from the sums an estimator or a kernel computed, with this P's
         ``p_mean``: the one constructor every optimizer uses."""
         return PairTotals(sum_w=float(sum_w), sum_w2=float(sum_w2), p_mean=self.p_mean, sum_pw=float(sum_pw))
+
+
+@dataclass(frozen=True)
+class DensityTarget:
+    """densMAP's density term: what the data says about each point's local radius, and the
+    term's settings (:mod:`gidr_reference.densmap` has the formulas).
+
+    Attributes
+    ----------
+    entries : ndarray of shape (P.nnz,), bool
+        The stored entries of P that the term uses (CSR order).
+    rad_orig : ndarray of shape (n_samples,)
+        Log radius of each point in the data space (umap-learn's ``rad_orig``); NaN for a
+        point without entries.
+    standardized : ndarray of shape (n_samples,)
+        ``rad_orig`` standardized over the active points (0 elsewhere): densMAP's R.
+    active : ndarray of shape (n_samples,), bool
+        Points with at least one entry: the correlation is taken over them.
+    weight : float
+        Sum of P over the term's entries (umap-learn's ``mu_tot``).
+    dens_lambda, dens_frac, dens_var_shift : float
+        The weight of the term, the share of the epochs (the last ones) it is active in,
+        and the shift added to the variance of the embedding radii.
+    """
+
+    entries: np.ndarray
+    rad_orig: np.ndarray
+    standardized: np.ndarray
+    active: np.ndarray
+    weight: float
+    dens_lambda: float
+    dens_frac: float
+    dens_var_shift: float
+
+    def active_at(self, epoch: int, n_epochs: int) -> bool:
+        """Whether the term acts in ``epoch`` (0-based): ``dens_lambda > 0`` and
+        ``(epoch + 1) / n_epochs > 1 - dens_frac`` (umap-learn's rule: the last ``dens_frac``
+        of the epochs)."""
+        return self.dens_lambda > 0 and (epoch + 1) / n_epochs > 1.0 - self.dens_frac
+
+    def force_weight(self, symmetric_attraction: bool) -> float:
+        """``W``: :attr:`weight`, halved when the optimizer's attraction is asymmetric (each
+        stored entry then pulls one end only: the forces of half the cross-entropy)."""
+        return self.weight if symmetric_attraction else 0.5 * self.weight
 
 
 def mean_of_stored(values: np.ndarray) -> float:
@@ -271,6 +319,12 @@ class Result:
         ``(epoch, loss)`` pairs recorded by the optimizer.
     config : dict
         The resolved configuration: stage names, backends, parameters and switches.
+    stages : dict
+        The stage instances that ran, by kind (``neighbors`` as resolved from ``"auto"``).
+    densities : dict of str to ndarray of shape (n_samples,)
+        Local log radii: ``"rad_orig"`` (data space) with ``densmap`` or ``output_dens``,
+        ``"rad_emb"`` (embedding) with ``output_dens``, as umap-learn's ``rad_orig_`` and
+        ``rad_emb_``; empty otherwise.
     """
 
     embedding: np.ndarray
@@ -281,6 +335,7 @@ class Result:
     config: Mapping[str, Any]
     #: The stage instances that ran, by kind (``neighbors`` as resolved from ``"auto"``).
     stages: Mapping[str, Any] = field(default_factory=dict)
+    densities: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __array__(self, dtype=None, copy=None):
         if dtype is None:

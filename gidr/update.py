@@ -68,6 +68,12 @@ def _check_updatable(estimator, X_new: Any) -> None:
             f"The 'precomputed_knn' parameter of {owner} for update", "(None, None, None)",
             Described("a kNN graph of the training rows"),
             "The given graph does not cover the new rows: fit again on the union (with its graph, or none)."))
+    densmap = getattr(estimator, "densmap", False)
+    if isinstance(densmap, (bool, np.bool_)) and densmap:
+        raise GidrValueError(format_error(
+            f"The 'densmap' parameter of {owner} for update", "False", True,
+            "gidr's update does not carry densMAP's density term over to the union yet (umap-learn's does): "
+            "fit again on the union with densmap=True."))
     if getattr(estimator, "_unique_inverse", None) is not None:
         raise GidrValueError(format_error(
             f"The 'unique' parameter of {owner} for update", "False", True,
@@ -102,6 +108,8 @@ def update(estimator, X_new: Any, **fit_params):
     X_new : array-like, sparse matrix, np.memmap, h5py.Dataset or zarr.Array of shape (n_new, n_features)
     callback, callback_every : optional (keyword)
         As for ``fit``.
+    ensure_all_finite : True, optional (keyword)
+        umap-learn's keyword, accepted: gidr always refuses non-finite data.
 
     Returns
     -------
@@ -112,6 +120,12 @@ def update(estimator, X_new: Any, **fit_params):
 
     check_is_fitted(estimator, "embedding_")
     _check_updatable(estimator, X_new)
+    finite = fit_params.pop("ensure_all_finite", True)  # umap-learn's keyword: gidr always checks
+    if finite is not True:
+        raise GidrValueError(format_error(
+            "The 'ensure_all_finite' argument of update", "True", finite,
+            "gidr refuses NaN and inf in the data (they would make the embedding NaN): remove or impute "
+            "those rows first."))
     unknown = set(fit_params) - {"callback", "callback_every"}
     if unknown:
         raise GidrValueError(format_error("A keyword argument of update", "'callback' or 'callback_every'",

@@ -494,10 +494,21 @@ def clipped_descent(Y0, affinities, loss, repulsion, ctx, monitor, *, kernels: L
     """
     Y = np.array(Y0, dtype=np.float64, order="C")
     field = ForceField(affinities, loss, repulsion, ctx, kernels, symmetric_attraction, Y.shape[1])
+    density = None
+    if affinities.density is not None:
+        from gidr_numba.densmap import DensityField, clipped_step_plus
+
+        target = affinities.density
+        density = DensityField(affinities.P, target, ctx.a, ctx.b, weight=target.force_weight(symmetric_attraction))
+        density_forces = np.empty_like(Y)
     with threads_for(field.work):
         for epoch in range(n_epochs):
             parts, weights = field(Y, epoch)
-            clipped_step(Y, parts, weights, float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step))
+            rate = float(learning_rate * (1.0 - epoch / n_epochs))
+            if density is not None and density.target.active_at(epoch, n_epochs):
+                clipped_step_plus(Y, parts, weights, density(Y, density_forces), rate, float(max_step))
+            else:
+                clipped_step(Y, parts, weights, rate, float(max_step))
             if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
                 break
     return Y

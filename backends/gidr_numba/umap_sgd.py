@@ -287,6 +287,19 @@ def unmatched_transpose(indptr: np.ndarray, indices: np.ndarray, reverse: np.nda
     return (T.indptr.astype(np.int64), T.indices.astype(np.int32), T.data.astype(np.int64) - 1)
 
 
+def _density_field(affinities, ctx, symmetric_attraction: bool, max_step: float, data: np.ndarray):
+    """densMAP's :class:`~gidr_numba.densmap.DensityField` for this loop (None without the term):
+    the expectation of umap-learn's per-edge updates, each clipped to ``±max_step``, an edge
+    being processed ``p_e / max(P)`` times an epoch."""
+    target = affinities.density
+    if target is None:
+        return None
+    from gidr_numba.densmap import DensityField
+
+    return DensityField(affinities.P, target, ctx.a, ctx.b, weight=target.force_weight(symmetric_attraction),
+                        bound=float(max_step), rate_scale=1.0 / float(data.max()))
+
+
 def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_negative: int,
              symmetric_attraction: bool,
              learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
@@ -325,12 +338,16 @@ def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_nega
     mark_due(indptr, period, next_time, 1.0, due)
     out = np.empty_like(Y)
     kernel_params = (float(ctx.a), float(ctx.b), kernels.params)
+    density = _density_field(affinities, ctx, symmetric_attraction, max_step, data)
+    density_forces = np.empty_like(Y)
     with threads_for(data.size * (1 + int(n_negative))):
         for epoch in range(n_epochs):
             step = (float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step), bool(symmetric_attraction))
             sgd_points(out, Y, rows, transpose, (due, due_next, period, next_time, float(epoch + 2)),
                        kernels.attraction, kernels.repulsion, kernel_params,
                        (np.uint64(epoch_key(ctx.seed, epoch)), int(n_negative)), step)
+            if density is not None and density.target.active_at(epoch, n_epochs):
+                out -= step[0] * density(Y, density_forces)  # at the epoch-start Y, like the reference
             Y, out, due, due_next = out, Y, due_next, due
             if report(monitor, epoch, n_epochs, loss, affinities, Y, ctx):
                 break

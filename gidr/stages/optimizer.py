@@ -25,6 +25,16 @@ class Optimizer(Stage):
         ...), never from their names.
         """
 
+    def check_density(self, settings: Mapping[str, Any]) -> None:
+        """Raise GidrValueError unless this optimizer adds densMAP's density term
+        (``affinities.density``, :class:`~gidr.types.DensityTarget`) to the loss's forces with
+        these ``settings``. Called when the pipeline is built with ``densmap=True``. Default:
+        it does not (an optimizer that ignored the term would silently drop it)."""
+        raise GidrValueError(format_error(
+            f"The 'densmap' switch used with {self.describe()} (backend '{self.backend}')", "False", True,
+            "This optimizer has no density term; use optimizer='umap_sgd' (gidr.UMAP) or the unnormalized "
+            "optimizer='gdr' (gidr.GDR with normalized=False)."))
+
     @abstractmethod
     def default_n_epochs(self, n_samples: int) -> int:
         """Epochs to run when the pipeline's ``n_epochs`` is None."""

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.types import Affinities, Context, DescentState, Monitor, PairTotals
+from gidr_reference import densmap
 
 __all__ = [
     "Edges",
@@ -346,6 +347,8 @@ def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, m
 
     (each coordinate of each point's total force is clipped, which tames the
     ``1 / (eps + D)`` repulsion of the unnormalized KL between near-coincident points).
+    With ``affinities.density`` (densMAP), ``F`` also holds the density term's forces
+    (:func:`gidr_reference.densmap.density_forces`) in the epochs where it is active.
 
     Parameters
     ----------
@@ -368,9 +371,13 @@ def clipped_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context, m
     P = affinities.P
     edges = edge_list(P)
     Y = np.array(Y0, dtype=np.float64)
+    density = affinities.density
     for epoch in range(n_epochs):
         forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
                                symmetric=symmetric_attraction)
+        if density is not None and density.active_at(epoch, n_epochs):
+            forces = forces + densmap.density_forces(Y, P, density, ctx.a, ctx.b,
+                                                     weight=density.force_weight(symmetric_attraction))
         lr = learning_rate * (1.0 - epoch / n_epochs)
         Y = Y - lr * np.clip(forces, -max_step, max_step)
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
@@ -465,7 +472,10 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
         Y <- Y + learning_rate (1 - t / n_epochs) delta
 
     umap-learn applies each update immediately instead; the paper (§5.1) found that
-    collecting them per epoch does not change the embedding.
+    collecting them per epoch does not change the embedding. With ``affinities.density``
+    (densMAP), ``delta`` also holds, in the epochs where the term is active, the expectation of
+    umap-learn's per-edge density updates (:func:`gidr_reference.densmap.density_forces` with
+    ``bound = max_step``, ``rate_scale = 1 / max(P)``).
 
     Parameters
     ----------
@@ -493,11 +503,16 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
         return Y
     period = epochs_per_sample(edges.p)
     next_time = period.copy()
+    density = affinities.density
     for epoch in range(n_epochs):
         due = np.flatnonzero(next_time <= epoch + 1)
         next_time[due] += period[due]
         delta = sgd_epoch_step(Y, edges, due, loss, ctx, epoch, n_negative=n_negative,
                                symmetric_attraction=symmetric_attraction, max_step=max_step)
+        if density is not None and density.active_at(epoch, n_epochs):
+            delta = delta - densmap.density_forces(Y, P, density, ctx.a, ctx.b,
+                                                   weight=density.force_weight(symmetric_attraction),
+                                                   bound=max_step, rate_scale=1.0 / float(edges.p.max()))
         Y = Y + learning_rate * (1.0 - epoch / n_epochs) * delta
         if report_if_due(monitor, epoch, n_epochs, loss, P, Y, ctx):
             break

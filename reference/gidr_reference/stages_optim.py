@@ -102,6 +102,14 @@ class GDROptimizer(Optimizer):
         0.782-0.785 and 0.606-0.620. The normalized presets set their own (1,000)."""
         return 500 if n_samples < 10_000 else 300
 
+    def check_density(self, settings) -> None:
+        """densMAP's term joins the unnormalized loop's forces (before the clip); the normalized
+        loop's gains and momentum act on forces of another scale, so it is refused there."""
+        if _setting(settings, "normalized"):
+            raise _incompatible(self.describe(), "'densmap' switch", "False with normalized=True", True,
+                                "densMAP's term weighs against UMAP's unnormalized cross-entropy; use "
+                                "normalized=False (gdr-umap, gidr.GDR's default) or gidr.UMAP.")
+
     def unnormalized_rate(self, loss) -> float:
         """The unnormalized loop's initial step: ``learning_rate``, or for ``"auto"`` the loss's
         ``auto_rate_unnormalized`` (fit and transform both use it)."""
@@ -182,6 +190,10 @@ class UmapSGDOptimizer(Optimizer):
             raise _incompatible(owner, "repulsion", "a per-edge sampler (e.g. 'sampled')", repulsion.name,
                                 "umap_sgd draws its own negative samples (n_negative of the 'sampled' "
                                 "repulsion); use optimizer='gdr' for exact or Barnes-Hut repulsion.")
+
+    def check_density(self, settings) -> None:
+        """densMAP's term is supported: each epoch adds the expectation of umap-learn's per-edge
+        density updates (see :mod:`gidr_reference.densmap`)."""
 
     def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:

@@ -29,7 +29,9 @@ TARGETS = {"target_metric": ("pipeline", "target_metric"), "target_weight": ("pi
            "target_n_neighbors": ("pipeline", "target_n_neighbors"), "a": ("pipeline", "a"), "b": ("pipeline", "b"),
            "set_op_mix_ratio": ("symmetrize", "set_op_mix_ratio"),
            "repulsion_strength": ("loss", "repulsion_strength"), "metric_kwds": ("neighbors", "metric_kwds"),
-           "disconnection_distance": ("similarity", "disconnection_distance")}
+           "disconnection_distance": ("similarity", "disconnection_distance"),
+           **{name: ("pipeline", name) for name in ("densmap", "dens_lambda", "dens_frac", "dens_var_shift",
+                                                    "output_dens")}}
 MAPPINGS = {
     gidr.UMAP: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "min_dist": ("pipeline", "min_dist"),
                 "spread": ("pipeline", "spread"), "n_epochs": ("pipeline", "n_epochs"),
@@ -48,9 +50,9 @@ RUN_ONLY = {"n_jobs", "verbose"}
 #: Parameters the estimator itself handles or documents as accepted no-ops (no preset layer).
 ESTIMATOR_ONLY = {
     gidr.UMAP: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm",
-                "output_metric", "densmap", "precomputed_knn", "transform_mode"},
+                "output_metric", "precomputed_knn", "transform_mode"},
     gidr.GDR: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm",
-               "output_metric", "densmap", "precomputed_knn", "transform_mode"},
+               "output_metric", "precomputed_knn", "transform_mode"},
     gidr.TSNE: {"n_iter_without_progress", "min_grad_norm"},
 }
 #: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).

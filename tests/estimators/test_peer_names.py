@@ -153,13 +153,14 @@ def test_saved_models_keep_unique_and_tsne_attributes(X, tmp_path):
     assert (back.n_iter_, back.kl_divergence_) == (tsne.n_iter_, tsne.kl_divergence_)
 
 
-def test_output_metric_and_densmap_are_refused_clearly(X):
+def test_output_metric_is_refused_clearly_and_densmap_with_a_normalized_gdr(X):
     assert gidr.UMAP(output_metric="euclidean", densmap=False, n_epochs=5, random_state=0).fit(X).embedding_.shape \
         == (400, 2)
     with pytest.raises(GidrValueError, match=r"'output_metric' parameter of UMAP must be 'euclidean'.*Euclidean"):
         gidr.UMAP(output_metric="haversine").fit(X)
-    with pytest.raises(GidrValueError, match=r"'densmap' parameter of GDR must be False.*densMAP"):
-        gidr.GDR(densmap=True).fit(X)
+    with pytest.raises(GidrValueError, match=r"'densmap' switch used with optimizer 'gdr' must be False with "
+                                             r"normalized=True.*densMAP"):
+        gidr.GDR(densmap=True, normalized=True).fit(X)
 
 
 def test_sparse_precomputed_keeps_duplicates_and_runs_through_the_pipeline(X):
@@ -269,3 +270,10 @@ def test_tsne_barnes_hut_above_three_components_is_refused_in_scikit_learns_word
     with pytest.raises(GidrValueError, match=r"'n_components' should be at most 3 for method='barnes_hut'"):
         gidr.TSNE(n_components=4).fit(X[:50])
     assert gidr.TSNE(n_components=4, method="exact", max_iter=20, random_state=0).fit_transform(X[:50]).shape == (50, 4)
+
+
+def test_fit_accepts_umap_learns_ensure_all_finite(X):
+    Y = gidr.UMAP(n_epochs=20, random_state=0).fit(X[:100], ensure_all_finite=True).embedding_
+    np.testing.assert_array_equal(Y, gidr.UMAP(n_epochs=20, random_state=0).fit(X[:100]).embedding_)
+    with pytest.raises(GidrValueError, match=r"'ensure_all_finite' argument of fit must be True\. Got False"):
+        gidr.UMAP().fit(X[:100], ensure_all_finite=False)

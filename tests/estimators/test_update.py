@@ -129,5 +129,9 @@ def test_refusals_say_why(split, tmp_path):
     with pytest.raises(GidrValueError, match=r"'unique' parameter of GDR for update must be False"):
         gidr.GDR(unique=True, n_epochs=11, random_state=0).fit(X_old).update(X_new)
     with pytest.raises(GidrValueError, match=r"A keyword argument of update must be 'callback'"):
-        plain.update(X_new, ensure_all_finite=True)
+        plain.update(X_new, ensure_finite=True)
+    with pytest.raises(GidrValueError, match=r"'ensure_all_finite' argument of update must be True"):
+        plain.update(X_new, ensure_all_finite=False)
+    with pytest.raises(GidrValueError, match=r"'densmap' parameter of UMAP for update must be False"):
+        gidr.UMAP(densmap=True, n_epochs=30, random_state=0).fit(X_old).update(X_new)
     assert not hasattr(gidr.TSNE(), "update")  # umap-learn's method: UMAP and GDR only
