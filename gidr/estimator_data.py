@@ -22,6 +22,24 @@ __all__ = ["check_pca", "out_of_core_input", "check_pca_width", "fitted_pca", "t
            "project_dask", "inverse_through_pca", "stack_rows"]
 
 
+def fit_keywords(fit_params: Mapping[str, Any], method: str) -> dict:
+    """``fit``'s or ``update``'s keyword arguments (``method``): ``callback`` and
+    ``callback_every``, and umap-learn's ``ensure_all_finite=True``, accepted and dropped (gidr
+    always refuses non-finite data); anything else is an error."""
+    fit_params = dict(fit_params)
+    finite = fit_params.pop("ensure_all_finite", True)
+    if finite is not True:
+        raise GidrValueError(format_error(
+            f"The 'ensure_all_finite' argument of {method}", "True", finite,
+            "gidr refuses NaN and inf in the data (they would make the embedding NaN): remove or impute "
+            "those rows first."))
+    unknown = set(fit_params) - {"callback", "callback_every"}
+    if unknown:
+        raise GidrValueError(format_error(f"A keyword argument of {method}", "'callback' or 'callback_every'",
+                                          sorted(unknown)[0]))
+    return fit_params
+
+
 def check_pca(estimator, *, precomputed: bool, given_knn: bool) -> int | None:
     """The estimator's ``pca`` checked (None, or an int of at least 1), and refused with a
     data-less input (``metric="precomputed"``, ``precomputed_knn``)."""

@@ -142,17 +142,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ensure_all_finite : True, optional (keyword)
             umap-learn's keyword, accepted: gidr always refuses non-finite data.
         """
-        fit_params = dict(fit_params)
-        finite = fit_params.pop("ensure_all_finite", True)  # umap-learn's keyword: gidr always checks
-        if finite is not True:
-            raise GidrValueError(format_error(
-                "The 'ensure_all_finite' argument of fit", "True", finite,
-                "gidr refuses NaN and inf in the data (they would make the embedding NaN): remove or impute "
-                "those rows first."))
-        unknown = set(fit_params) - {"callback", "callback_every"}
-        if unknown:
-            raise GidrValueError(format_error("A keyword argument of fit", "'callback' or 'callback_every'",
-                                              sorted(unknown)[0]))
+        fit_params = estimator_data.fit_keywords(fit_params, "fit")
         self._check_params()
         seed = None if self.random_state is None else resolve_seed(self.random_state,
                                                                    f"of {type(self).__name__}")

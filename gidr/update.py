@@ -120,16 +120,7 @@ def update(estimator, X_new: Any, **fit_params):
 
     check_is_fitted(estimator, "embedding_")
     _check_updatable(estimator, X_new)
-    finite = fit_params.pop("ensure_all_finite", True)  # umap-learn's keyword: gidr always checks
-    if finite is not True:
-        raise GidrValueError(format_error(
-            "The 'ensure_all_finite' argument of update", "True", finite,
-            "gidr refuses NaN and inf in the data (they would make the embedding NaN): remove or impute "
-            "those rows first."))
-    unknown = set(fit_params) - {"callback", "callback_every"}
-    if unknown:
-        raise GidrValueError(format_error("A keyword argument of update", "'callback' or 'callback_every'",
-                                          sorted(unknown)[0]))
+    fit_params = estimator_data.fit_keywords(fit_params, "update")
     rows = estimator_data.new_rows(X_new, estimator)
     X_train = estimator._training_rows()
     result = estimator.result_

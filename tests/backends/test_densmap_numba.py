@@ -25,18 +25,8 @@ from gidr_reference import densmap  # noqa: E402
 from gidr_reference import stages_forces as reference_forces  # noqa: E402
 from gidr_reference import stages_optim as reference  # noqa: E402
 from tests.core.test_densmap import UMAP_A, UMAP_B, knn_problem, target_of, varied_blobs  # noqa: E402
+from tests.backends.test_numba_optim import all_threads, always_parallel  # noqa: E402,F401 (fixtures)
 from tests.helpers import assert_matches  # noqa: E402
-
-
-@pytest.fixture
-def all_threads():
-    yield numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-
-
-@pytest.fixture
-def always_parallel(monkeypatch):
-    monkeypatch.setattr(gdr, "PARALLEL_MIN_WORK", 0)
 
 
 def thread_counts():

@@ -47,7 +47,7 @@ def _memmap(X, path, mode="r"):
 def _h5py(X, path):
     h5py = pytest.importorskip("h5py")
     handle = h5py.File(path / "X.h5", "w")
-    handle.create_dataset("X", data=X, chunks=(64, X.shape[1]))
+    handle.create_dataset("X", data=X, chunks=(min(64, len(X)), X.shape[1]))
     return handle["X"]
 
 

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 import gidr
 from gidr import outofcore
 from gidr.validation import GidrValueError
+from tests.core.test_outofcore import STORES, _memmap  # memmap, h5py and zarr copies of an array
 
 FAST = {"UMAP": dict(n_epochs=60), "GDR": dict(n_epochs=60), "TSNE": dict(max_iter=250)}
 #: Memory test input: 1,000 x 12,000 uint8 (11.4 MiB on disk), whose float32 copy is 45.8 MiB and
@@ -37,28 +38,6 @@ def digits():
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(outofcore, "CHUNK_BYTES", 2**20)
-
-
-def _memmap(X, path):
-    np.save(path / "X.npy", X)
-    return np.load(path / "X.npy", mmap_mode="r")
-
-
-def _h5py(X, path):
-    h5py = pytest.importorskip("h5py")
-    handle = h5py.File(path / "X.h5", "w")
-    handle.create_dataset("X", data=X, chunks=(min(64, len(X)), X.shape[1]))
-    return handle["X"]
-
-
-def _zarr(X, path):
-    zarr = pytest.importorskip("zarr")
-    array = zarr.open_array(str(path / "X.zarr"), mode="w", shape=X.shape, chunks=(128, X.shape[1]), dtype=X.dtype)
-    array[:] = X
-    return array
-
-
-STORES = {"memmap": _memmap, "h5py": _h5py, "zarr": _zarr}
 
 
 def _wide_uint8():
