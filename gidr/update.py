@@ -30,7 +30,8 @@ What differs from umap-learn:
 
 Refused, each with its reason, as umap-learn refuses them: a fit on distances
 (``metric="precomputed"``) and a supervised fit (``fit(X, y)``); and, because the fitted data
-does not cover the new rows: a fit on ``precomputed_knn``, and ``unique=True``.
+does not cover the new rows: a fit on ``precomputed_knn``, and ``unique=True``; and a densMAP
+fit (umap-learn's update carries the density term on; gidr's does not yet).
 """
 from __future__ import annotations
 
@@ -164,8 +165,9 @@ class UpdateMixin:
         :meth:`transform` searches the union. Reproducible for a given ``random_state``.
 
         Refused, each with its reason: a fit on ``metric="precomputed"``, a supervised fit
-        (both as in umap-learn), a fit on ``precomputed_knn``, ``unique=True``, a Dask array,
-        rows with a different number of features. See :mod:`gidr.update` for what differs
+        (both as in umap-learn), a fit on ``precomputed_knn``, ``unique=True``, a densMAP fit
+        (umap-learn's update carries densMAP on; gidr's does not yet), a Dask array, rows with a
+        different number of features. See :mod:`gidr.update` for what differs
         from umap-learn.
 
         Parameters
