@@ -169,6 +169,9 @@ class DensityTarget:
     dens_lambda, dens_frac, dens_var_shift : float
         The weight of the term, the share of the epochs (the last ones) it is active in,
         and the shift added to the variance of the embedding radii.
+
+    A field over P's entries or over the points must also be renumbered by
+    :func:`gidr.locality.renumbered_affinities`, which the pipeline applies before the optimizer.
     """
 
     entries: np.ndarray
