@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -30,6 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import _version  # noqa: E402 (a distribution's version, or 'not installed')
 
 METHODS = ("gidr.UMAP", "gidr.GDR", "umap-learn")
 
@@ -58,13 +60,6 @@ def child(method: str, n: int, densmap: bool) -> dict:
     return {"method": method, "n": int(len(X)), "densmap": densmap, "fit_s": round(seconds, 2),
             "knn_accuracy": round(float(knn_accuracy(np.asarray(embedding), labels, k=100)), 4),
             "log_radius_correlation": round(float(np.corrcoef(rad_orig[keep], rad_emb[keep])[0, 1]), 4)}
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def main() -> None:
