@@ -22,6 +22,11 @@ __all__ = ["check_pca", "out_of_core_input", "check_pca_width", "fitted_pca", "t
            "project_dask", "inverse_through_pca", "stack_rows"]
 
 
+def flag(value: Any) -> bool:
+    """A boolean parameter's value (numpy booleans included; fit has checked it)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
 def fit_keywords(fit_params: Mapping[str, Any], method: str) -> dict:
     """``fit``'s or ``update``'s keyword arguments (``method``): ``callback`` and
     ``callback_every``, and umap-learn's ``ensure_all_finite=True``, accepted and dropped (gidr

@@ -169,9 +169,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             pipeline = self._pipeline(seed, knn)
         self._check_n_samples(n_samples)
         with _threads(self.n_jobs), _verbosity(self.verbose) as progress_factory, self._own_names():
-            n_epochs = pipeline.config["pipeline"].get("n_epochs")
-            total = n_epochs or pipeline.n_epochs_for(n_samples)
-            with progress_factory(total) as progress:
+            with progress_factory(pipeline.n_epochs_for(n_samples)) as progress:
                 # beside precomputed_knn, X is the data a data-reading init (init="pca") uses
                 init_data = X_checked if knn is not None and isinstance(X_checked, np.ndarray) else None
                 result = pipeline.run(X_checked if knn is None else knn, y if self._supervised else None,
@@ -376,9 +374,8 @@ class _InverseTransform:
         return estimator_data.inverse_through_pca(rows, self.result_)  # after a fit with pca: X_train holds scores
 
 
-def _flag(value: Any) -> bool:
-    """A boolean parameter's value (numpy booleans included; fit has checked it)."""
-    return isinstance(value, (bool, np.bool_)) and bool(value)
+#: umap-learn's densMAP parameters, passed to the pipeline switches of the same names.
+DENSMAP_PARAMETERS = ("densmap", "dens_lambda", "dens_frac", "dens_var_shift", "output_dens")
 
 
 class _DensityOutput:
@@ -399,12 +396,12 @@ class _DensityOutput:
         """As :meth:`_Base.fit_transform`; with ``output_dens`` (and ``transform_mode="embedding"``)
         the tuple ``(embedding, rad_orig, rad_emb)``, each radius of shape (n_samples,)."""
         out = super().fit_transform(X, y, **fit_params)
-        if _flag(self.output_dens) and getattr(self, "transform_mode", "embedding") == "embedding":
+        if estimator_data.flag(self.output_dens) and getattr(self, "transform_mode", "embedding") == "embedding":
             return out, self.rad_orig_, self.rad_emb_
         return out
 
     def transform(self, X):
-        if _flag(self.densmap):
+        if estimator_data.flag(self.densmap):
             raise NotImplementedError(format_error(
                 f"The 'densmap' parameter of {type(self).__name__} for transform", "False", True,
                 "As in umap-learn, new points cannot be embedded into a densMAP embedding (its density "
@@ -457,8 +454,7 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     _preset = "umap"
     _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"),
                         ("repulsion_strength", "repulsion_strength"), ("pca", "pca"),
-                        *((name, name) for name in ("densmap", "dens_lambda", "dens_frac", "dens_var_shift",
-                                                    "output_dens")))
+                        *((name, name) for name in DENSMAP_PARAMETERS))
     _auto_learning_rate = False
 
     def __init__(self, n_neighbors=15, n_components=2, metric="euclidean", min_dist=0.1, spread=1.0,
@@ -765,8 +761,7 @@ def _check_umap_extras(estimator) -> None:
 
 def _density_overrides(estimator) -> dict[str, Any]:
     """umap-learn's densMAP parameters as the pipeline switches of the same names (checked there)."""
-    return {name: getattr(estimator, name) for name in ("densmap", "dens_lambda", "dens_frac", "dens_var_shift",
-                                                         "output_dens")}
+    return {name: getattr(estimator, name) for name in DENSMAP_PARAMETERS}
 
 
 def _unique_rows(X, y, owner: str):

@@ -69,8 +69,7 @@ def _check_updatable(estimator, X_new: Any) -> None:
             f"The 'precomputed_knn' parameter of {owner} for update", "(None, None, None)",
             Described("a kNN graph of the training rows"),
             "The given graph does not cover the new rows: fit again on the union (with its graph, or none)."))
-    densmap = getattr(estimator, "densmap", False)
-    if isinstance(densmap, (bool, np.bool_)) and densmap:
+    if estimator_data.flag(getattr(estimator, "densmap", False)):
         raise GidrValueError(format_error(
             f"The 'densmap' parameter of {owner} for update", "False", True,
             "gidr's update does not carry densMAP's density term over to the union yet (umap-learn's does): "
@@ -134,9 +133,7 @@ def update(estimator, X_new: Any, **fit_params):
     pipeline = _pipeline_for_union(estimator, Y0, update_seed(result.config["resolved"]["seed"], n_old, n_new))
     record = estimator_data.fitted_pca(result)
     with _threads(estimator.n_jobs), _verbosity(estimator.verbose) as progress_factory, estimator._own_names():
-        n_epochs = pipeline.config["pipeline"].get("n_epochs")
-        total = n_epochs or pipeline.stages["optimizer"].default_n_epochs(n_old + n_new)
-        with progress_factory(total) as progress:
+        with progress_factory(pipeline.n_epochs_for(n_old + n_new)) as progress:
             updated = pipeline.run(X_union, callback=fit_params.get("callback"),
                                    callback_every=fit_params.get("callback_every", 0), progress=progress)
     resolved = updated.config["resolved"]
