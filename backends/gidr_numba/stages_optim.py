@@ -85,7 +85,7 @@ class UmapSGDOptimizer(_NumbaOptimizer, reference.UmapSGDOptimizer):
                                  n_negative=repulsion.draws_per_edge(),
                                  symmetric_attraction=self.symmetric_attraction,
                                  learning_rate=float(self.learning_rate), max_step=self.max_step,
-                                 n_epochs=n_epochs)
+                                 n_epochs=n_epochs, force_table=self.force_table)
 
 
 class TSNEOptimizer(_NumbaOptimizer, reference.TSNEOptimizer):

@@ -43,6 +43,14 @@ positions, writes only its row of the output, and marks its own entries due for 
 epoch; the position buffers and the flag arrays are swapped between epochs. Every draw is a
 counter hash, so the result is the same bits whatever the number of threads.
 
+The coefficients. ``attraction(D, 1)`` and ``phi_0(D)`` depend on ``D`` alone; with UMAP's
+fitted ``b`` each costs a ``pow``, which was 60 % of the epoch (Fashion-MNIST 70,000, 100
+epochs on 2 threads: 10.2-10.7 s, against 4.1 s with ``b = 1`` where the power is compiled
+out). With ``force_table`` (the optimizer's default) both are read from
+:mod:`gidr_reference.force_table`'s table where it holds ``D`` (relative error below 1e-4), by
+:mod:`gidr_numba.force_table`, with the reference's bits; see
+``docs/results/umap-sgd-table.md`` for the time and the layout's quality with and without it.
+
 Measured earlier, with the pushes applied one by one (70 000 Fashion-MNIST points, 200
 epochs, quiet 2-core machine): 15.7 s against 24.8 s for the same updates in umap-learn's
 serial order and 15.2 s for umap-learn's own parallel loop; 15-NN accuracy 0.786, 0.786 and
@@ -57,8 +65,10 @@ from numba import njit, prange, types
 from gidr_numba.forces import (ATTRACTION_TYPE, PARAMS_TYPE, REPULSION_TYPE, LossKernels, call_attraction,
                                call_repulsion, compile_twice,
                                kernel_arguments)
+from gidr_numba import force_table
 from gidr_numba.gdr import DRAW_BATCH, POINT_BLOCK, csr_arrays, draw_batch, report, threads_for
 from gidr_numba.random import below, epoch_key, mix, row_key
+from gidr_reference import force_table as reference_table
 
 __all__ = ["mark_due", "sgd_points", "epochs_per_sample", "reverse_entries", "unmatched_transpose", "umap_sgd"]
 
@@ -67,7 +77,8 @@ _ROWS_TYPE = types.Tuple((_i8[::1], types.int32[::1], _i8[::1]))
 _SCHEDULE_TYPE = types.Tuple((types.boolean[::1], types.boolean[::1], _f8[::1], _f8[::1], _f8))
 _SGD_POINTS_SIGNATURE = types.void(
     _f8[:, ::1], _f8[:, ::1], _ROWS_TYPE, _ROWS_TYPE, _SCHEDULE_TYPE, ATTRACTION_TYPE, REPULSION_TYPE,
-    types.Tuple((_f8, _f8, PARAMS_TYPE)), types.Tuple((types.uint64, _i8)), types.Tuple((_f8, _f8, types.boolean)))
+    types.Tuple((_f8, _f8, PARAMS_TYPE)), types.Tuple((types.uint64, _i8)), types.Tuple((_f8, _f8, types.boolean)),
+    types.Tuple((_f8[::1], _f8[::1])))
 
 
 @njit(cache=True)
@@ -115,38 +126,54 @@ def _next_position(position, step, length):
     return position
 
 
-@njit(cache=True)
-def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times):
-    """``y`` moved by ``-times * lr * clip(attraction(D, 1) (y - x))``."""
+@njit(cache=True, inline="always")
+def _attraction(attraction, D, kernel_params, table):
+    """``attraction(D, 1)``, from the force table where it has ``D`` (:mod:`gidr_numba.force_table`)."""
+    if table.size > 0 and force_table.inside(D):
+        return force_table.interpolate(table, D)
     a, b, params = kernel_params
+    return call_attraction(attraction, D, 1.0, a, b, params)[0]
+
+
+@njit(cache=True, inline="always")
+def _repulsion(repulsion, D, kernel_params, table):
+    """``phi_0(D)``, from the force table where it has ``D``."""
+    if table.size > 0 and force_table.inside(D):
+        return force_table.interpolate(table, D)
+    a, b, params = kernel_params
+    return call_repulsion(repulsion, D, a, b, params)[0]
+
+
+@njit(cache=True)
+def _pull_2d(y0, y1, x0, x1, attraction, kernel_params, step, times, table):
+    """``y`` moved by ``-times * lr * clip(attraction(D, 1) (y - x))``."""
     learning_rate, max_step, _ = step
     d0 = y0 - x0
     d1 = y1 - x1
-    coefficient = call_attraction(attraction, d0 * d0 + d1 * d1, 1.0, a, b, params)[0]
+    coefficient = _attraction(attraction, d0 * d0 + d1 * d1, kernel_params, table)
     y0 = y0 - times * (learning_rate * _clip(coefficient * d0, max_step))
     return y0, y1 - times * (learning_rate * _clip(coefficient * d1, max_step))
 
 
 @njit(cache=True)
-def _pull(Y, i, x, attraction, kernel_params, step, times):
+def _pull(Y, i, x, attraction, kernel_params, step, times, table):
     """:func:`_pull_2d` for any number of components, in place on ``Y[i]``."""
-    a, b, params = kernel_params
     learning_rate, max_step, _ = step
     D = 0.0
     for c in range(Y.shape[1]):
         diff = Y[i, c] - x[c]
         D += diff * diff
-    coefficient = call_attraction(attraction, D, 1.0, a, b, params)[0]
+    coefficient = _attraction(attraction, D, kernel_params, table)
     for c in range(Y.shape[1]):
         Y[i, c] = Y[i, c] - times * (learning_rate * _clip(coefficient * (Y[i, c] - x[c]), max_step))
 
 
 @njit(cache=True)
-def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step, buffer):
+def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step, buffer,
+              tables):
     """Every update of point ``i`` in one epoch, from ``previous[i]`` into ``Y[i]``, in registers."""
     indptr, indices, reverse = rows
     t_indptr, t_indices, t_entry = transpose
-    a, b, params = kernel_params
     key, n_negative = draws
     learning_rate, max_step, symmetric_attraction = step
     n = Y.shape[0]
@@ -161,7 +188,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
         partner = symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]
         if due[e] or partner:
             times = 1.0 + (due[e] and partner)
-            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, times)
+            y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, times, tables[0])
         if not due[e]:
             continue
         for first in range(0, n_negative, DRAW_BATCH):
@@ -176,7 +203,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
                 D = d0 * d0 + d1 * d1
                 if D == 0.0:
                     continue
-                phi = call_repulsion(repulsion, D, a, b, params)[0]
+                phi = _repulsion(repulsion, D, kernel_params, tables[1])
                 push0 += learning_rate * _clip(phi * d0, max_step)
                 push1 += learning_rate * _clip(phi * d1, max_step)
             y0 += push0
@@ -185,18 +212,18 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
         for t in range(t_indptr[i], t_indptr[i + 1]):
             if due[t_entry[t]]:
                 j = t_indices[t]
-                y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, 1.0)
+                y0, y1 = _pull_2d(y0, y1, previous[j, 0], previous[j, 1], attraction, kernel_params, step, 1.0,
+                                  tables[0])
     Y[i, 0] = y0
     Y[i, 1] = y1
 
 
 @njit(cache=True)
 def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kernel_params, draws, step, buffer,
-               push):
+               push, tables):
     """:func:`_point_2d` for any number of components (the same arithmetic, so the same bits)."""
     indptr, indices, reverse = rows
     t_indptr, t_indices, t_entry = transpose
-    a, b, params = kernel_params
     key, n_negative = draws
     learning_rate, max_step, symmetric_attraction = step
     n, d = Y.shape
@@ -211,7 +238,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
         j = indices[e]
         partner = symmetric_attraction and reverse[e] >= 0 and due[reverse[e]]
         if due[e] or partner:
-            _pull(Y, i, previous[j], attraction, kernel_params, step, 1.0 + (due[e] and partner))
+            _pull(Y, i, previous[j], attraction, kernel_params, step, 1.0 + (due[e] and partner), tables[0])
         if not due[e]:
             continue
         for first in range(0, n_negative, DRAW_BATCH):
@@ -227,7 +254,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
                     D += diff * diff
                 if D == 0.0:
                     continue
-                phi = call_repulsion(repulsion, D, a, b, params)[0]
+                phi = _repulsion(repulsion, D, kernel_params, tables[1])
                 for c in range(d):
                     push[c] += learning_rate * _clip(phi * (Y[i, c] - previous[k, c]), max_step)
             for c in range(d):
@@ -235,10 +262,11 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
     if symmetric_attraction:
         for t in range(t_indptr[i], t_indptr[i + 1]):
             if due[t_entry[t]]:
-                _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step, 1.0)
+                _pull(Y, i, previous[t_indices[t]], attraction, kernel_params, step, 1.0, tables[0])
 
 
-def _sgd_points_kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step):
+def _sgd_points_kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step,
+                       tables):
     """Body of :func:`sgd_points` (compiled twice: see :func:`gidr_numba.forces.compile_twice`)."""
     due, due_next, period, next_time, next_now = schedule
     # unpacked here and rebuilt in the loop: a nested tuple captured by a prange body is refused
@@ -251,17 +279,18 @@ def _sgd_points_kernel(Y, previous, rows, transpose, schedule, attraction, repul
         for i in range(block * POINT_BLOCK, min(n, (block + 1) * POINT_BLOCK)):
             if Y.shape[1] == 2:
                 _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, (a, b, params), draws, step,
-                          buffer)
+                          buffer, tables)
             else:
                 _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, (a, b, params), draws, step,
-                           buffer, push)
+                           buffer, push, tables)
             _mark_row(rows[0], i, period, next_time, next_now, due_next)
 
 
 _sgd_points_markers, _sgd_points_functions = compile_twice(_sgd_points_kernel, _SGD_POINTS_SIGNATURE)
 
 
-def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step) -> None:
+def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step,
+               tables) -> None:
     """One epoch's updates of every point (see the module docstring), and the next epoch's due entries.
 
     Parameters
@@ -287,10 +316,12 @@ def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, ke
     draws : tuple (key, n_negative)
         ``epoch_key(seed, epoch)`` and the negatives per processed edge.
     step : tuple (learning_rate, max_step, symmetric_attraction)
+    tables : tuple (attraction, repulsion) of float64 arrays
+        :class:`gidr_reference.force_table.ForceTable`'s values (both empty: exact coefficients).
     """
     (attraction, repulsion), markers = kernel_arguments(attraction, repulsion)
     kernel = _sgd_points_markers if markers else _sgd_points_functions
-    kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step)
+    kernel(Y, previous, rows, transpose, schedule, attraction, repulsion, kernel_params, draws, step, tables)
 
 
 def epochs_per_sample(p: np.ndarray) -> np.ndarray:
@@ -344,7 +375,7 @@ def _density_field(affinities, ctx, symmetric_attraction: bool, max_step: float,
 
 def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_negative: int,
              symmetric_attraction: bool,
-             learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
+             learning_rate: float, max_step: float, n_epochs: int, force_table: bool = False) -> np.ndarray:
     """umap-learn's loop (see the module docstring); returns a new array.
 
     Parameters
@@ -363,6 +394,9 @@ def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_nega
     symmetric_attraction : bool
     learning_rate, max_step : float
     n_epochs : int
+    force_table : bool
+        Interpolate the coefficients on the reference's table when ``ctx.b != 1``
+        (:mod:`gidr_reference.force_table`; the reference twin reads the same one).
 
     Returns
     -------
@@ -380,6 +414,7 @@ def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_nega
     mark_due(indptr, period, next_time, 1.0, due)
     out = np.empty_like(Y)
     kernel_params = (float(ctx.a), float(ctx.b), kernels.params)
+    tables = tuple(reference_table.build(loss, ctx) if reference_table.wanted(ctx, force_table) else reference_table.EMPTY)
     density = _density_field(affinities, ctx, symmetric_attraction, max_step, data)
     density_forces = np.empty_like(Y)
     with threads_for(data.size * (1 + int(n_negative))):
@@ -387,7 +422,7 @@ def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_nega
             step = (float(learning_rate * (1.0 - epoch / n_epochs)), float(max_step), bool(symmetric_attraction))
             sgd_points(out, Y, rows, transpose, (due, due_next, period, next_time, float(epoch + 2)),
                        kernels.attraction, kernels.repulsion, kernel_params,
-                       (np.uint64(epoch_key(ctx.seed, epoch)), int(n_negative)), step)
+                       (np.uint64(epoch_key(ctx.seed, epoch)), int(n_negative)), step, tables)
             if density is not None and density.target.active_at(epoch, n_epochs):
                 out -= step[0] * density(Y, density_forces)  # at the epoch-start Y, like the reference
             Y, out, due, due_next = out, Y, due_next, due

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from gidr.types import Affinities, Context, DescentState, Monitor, PairTotals
 from gidr_reference import densmap
+from gidr_reference import force_table as _force_table
 
 __all__ = [
     "Edges",
@@ -423,14 +424,17 @@ def negative_targets(ctx: Context, epoch: int, heads: np.ndarray, edge_ids: np.n
 
 
 def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: int, *,
-                   n_negative: int, symmetric_attraction: bool, max_step: float) -> np.ndarray:
+                   n_negative: int, symmetric_attraction: bool, max_step: float,
+                   table: _force_table.ForceTable = _force_table.EMPTY) -> np.ndarray:
     """Sum of the clipped umap-learn updates of the edges ``due``, all at positions ``Y``.
 
     Edge ``e = (i, j)``: ``g = clip(attraction(D_ij, 1) (y_i - y_j))`` moves ``y_i`` by
     ``-g`` and, with ``symmetric_attraction``, ``y_j`` by ``+g``. Each of its ``n_negative``
     negatives ``k`` moves ``y_i`` by ``clip(phi_0(D_ik) (y_i - y_k))`` (theta = -1: the
     ``1 - p`` factor is replaced by sampling), skipped when ``D_ik == 0``. ``clip`` bounds
-    every coordinate of every single update to ``±max_step``.
+    every coordinate of every single update to ``±max_step``. With a ``table``
+    (:mod:`gidr_reference.force_table`), both coefficients are interpolated on it where
+    ``D`` is in its range.
 
     Returns
     -------
@@ -441,7 +445,7 @@ def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: 
     heads, tails = edges.rows[due], edges.cols[due]
     diff = Y[heads] - Y[tails]
     D = np.einsum("ij,ij->i", diff, diff)
-    coefficients = np.asarray(loss.attraction(D, np.ones_like(D), ctx), dtype=np.float64)
+    coefficients = _force_table.coefficients(table.attraction, D, lambda d: loss.attraction(d, np.ones_like(d), ctx))
     pulls = np.clip(coefficients[:, None] * diff, -max_step, max_step)
     delta = -scatter_rows(pulls, heads, n)
     if symmetric_attraction:
@@ -452,7 +456,7 @@ def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: 
     owners = np.repeat(heads, n_negative)
     diff = Y[owners] - Y[targets]
     D = np.einsum("ij,ij->i", diff, diff)
-    phi = np.asarray(loss.repulsion_channels(D, ctx), dtype=np.float64)[..., 0]
+    phi = _force_table.coefficients(table.repulsion, D, lambda d: np.asarray(loss.repulsion_channels(d, ctx))[..., 0])
     phi = np.where(D > 0, phi, 0.0)
     pushes = np.clip(phi[:, None] * diff, -max_step, max_step)
     return delta + scatter_rows(pushes, owners, n)
@@ -460,7 +464,7 @@ def sgd_epoch_step(Y, edges: Edges, due: np.ndarray, loss, ctx: Context, epoch: 
 
 def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *, n_negative: int,
              symmetric_attraction: bool,
-             learning_rate: float, max_step: float, n_epochs: int) -> np.ndarray:
+             learning_rate: float, max_step: float, n_epochs: int, force_table: bool = False) -> np.ndarray:
     """umap-learn's optimization loop, with the updates of each epoch batched.
 
     Every stored entry ``e`` of P is an edge with period ``max(P) / p_e``; it is due at
@@ -491,6 +495,9 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
     symmetric_attraction : bool
     learning_rate, max_step : float
     n_epochs : int
+    force_table : bool
+        Interpolate the coefficients on :mod:`gidr_reference.force_table`'s table (when
+        ``ctx.b != 1``) instead of evaluating ``D^b`` for every pair.
 
     Returns
     -------
@@ -504,11 +511,12 @@ def umap_sgd(Y0, affinities: Affinities, loss, ctx: Context, monitor: Monitor, *
     period = epochs_per_sample(edges.p)
     next_time = period.copy()
     density = affinities.density
+    table = _force_table.build(loss, ctx) if _force_table.wanted(ctx, force_table) else _force_table.EMPTY
     for epoch in range(n_epochs):
         due = np.flatnonzero(next_time <= epoch + 1)
         next_time[due] += period[due]
         delta = sgd_epoch_step(Y, edges, due, loss, ctx, epoch, n_negative=n_negative,
-                               symmetric_attraction=symmetric_attraction, max_step=max_step)
+                               symmetric_attraction=symmetric_attraction, max_step=max_step, table=table)
         if density is not None and density.active_at(epoch, n_epochs):
             delta = delta - densmap.density_forces(Y, P, density, ctx.a, ctx.b,
                                                    weight=density.force_weight(symmetric_attraction),

@@ -166,6 +166,10 @@ class UmapSGDOptimizer(Optimizer):
         Param("symmetric_attraction", True, (Boolean(),), _SYMMETRIC_DOC),
         _learning_rate_param(1.0, "Initial step size, decaying linearly to 0."),
         Param("max_step", 4.0, (_POSITIVE,), "Clip of each coordinate of every single update."),
+        Param("force_table", True, (Boolean(),),
+              "Interpolate the attraction and repulsion coefficients (functions of the squared "
+              "distance alone) on a table of 128 knots per octave (gidr_reference.force_table: "
+              "relative error below 1e-4) instead of a power per pair when b != 1; False: exact."),
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
@@ -200,7 +204,7 @@ class UmapSGDOptimizer(Optimizer):
         return optimizers.umap_sgd(Y, affinities, loss, ctx, monitor, n_negative=repulsion.draws_per_edge(),
                                    symmetric_attraction=self.symmetric_attraction,
                                    learning_rate=float(self.learning_rate), max_step=self.max_step,
-                                   n_epochs=_n_epochs(self, ctx))
+                                   n_epochs=_n_epochs(self, ctx), force_table=self.force_table)
 
     _embed_new_points = staticmethod(transform.embed_new_points)
 

@@ -32,6 +32,7 @@ from gidr_numba import random as numba_random  # noqa: E402
 from gidr_numba.stages_optim import STAGES, GDROptimizer, TSNEOptimizer, UmapSGDOptimizer  # noqa: E402
 from gidr_reference import random as reference_random  # noqa: E402
 from gidr_reference import stages_forces as reference_forces  # noqa: E402
+from gidr_reference import force_table as reference_table  # noqa: E402
 from gidr_reference import loss_estimate  # noqa: E402
 from gidr_reference import stages_optim as reference  # noqa: E402
 from tests.helpers import assert_matches  # noqa: E402
@@ -376,10 +377,12 @@ def test_loss_estimate_on_a_row_subsample_is_close_to_the_exact_value(normalized
     assert np.mean(estimates) == pytest.approx(loss.value(P, Y, ctx), rel=0.05)
 
 
+@pytest.mark.parametrize("table", [False, True], ids=["exact", "table"])
 @pytest.mark.parametrize("b", [1.0, 0.895])
-def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b):
-    """The GDR gathers and umap_sgd's epoch, compiled for the built-in KL's marker (forces
-    inlined, b = 1 as a literal) and for function pointers, give the same bits."""
+def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b, table):
+    """The GDR gathers and umap_sgd's epoch (with and without the force table), compiled for
+    the built-in KL's marker (forces inlined, b = 1 as a literal) and for function pointers,
+    give the same bits."""
     from gidr_numba import umap_sgd
     from gidr_numba.forces import kernel_arguments
 
@@ -404,8 +407,10 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b):
         period = umap_sgd.epochs_per_sample(graph[2])
         schedule = (np.ones(P.nnz, dtype=np.bool_), np.zeros(P.nnz, dtype=np.bool_), period, period.copy(), 2.0)
         Y_next = np.empty_like(Y)
+        tables = tuple(reference_table.build(reference_forces.KL(), context(False, 1, a=1.577, b=b)) if table
+                       else reference_table.EMPTY)
         getattr(umap_sgd, f"_sgd_points_{kernels}")(Y_next, Y, rows, transpose, schedule, *arguments, params,
-                                                     (key, 5), (1.0, 4.0, True))
+                                                     (key, 5), (1.0, 4.0, True), tables)
         moved.append(Y_next)
     for first, second in zip(gathered[0] + attracted[0], gathered[1] + attracted[1]):
         np.testing.assert_array_equal(first, second)
@@ -474,6 +479,54 @@ def test_umap_sgd_symmetric_attraction_pulls_the_tail_of_an_unmatched_entry(symm
     assert np.all(moved[0] > 0)
     np.testing.assert_allclose(moved[1], -moved[0] if symmetric else 0.0, rtol=1e-12)
     np.testing.assert_array_equal(moved[2], 0.0)
+
+
+def test_numba_force_table_reads_the_reference_bits():
+    from gidr_numba import force_table as numba_table
+
+    @numba.njit
+    def read(values, D):
+        out = np.empty_like(D)
+        for t in range(D.shape[0]):
+            out[t] = numba_table.interpolate(values, D[t]) if numba_table.inside(D[t]) else np.nan
+        return out
+
+    ctx = context(False, 1, a=1.577, b=0.895)
+    table = reference_table.build(reference_forces.KL(), ctx)
+    D = np.exp(np.random.default_rng(0).uniform(np.log(reference_table.LOW), np.log(reference_table.HIGH), 100_000))
+    for values in table:
+        np.testing.assert_array_equal(read(values, D), reference_table.interpolate(values, D))
+    outside = np.array([0.0, reference_table.LOW * 0.999, reference_table.HIGH, np.inf])
+    assert np.isnan(read(table.attraction, outside)).all()
+
+
+def _umap_sgd_run(P, Y0, ctx, force_table, n_epochs):
+    from gidr_numba import umap_sgd
+
+    loss = reference_forces.KL()
+    return umap_sgd.umap_sgd(Y0, Affinities(P, False), loss, ctx, Monitor(), kernels=builtin_loss_kernels(loss, ctx),
+                             n_negative=5, symmetric_attraction=True, learning_rate=1.0, max_step=4.0,
+                             n_epochs=n_epochs, force_table=force_table)
+
+
+def test_umap_sgd_epoch_with_the_force_table_is_close_to_the_exact_one():
+    P, Y0, labels = three_blobs(False)
+    Y0 = Y0 / scale_of(Y0) * 5.0
+    ctx = context(False, 1, a=1.577, b=0.895, seed=3)
+    exact, tabulated = (_umap_sgd_run(P, Y0, ctx, table, 1) for table in (False, True))
+    moves = np.abs(exact - Y0).max()
+    assert moves > 0.1
+    assert not np.array_equal(exact, tabulated)
+    # one epoch of coefficients off by < 1e-4 relative: positions off by a few 1e-5 of the moves
+    assert np.abs(tabulated - exact).max() < 1e-3 * moves
+    longer = [_umap_sgd_run(P, Y0, context(False, 100, a=1.577, b=0.895, seed=3), table, 100) for table in (False, True)]
+    assert knn_accuracy(longer[0], labels, k=15) == knn_accuracy(longer[1], labels, k=15) == 1.0
+
+
+def test_umap_sgd_with_b_one_has_no_table_and_keeps_its_bits():
+    P, Y0, _ = three_blobs(False)
+    ctx = context(False, 5, a=1.0, b=1.0, seed=3)
+    np.testing.assert_array_equal(_umap_sgd_run(P, Y0, ctx, False, 5), _umap_sgd_run(P, Y0, ctx, True, 5))
 
 
 def _grid_with_its_8_neighbours(side, order):
@@ -572,7 +625,8 @@ def test_amplified_schedule_is_the_reference_one(optimizer_class, params, monkey
 
 
 # ---------------------------------------------------------------------- two-component fast paths
-def test_two_component_paths_give_the_bits_of_the_general_loops():
+@pytest.mark.parametrize("table", [False, True], ids=["exact", "table"])
+def test_two_component_paths_give_the_bits_of_the_general_loops(table):
     from gidr_numba import umap_sgd
     from gidr_numba.random import epoch_key
 
@@ -607,8 +661,9 @@ def test_two_component_paths_give_the_bits_of_the_general_loops():
     for start in (np.array(Y0), np.array(Y3)):
         Y, next_time, due_next = np.empty_like(start), period.copy(), np.zeros(P.nnz, dtype=np.bool_)
         schedule = (np.ones(P.nnz, dtype=np.bool_), due_next, period, next_time, 2.0)
+        tables = tuple(reference_table.build(loss, ctx) if table else reference_table.EMPTY)
         umap_sgd.sgd_points(Y, start, rows, transpose, schedule, forces.attraction, forces.repulsion,
-                            (1.577, 0.895, forces.params), (key, 5), (1.0, 4.0, True))
+                            (1.577, 0.895, forces.params), (key, 5), (1.0, 4.0, True), tables)
         moved.append(Y)
         marked.append((due_next, next_time))
     moved[1] = moved[1][:, :2]

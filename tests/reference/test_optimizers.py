@@ -196,7 +196,8 @@ def test_stage_declarations():
         "symmetric_attraction": False, "learning_rate": "auto", "early_exaggeration": 12.0,
         "exaggeration_fraction": 0.25, "momentum": 0.5, "final_momentum": 0.8, "min_gain": 0.01, "max_step": 4.0,
     }
-    assert UmapSGDOptimizer().values == {"symmetric_attraction": True, "learning_rate": 1.0, "max_step": 4.0}
+    assert UmapSGDOptimizer().values == {"symmetric_attraction": True, "learning_rate": 1.0, "max_step": 4.0,
+                                         "force_table": True}
     assert TSNEOptimizer().values == {
         "learning_rate": "auto", "early_exaggeration": 12.0, "exaggeration_iter": 250, "momentum": 0.5,
         "final_momentum": 0.8, "min_gain": 0.01, "max_step_norm": 5.0, "symmetric_attraction": False,
