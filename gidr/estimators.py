@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from gidr import estimator_data, umap_names
 from gidr.outofcore import is_out_of_core
+from gidr.composite import combine_models, refuse_if_combined
 from gidr.pipeline import Pipeline, precomputed_input
 from gidr.plugins import get_registry
 from gidr.stages.neighbors import is_dask_array
@@ -180,6 +181,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             timings = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
             print(f"[gidr] {type(self).__name__} stage timings: {timings}", file=sys.stderr)
         self.pipeline_ = pipeline
+        self._combined = None  # gidr.composite: not a composite model
         self._query_index = None  # built at the first transform after a fit on precomputed_knn
         self._X_fit = None if precomputed else estimator_data.training_rows(X_checked, result)
         self._X_fit_unread = is_out_of_core(self._X_fit)  # loaded (float32, as the fit read it) when first needed
@@ -246,6 +248,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_new, n_components), or a dask.array.Array for Dask input
         """
         check_is_fitted(self, "embedding_")
+        refuse_if_combined(self, "transform")
         if self._X_fit is None:  # fitted on distances: the new points come as their distances
             from gidr_reference.neighbors import PrecomputedQueries
 
@@ -311,6 +314,8 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         from gidr.persist import save
 
+        refuse_if_combined(self, "save")
+
         save(self, path, compress=compress)
 
     def __sklearn_tags__(self):
@@ -347,6 +352,8 @@ class _InverseTransform:
         ndarray of shape (n_points, n_features_in_), float64
         """
         from sklearn.neighbors import NearestNeighbors
+
+        refuse_if_combined(self, "inverse_transform")
 
         check_is_fitted(self, "embedding_")
         owner = type(self).__name__
@@ -502,6 +509,18 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
         self.dens_var_shift = dens_var_shift
         self.output_dens = output_dens
         self.pca = pca
+
+    def __add__(self, other):
+        """The union of the two fits' fuzzy graphs, embedded (:mod:`gidr.composite`)."""
+        return combine_models(self, other, "+")
+
+    def __mul__(self, other):
+        """The intersection of the two fits' fuzzy graphs, embedded (:mod:`gidr.composite`)."""
+        return combine_models(self, other, "*")
+
+    def __sub__(self, other):
+        """The first fit's fuzzy graph without the second's edges, embedded (:mod:`gidr.composite`)."""
+        return combine_models(self, other, "-")
 
     def _overrides(self):
         return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,

@@ -220,6 +220,86 @@ class Pipeline:
         with interrupts_as_keyboard_interrupt():
             return self._run(X, y, callback, callback_every, loss_every, progress, init_data)
 
+    def run_affinities(
+        self,
+        P: Any,
+        *,
+        callback: Callable[[int, float, np.ndarray], Any] | None = None,
+        callback_every: int = 0,
+        loss_every: int | None = None,
+        progress: Any = None,
+    ) -> Result:
+        """Embed a given affinity matrix: the init and optimizer stages on ``P``.
+
+        For a graph built outside the neighbours, similarity and symmetrize stages, such as
+        two fits' fuzzy graphs combined (``umap1 + umap2``: :mod:`gidr_reference.composite`).
+        ``Result.graph`` is None (there are no neighbours).
+
+        Parameters
+        ----------
+        P : sparse matrix of shape (n_samples, n_samples)
+            Symmetric, finite and non-negative, with no empty row; normalized here when the
+            pipeline is.
+        callback, callback_every, loss_every, progress
+            As for :meth:`run`.
+        """
+        with interrupts_as_keyboard_interrupt():
+            P = _check_affinity_matrix(P)
+            n_samples = P.shape[0]
+            for stage in self._stages.values():
+                stage.check_n_samples(n_samples)
+            if self._settings["densmap"]:
+                raise GidrValueError(format_error(
+                    "The 'densmap' switch used with Pipeline.run_affinities", "False", True,
+                    "densMAP's density term needs the data's neighbour distances; run() the data."))
+            if getattr(self._stages["init"], "needs_data", False):
+                raise GidrValueError(format_error(
+                    "The init stage used with Pipeline.run_affinities", "one that reads only P (e.g. 'spectral', "
+                    "'random') or an array", self._stages["init"].name, "There is no data matrix to read."))
+            ctx = self._context(n_samples)
+            timings: dict[str, float] = {}
+            peaks: dict[str, int | None] = {}
+            clock = _StageClock(timings, peaks, n_samples)
+            if ctx.normalized:
+                P = (P / P.sum()).tocsr()
+            affinities = Affinities(P, ctx.normalized)
+            Y0 = self._stages["init"].compute(None, P, ctx)
+            clock.done("init", self._stages["init"])
+            Y, monitor = self._optimize_from(Y0, affinities, ctx, clock, callback, callback_every, loss_every,
+                                             progress)
+            config = self.config
+            config["resolved"] = self._resolved(None, n_samples, None, monitor, ctx, peaks)
+            return Result(embedding=Y, graph=None, affinities=affinities, timings=timings,
+                          loss_history=list(monitor.history), config=config, stages=dict(self._stages))
+
+    def _optimize_from(self, Y0, affinities: Affinities, ctx: Context, clock, callback, callback_every, loss_every,
+                       progress) -> tuple[np.ndarray, Monitor]:
+        """The optimizer's run from ``Y0``, timed, its output checked: ``(Y, monitor)``."""
+        every = loss_every if loss_every is not None else (callback_every or 50)
+        monitor = Monitor(every=every if callback is None else (callback_every or every),
+                          callback=callback, progress=progress)
+        Y = self._optimize(Y0, affinities, ctx, monitor)
+        clock.done("optimize", self._stages["optimizer"])
+        _check_finite_output(Y)
+        return Y, monitor
+
+    def _resolved(self, neighbors, n_samples: int, n_neighbors, monitor: Monitor, ctx: Context, peaks) -> dict:
+        """``config["resolved"]``: what the run used (``neighbors`` None for :meth:`run_affinities`)."""
+        stages = self._stages if neighbors is None else {**self._stages, "neighbors": neighbors}
+        resolved = {
+            "backends": {k: s.backend for k, s in stages.items()},
+            "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
+            "n_epochs": self.n_epochs_for(n_samples),
+            "n_neighbors": n_neighbors,
+            "epochs_run": monitor.epochs_run,
+            "locality": "morton" if uses_renumbering(self._settings["locality"], n_samples) else "none",
+            "peak_memory_bytes": peaks,
+        }
+        if neighbors is not None:
+            resolved = {"neighbors": {"name": neighbors.name, "backend": neighbors.backend, **neighbors.values},
+                        **resolved}
+        return resolved
+
     def _run(self, X, y, callback, callback_every, loss_every, progress, init_data=None) -> Result:
         timings: dict[str, float] = {}
         data, n_samples, neighbors = self._check_input(X)
@@ -249,28 +329,14 @@ class Pipeline:
         affinities = Affinities(P, ctx.normalized, density=target)
         Y0 = stages["init"].compute(self._init_input(neighbors, data, init_data, n_samples, ctx), P, ctx)
         clock.done("init", stages["init"])
-        every = loss_every if loss_every is not None else (callback_every or 50)
-        monitor = Monitor(every=every if callback is None else (callback_every or every),
-                          callback=callback, progress=progress)
-        Y = self._optimize(Y0, affinities, ctx, monitor)
-        clock.done("optimize", stages["optimizer"])
-        _check_finite_output(Y)
+        Y, monitor = self._optimize_from(Y0, affinities, ctx, clock, callback, callback_every, loss_every, progress)
         densities = self._densities(Y, P, graph, target, n_neighbors, ctx)
         if densities:
             clock.done("densities", "local radii")
         logger.info("gidr timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         config = self.config
         config["neighbors"]["name"] = neighbors.name
-        config["resolved"] = {
-            "neighbors": {"name": neighbors.name, "backend": neighbors.backend, **neighbors.values},
-            "backends": {k: s.backend for k, s in {**stages, "neighbors": neighbors}.items()},
-            "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
-            "n_epochs": self.n_epochs_for(n_samples),
-            "n_neighbors": n_neighbors,
-            "epochs_run": monitor.epochs_run,
-            "locality": "morton" if uses_renumbering(self._settings["locality"], n_samples) else "none",
-            "peak_memory_bytes": peaks,
-        }
+        config["resolved"] = self._resolved(neighbors, n_samples, n_neighbors, monitor, ctx, peaks)
         if pca is not None:
             config["resolved"]["pca"] = pca
         return Result(embedding=Y, graph=graph, affinities=affinities, timings=timings,
@@ -698,6 +764,35 @@ def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:
         raise GidrValueError(format_error("The targets y", "finite values", Described("NaN or infinite values"),
                                           "Remove or impute them first."))
     return values
+
+
+def _check_affinity_matrix(P: Any) -> sp.csr_matrix:
+    """``P`` for :meth:`Pipeline.run_affinities` as float64 CSR with sorted indices, checked."""
+    what = "The 'P' argument of Pipeline.run_affinities"
+    if not sp.issparse(P) or P.ndim != 2 or P.shape[0] != P.shape[1]:
+        raise GidrValueError(format_error(what, "a square scipy sparse matrix",
+                                          Described(f"{type(P).__name__} of shape {getattr(P, 'shape', None)}"),
+                                          "Pass the symmetric affinity graph, e.g. an estimator's graph_."))
+    P = sp.csr_matrix(P, dtype=np.float64, copy=True)
+    P.sum_duplicates()
+    P.setdiag(0.0)  # a point's affinity to itself moves nothing
+    P.eliminate_zeros()
+    P.sort_indices()
+    if P.shape[0] < 2 or not np.all(np.isfinite(P.data)) or (P.data < 0).any():
+        raise GidrValueError(format_error(what, "finite non-negative weights on at least 2 points",
+                                          Described(f"{P.shape[0]} points, weights in "
+                                                    f"[{P.data.min() if P.nnz else 0}, "
+                                                    f"{P.data.max() if P.nnz else 0}]"),
+                                          "Drop the non-finite or negative entries."))
+    if abs(P - P.T).max() > 1e-12 * max(float(abs(P).max()), 1.0):
+        raise GidrValueError(format_error(what, "a symmetric matrix", Described("an asymmetric one"),
+                                          "Symmetrize it first, e.g. with the fuzzy union P + P.T - P.multiply(P.T)."))
+    empty = np.flatnonzero(np.diff(P.indptr) == 0)
+    if empty.size:
+        raise GidrValueError(format_error(what, "a row with an edge for every point",
+                                          Described(f"{empty.size} empty rows (the first: {empty[0]})"),
+                                          "A point without edges has no place in the embedding; remove it."))
+    return P
 
 
 def _check_finite_output(Y: np.ndarray) -> None:

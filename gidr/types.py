@@ -314,7 +314,8 @@ class Result:
     Attributes
     ----------
     embedding : ndarray of shape (n_samples, n_components)
-    graph : KNNGraph
+    graph : KNNGraph or None
+        The neighbours; None from :meth:`gidr.Pipeline.run_affinities` (a given P).
     affinities : Affinities
     timings : dict of str to float
         Seconds spent in each stage.
@@ -331,7 +332,7 @@ class Result:
     """
 
     embedding: np.ndarray
-    graph: KNNGraph
+    graph: KNNGraph | None
     affinities: Affinities
     timings: Mapping[str, float]
     loss_history: list

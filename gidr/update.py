@@ -54,6 +54,9 @@ def update_seed(fit_seed: int, n_old: int, n_new: int) -> int:
 
 
 def _check_updatable(estimator, X_new: Any) -> None:
+    from gidr.composite import refuse_if_combined
+
+    refuse_if_combined(estimator, "update")
     owner = type(estimator).__name__
     if estimator._X_fit is None:
         raise GidrValueError(format_error(

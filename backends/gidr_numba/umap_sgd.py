@@ -325,11 +325,12 @@ def sgd_points(Y, previous, rows, transpose, schedule, attraction, repulsion, ke
 
 
 def epochs_per_sample(p: np.ndarray) -> np.ndarray:
-    """``max(p) / p`` per stored entry (``inf`` for stored zeros: never processed)."""
+    """``max(p) / p`` per stored entry (``inf`` for stored zeros and for values so small that
+    the period overflows: never processed)."""
     p = np.asarray(p, dtype=np.float64)
     if p.size == 0:
         return p.copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return p.max() / p
 
 

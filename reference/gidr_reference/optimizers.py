@@ -397,9 +397,10 @@ def epochs_per_sample(p: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_edges,)
-        ``inf`` for stored zeros (never processed).
+        ``inf`` for stored zeros and for values so small that the period overflows (never
+        processed).
     """
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         return p.max() / p
 
 

@@ -568,6 +568,18 @@ def test_umap_sgd_moves_do_not_follow_the_numbering(numbering, seed):
     assert np.linalg.norm(moved.mean(axis=0)) < 0.2 * np.linalg.norm(moved, axis=1).mean()
 
 
+def test_epochs_per_sample_of_a_vanishing_weight_is_never(recwarn):
+    """A weight so small that max(p) / p overflows (a composite model's graph can hold 1e-310)
+    is never processed, without a warning, in both twins."""
+    from gidr_numba import umap_sgd
+    from gidr_reference import optimizers
+
+    p = np.array([1.0, 0.25, 1e-310, 0.0])
+    for twin in (umap_sgd.epochs_per_sample, optimizers.epochs_per_sample):
+        np.testing.assert_array_equal(twin(p), [1.0, 4.0, np.inf, np.inf])
+    assert not recwarn.list
+
+
 def test_reverse_entries_and_unmatched_transpose():
     from gidr_numba import umap_sgd
 
