@@ -512,14 +512,20 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
 
     def __add__(self, other):
         """The union of the two fits' fuzzy graphs, embedded (:mod:`gidr.composite`)."""
+        if not isinstance(other, _Base):
+            return NotImplemented  # Python's TypeError for a non-estimator operand
         return combine_models(self, other, "+")
 
     def __mul__(self, other):
         """The intersection of the two fits' fuzzy graphs, embedded (:mod:`gidr.composite`)."""
+        if not isinstance(other, _Base):
+            return NotImplemented  # Python's TypeError for a non-estimator operand
         return combine_models(self, other, "*")
 
     def __sub__(self, other):
         """The first fit's fuzzy graph without the second's edges, embedded (:mod:`gidr.composite`)."""
+        if not isinstance(other, _Base):
+            return NotImplemented  # Python's TypeError for a non-estimator operand
         return combine_models(self, other, "-")
 
     def _overrides(self):

@@ -415,7 +415,8 @@ def umap_sgd(Y0, affinities, loss, ctx, monitor, *, kernels: LossKernels, n_nega
     mark_due(indptr, period, next_time, 1.0, due)
     out = np.empty_like(Y)
     kernel_params = (float(ctx.a), float(ctx.b), kernels.params)
-    tables = tuple(reference_table.build(loss, ctx) if reference_table.wanted(ctx, force_table) else reference_table.EMPTY)
+    wanted = reference_table.wanted(ctx, force_table)
+    tables = tuple(reference_table.build(loss, ctx) if wanted else reference_table.EMPTY)
     density = _density_field(affinities, ctx, symmetric_attraction, max_step, data)
     density_forces = np.empty_like(Y)
     with threads_for(data.size * (1 + int(n_negative))):

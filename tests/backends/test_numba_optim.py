@@ -519,7 +519,8 @@ def test_umap_sgd_epoch_with_the_force_table_is_close_to_the_exact_one():
     assert not np.array_equal(exact, tabulated)
     # one epoch of coefficients off by < 1e-4 relative: positions off by a few 1e-5 of the moves
     assert np.abs(tabulated - exact).max() < 1e-3 * moves
-    longer = [_umap_sgd_run(P, Y0, context(False, 100, a=1.577, b=0.895, seed=3), table, 100) for table in (False, True)]
+    ctx = context(False, 100, a=1.577, b=0.895, seed=3)
+    longer = [_umap_sgd_run(P, Y0, ctx, table, 100) for table in (False, True)]
     assert knn_accuracy(longer[0], labels, k=15) == knn_accuracy(longer[1], labels, k=15) == 1.0
 
 

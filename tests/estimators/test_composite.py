@@ -94,6 +94,8 @@ def test_composite_refuses_models_of_other_points_and_unfitted_ones(iris_views):
         _ = sepals + gidr.UMAP()
     with pytest.raises(GidrValueError, match="Only UMAP models"):
         _ = sepals + gidr.TSNE()
+    with pytest.raises(TypeError, match="unsupported operand"):
+        _ = sepals * 2
 
 
 def test_composite_has_no_training_data_to_transform_against(iris_views, tmp_path):
