@@ -7,8 +7,9 @@ intersection (an edge both have), ``-`` the difference (the first model's edges 
 lacks). The combined graph is embedded by the left model's pipeline from a spectral start
 (:meth:`gidr.Pipeline.run_affinities`), seeded by the left model's ``random_state``, and the
 result is a new fitted :class:`~gidr.UMAP` with the left model's parameters (``n_components``
-the smaller of the two). It has ``embedding_`` and ``graph_``; it has no training data of its
-own, so ``transform``, ``inverse_transform``, ``update`` and ``save`` are refused.
+the smaller of the two; densMAP off: its term needs the data's neighbour distances). It has
+``embedding_`` and ``graph_``; it has no training data of its own, so ``transform``,
+``inverse_transform``, ``update`` and ``save`` are refused.
 
 >>> import gidr
 >>> from sklearn.datasets import load_iris
