@@ -3,14 +3,15 @@
 ``umap1 + umap2``, ``umap1 * umap2`` and ``umap1 - umap2`` combine the two models' fuzzy graphs
 P and Q (symmetric, entries in (0, 1]) on the union of their patterns and embed the result.
 A value one graph does not store is read as its floor: half its smallest stored value, at
-least 1e-8 (for the right-hand graph of ``*`` and ``-`` also at most 1e-4), as umap-learn
-does, so that an edge only one model has is kept, weakly. With ``p`` and ``q`` the two values
+least 1e-8 (for the right-hand graph of ``*`` also at most 1e-4), as umap-learn does, so that an edge only one model has is kept, weakly. With ``p`` and ``q`` the two values
 of an entry:
 
 ``union`` (``+``)
     ``p + q - p q``.
 ``intersection`` (``*``)
-    ``p q``, where either value exceeds its floor (else the entry is dropped).
+    ``p q`` where either value exceeds its floor, else the plain sum of the stored values
+    (umap-learn's rule, the supervised graph's with weight 0.5:
+    :func:`gidr_reference.supervised.general_intersection`).
 ``difference`` (``-``)
     ``p (1 - q)``: the first graph's edges that the second does not have. A value the second
     graph does not store is read as 0 (so ``1 - q = 1``: the edge is kept whole).
@@ -28,10 +29,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from gidr_reference.supervised import reset_local_connectivity
+from gidr_reference.supervised import (general_intersection, pattern_values, reset_local_connectivity,
+                                      rows_scaled_to_max, stored_floor)
 from gidr_reference.symmetrize import clean
 
-__all__ = ["OPERATIONS", "combine", "local_metric_power", "rows_to_local_metric", "union_values"]
+__all__ = ["OPERATIONS", "combine", "rows_to_local_metric"]
 
 #: The operations, by the operator that asks for them.
 OPERATIONS = {"+": "union", "*": "intersection", "-": "difference"}
@@ -41,31 +43,11 @@ _BISECTION_STEPS = 64
 _TOLERANCE = 1e-5
 
 
-def _floor(values: np.ndarray, cap: float | None = None) -> float:
-    low = max(float(values.min()) / 2.0, 1.0e-8) if values.size else 1.0e-8
-    return low if cap is None else min(low, cap)
-
-
-def union_values(P: sp.spmatrix, Q: sp.spmatrix):
-    """``(rows, cols, p, q, p_stored, q_stored)`` on the union of the two patterns."""
-    pattern = (abs(P) + abs(Q)).tocoo()
-    rows, cols = pattern.row, pattern.col
-    p = np.asarray(P[rows, cols], dtype=np.float64).ravel()
-    q = np.asarray(Q[rows, cols], dtype=np.float64).ravel()
-    return rows, cols, p, q, p != 0, q != 0
-
-
-def local_metric_power(values: np.ndarray, k: int = TARGET_NEIGHBORS) -> np.ndarray:
-    """One row's values (in (0, 1]) raised to the power ``m`` with ``sum(values**m) = log2(k)``
-    (bisection; a row that no power brings to the target, with too few values or too many
-    equal to 1, is kept)."""
-    values = np.asarray(values, dtype=np.float64)
-    return rows_to_local_metric(values, np.array([0, values.size]), k)
-
-
 def rows_to_local_metric(data: np.ndarray, indptr: np.ndarray, k: int = TARGET_NEIGHBORS) -> np.ndarray:
-    """:func:`local_metric_power` for every row of a CSR matrix's ``data`` at once: one
-    bisection over all rows' powers (each row's sum falls as its power grows)."""
+    """Each row of a CSR matrix's ``data`` (values in (0, 1]) raised to the power ``m`` with
+    ``sum(row**m) = log2(k)``: one bisection over all rows' powers at once (each row's sum
+    falls as its power grows). A row that no power brings to the target, with too few values
+    or too many equal to 1, is kept."""
     target = np.log2(k)
     lengths = np.diff(indptr)
     owner = np.repeat(np.arange(lengths.size), lengths)
@@ -90,24 +72,18 @@ def combine(P: sp.spmatrix, Q: sp.spmatrix, operation: str) -> sp.csr_matrix:
     if operation not in OPERATIONS.values():
         raise ValueError(f"operation must be one of {sorted(OPERATIONS.values())}; got {operation!r}")
     P, Q = clean(P), clean(Q)
-    rows, cols, p, q, has_p, has_q = union_values(P, Q)
-    if operation == "union":
-        p = np.where(has_p, p, _floor(P.data))
-        q = np.where(has_q, q, _floor(Q.data))
-        values = p + q - p * q
-    elif operation == "intersection":
-        p_floor, q_floor = _floor(P.data), _floor(Q.data, cap=1.0e-4)
-        p = np.where(has_p, p, p_floor)
-        q = np.where(has_q, q, q_floor)
-        values = np.where((p > p_floor) | (q > q_floor), p * q, 0.0)
+    if operation == "intersection":  # the supervised graph's rule with weight 0.5: p q
+        A = general_intersection(P, Q, 0.5, reset=False)
     else:
-        p = np.where(has_p, p, _floor(P.data))
-        values = p * (1.0 - np.where(has_q, q, 0.0))
-    A = clean(sp.csr_matrix((values, (rows, cols)), shape=P.shape))
+        rows, cols, p, q = pattern_values(P, Q)
+        p = np.where(p != 0, p, stored_floor(P.data))
+        if operation == "union":
+            q = np.where(q != 0, q, stored_floor(Q.data))
+            values = p + q - p * q
+        else:
+            values = p * (1.0 - q)  # q = 0 where Q stores no value
+        A = clean(sp.csr_matrix((values, (rows, cols)), shape=P.shape))
     if operation != "difference":
-        row_max = np.zeros(A.shape[0])
-        nonempty = np.diff(A.indptr) > 0
-        row_max[nonempty] = np.maximum.reduceat(A.data, A.indptr[:-1][nonempty])
-        A.data /= np.repeat(np.where(row_max > 0, row_max, 1.0), np.diff(A.indptr))
+        A = rows_scaled_to_max(A)
         A.data = rows_to_local_metric(A.data, A.indptr)
     return reset_local_connectivity(A)

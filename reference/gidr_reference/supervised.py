@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from gidr_reference.symmetrize import clean, fuzzy_union
 
 __all__ = ["far_distance", "categorical_intersection", "general_intersection", "reset_local_connectivity",
-           "UNKNOWN_DISTANCE"]
+           "rows_scaled_to_max", "stored_floor", "pattern_values", "UNKNOWN_DISTANCE"]
 
 #: The distance of an unknown label (-1) from any label.
 UNKNOWN_DISTANCE = 1.0
@@ -39,15 +39,22 @@ def far_distance(target_weight: float) -> float:
     return 2.5 / (1.0 - target_weight) if target_weight < 1.0 else 1.0e12
 
 
-def reset_local_connectivity(P: sp.spmatrix) -> sp.csr_matrix:
-    """Rows scaled to a largest entry of 1, then the fuzzy union with the transpose
-    (:func:`gidr_reference.symmetrize.fuzzy_union`); sorted indices, explicit zeros removed."""
+def rows_scaled_to_max(P: sp.spmatrix) -> sp.csr_matrix:
+    """A :func:`~gidr_reference.symmetrize.clean` copy of ``P`` with each row scaled to a
+    largest entry of 1 (empty rows stay empty)."""
     A = clean(P)
     row_max = np.zeros(A.shape[0])
     nonempty = np.diff(A.indptr) > 0
     row_max[nonempty] = np.maximum.reduceat(A.data, A.indptr[:-1][nonempty])
     A.data /= np.repeat(np.where(row_max > 0, row_max, 1.0), np.diff(A.indptr))
-    return fuzzy_union(A)
+    return A
+
+
+def reset_local_connectivity(P: sp.spmatrix) -> sp.csr_matrix:
+    """Rows scaled to a largest entry of 1 (:func:`rows_scaled_to_max`), then the fuzzy union
+    with the transpose (:func:`gidr_reference.symmetrize.fuzzy_union`); sorted indices,
+    explicit zeros removed."""
+    return fuzzy_union(rows_scaled_to_max(P))
 
 
 def categorical_intersection(P: sp.spmatrix, codes: np.ndarray, target_weight: float,
@@ -73,9 +80,20 @@ def categorical_intersection(P: sp.spmatrix, codes: np.ndarray, target_weight: f
     return reset_local_connectivity(P) if reset else clean(P)
 
 
-def _floor(values: np.ndarray, cap: float | None = None) -> float:
+def stored_floor(values: np.ndarray, cap: float | None = None) -> float:
+    """The value read for an entry a graph does not store: half its smallest stored value, at
+    least 1e-8 and at most ``cap``."""
     low = max(float(values.min()) / 2.0, 1.0e-8) if values.size else 1.0e-8
     return min(low, cap) if cap is not None else low
+
+
+def pattern_values(P: sp.spmatrix, T: sp.spmatrix):
+    """``(rows, cols, p, t)``: the entries of the union of the two patterns and each graph's
+    stored value there (0 where it stores none)."""
+    pattern = (abs(P) + abs(T)).tocoo()
+    rows, cols = pattern.row, pattern.col
+    return (rows, cols, np.asarray(P[rows, cols], dtype=np.float64).ravel(),
+            np.asarray(T[rows, cols], dtype=np.float64).ravel())
 
 
 def general_intersection(P: sp.spmatrix, T: sp.spmatrix, target_weight: float, *,
@@ -83,11 +101,8 @@ def general_intersection(P: sp.spmatrix, T: sp.spmatrix, target_weight: float, *
     """The data's graph ``P`` and the targets' graph ``T`` combined with weight ``target_weight``
     (see the module docstring), then :func:`reset_local_connectivity` when ``reset``."""
     P, T = clean(P), clean(T)
-    p_floor, t_floor = _floor(P.data), _floor(T.data, cap=1.0e-4)
-    pattern = (abs(P) + abs(T)).tocoo()
-    rows, cols = pattern.row, pattern.col
-    p_stored = np.asarray(P[rows, cols]).ravel()
-    t_stored = np.asarray(T[rows, cols]).ravel()
+    p_floor, t_floor = stored_floor(P.data), stored_floor(T.data, cap=1.0e-4)
+    rows, cols, p_stored, t_stored = pattern_values(P, T)
     p = np.where(p_stored != 0, p_stored, p_floor)
     t = np.where(t_stored != 0, t_stored, t_floor)
     w = float(target_weight)

@@ -9,7 +9,7 @@ from sklearn.manifold import trustworthiness
 
 import gidr
 from gidr.validation import GidrValueError
-from gidr_reference import composite
+from gidr_reference import composite, supervised
 
 
 def _fuzzy(n, edges):
@@ -22,7 +22,7 @@ def test_union_intersection_and_difference_of_two_small_graphs():
     # P: 0-1 (1.0), 1-2 (0.5); Q: 0-1 (1.0), 2-3 (0.8)
     P = _fuzzy(4, [(0, 1, 1.0), (1, 2, 0.5)])
     Q = _fuzzy(4, [(0, 1, 1.0), (2, 3, 0.8)])
-    rows, cols, p, q, has_p, has_q = composite.union_values(P, Q)
+    rows, cols, p, q = supervised.pattern_values(P, Q)
     assert set(zip(rows, cols)) == {(0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2)}
     union, inter, diff = (composite.combine(P, Q, op).toarray() for op in ("union", "intersection", "difference"))
     for G in (union, inter, diff):
@@ -39,13 +39,14 @@ def test_union_intersection_and_difference_of_two_small_graphs():
     # rows' rescaling to a largest entry of 1 restores it, as in umap-learn)
 
 
-def test_local_metric_power_brings_a_row_to_log2_15():
+def test_rows_to_local_metric_brings_each_row_to_log2_15():
     values = np.linspace(0.05, 1.0, 20)
-    powered = composite.local_metric_power(values)
+    short = np.array([1.0, 0.5])  # two values can never sum to log2(15) = 3.9
+    rows = composite.rows_to_local_metric(np.concatenate([values, short]), np.array([0, 20, 22]))
+    powered = rows[:20]
     assert np.sum(powered) == pytest.approx(np.log2(15), abs=1e-4)
     assert np.all(np.diff(powered) > 0) and powered[-1] == 1.0
-    short = np.array([1.0, 0.5])  # two values can never sum to log2(15) = 3.9
-    np.testing.assert_array_equal(composite.local_metric_power(short), short)
+    np.testing.assert_array_equal(rows[20:], short)
 
 
 def test_an_unknown_operation_is_refused():
