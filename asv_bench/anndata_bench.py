@@ -97,6 +97,18 @@ def _fashion_labels() -> np.ndarray:
     return gidr.datasets.load("fashion-mnist")[1]
 
 
+def _sources(rng: np.random.Generator, n_base: int, n_cells: int) -> np.ndarray:
+    """The image each of ``n_cells`` upsampled points is drawn from: the originals, then
+    ``rng``'s draws (the first draw of :func:`_upsampled`'s generator)."""
+    return np.concatenate([np.arange(n_base), rng.integers(0, n_base, n_cells - n_base)])
+
+
+def _upsampled_labels(n_cells: int) -> np.ndarray:
+    """The Fashion-MNIST label of each point of :func:`_upsampled`'s ``n_cells`` (its source's)."""
+    labels = np.asarray(_fashion_labels())
+    return labels[_sources(np.random.default_rng(0), len(labels), n_cells)]
+
+
 def _upsampled(n_cells: int) -> Path:
     """Fashion-MNIST's 50 PCs upsampled to ``n_cells`` along the manifold (see the docstring)."""
     path = CACHE / f"fashion-pcs-{n_cells}.npy"
@@ -106,7 +118,7 @@ def _upsampled(n_cells: int) -> Path:
         base = _fashion_pcs()
         rng = np.random.default_rng(0)
         _, neighbours = NearestNeighbors(n_neighbors=16).fit(base).kneighbors(base)
-        source = np.concatenate([np.arange(len(base)), rng.integers(0, len(base), n_cells - len(base))])
+        source = _sources(rng, len(base), n_cells)
         toward = neighbours[source, rng.integers(1, 16, n_cells)]
         fraction = rng.random(n_cells, dtype=np.float32)[:, None]
         cells = base[source] + fraction * (base[toward] - base[source])

@@ -30,9 +30,9 @@ Data: Fashion-MNIST (70,000 x 784, ``gidr.datasets.load("fashion-mnist")``) and 
 principal components upsampled to 1,000,000 points along the data manifold
 (``asv_bench/anndata_bench.py``, cached in ``GIDR_BENCH_CACHE``, default
 ``/tmp/gidr-anndata-bench/``). A point of the upsampled set carries the label of the image it
-was drawn from: the ``source`` indices are redrawn here exactly as ``anndata_bench._upsampled``
-drew them (``default_rng(0).integers(0, 70000, n - 70000)``, its first draw; rebuilding the
-whole array from them reproduces the cached file bit for bit).
+was drawn from (``anndata_bench._upsampled_labels``: the source indices are the first draw of
+``anndata_bench._upsampled``'s generator, ``default_rng(0).integers(0, 70000, n - 70000)``;
+rebuilding the whole array from them reproduces the cached file bit for bit).
 
 ``--init-extent E`` is a diagnostic: the init is rescaled to ``max|Y| = E`` in place of the
 stage's rule (for gdr-umap ``max|Y| = 10`` up to 100,000 points, smaller above:
@@ -74,6 +74,9 @@ K = 100
 def dataset(n: int) -> tuple[np.ndarray, np.ndarray, str]:
     import gidr
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import anndata_bench
+
     if n == 70_000:
         X, y = gidr.datasets.load("fashion-mnist")
         return X, np.asarray(y), "Fashion-MNIST 70,000 x 784"
@@ -81,9 +84,7 @@ def dataset(n: int) -> tuple[np.ndarray, np.ndarray, str]:
     X = np.load(CACHE / f"fashion-pcs-{n}.npy")
     if X.shape[0] != n or not np.array_equal(X[: len(base)], base):
         raise RuntimeError(f"{CACHE / f'fashion-pcs-{n}.npy'} is not anndata_bench's upsampled file")
-    source = np.concatenate([np.arange(len(base)), np.random.default_rng(0).integers(0, len(base), n - len(base))])
-    labels = np.asarray(gidr.datasets.load("fashion-mnist")[1])[source]
-    return X, labels, f"Fashion-MNIST 50 PCs upsampled to {n:,}"
+    return X, anndata_bench._upsampled_labels(n), f"Fashion-MNIST 50 PCs upsampled to {n:,}"
 
 
 def accuracies(Y: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

@@ -40,11 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _data(n: int):
     import anndata_bench
 
-    labels = anndata_bench._fashion_labels()
     if n <= 70_000:
-        return anndata_bench._fashion_pcs()[:n], labels[:n]
-    source = np.concatenate([np.arange(70_000), np.random.default_rng(0).integers(0, 70_000, n - 70_000)])
-    return np.load(anndata_bench._upsampled(n)), labels[source]
+        return anndata_bench._fashion_pcs()[:n], anndata_bench._fashion_labels()[:n]
+    return np.load(anndata_bench._upsampled(n)), anndata_bench._upsampled_labels(n)
 
 
 def optimizer(n: int, epochs: int, repeats: int, preset: str) -> list[dict]:
