@@ -9,19 +9,13 @@ operation (numba does not contract ``a + f * b`` into a fused multiply-add witho
 """
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from gidr_reference.force_table import HIGH, LOW, SHIFT
+from gidr_reference.force_table import FRACTION_MASK, FRACTION_SCALE, HIGH, LOW, LOW_BITS, SHIFT
 
 __all__ = ["bits_of", "interpolate", "inside"]
-
-_LOW_BITS = np.int64(np.float64(LOW).view(np.int64))
-_SHIFT = np.int64(SHIFT)
-_MASK = np.int64((1 << SHIFT) - 1)
-_FRACTION = 2.0 ** -SHIFT
 
 
 @intrinsic
@@ -45,8 +39,8 @@ def inside(D):
 @njit(cache=True, inline="always")
 def interpolate(values, D):
     """The table ``values`` at ``D`` (``D`` in ``[LOW, HIGH)``)."""
-    u = bits_of(D) - _LOW_BITS
-    k = u >> _SHIFT
-    f = (u & _MASK) * _FRACTION
+    u = bits_of(D) - LOW_BITS
+    k = u >> SHIFT
+    f = (u & FRACTION_MASK) * FRACTION_SCALE
     low = values[k]
     return low + f * (values[k + 1] - low)

@@ -34,8 +34,8 @@ import numpy as np
 
 from gidr.types import Context
 
-__all__ = ["ForceTable", "LOW", "HIGH", "SHIFT", "KNOT_BITS", "knots", "build", "interpolate", "coefficients",
-           "wanted", "EMPTY", "max_relative_error"]
+__all__ = ["ForceTable", "LOW", "HIGH", "SHIFT", "KNOT_BITS", "LOW_BITS", "FRACTION_MASK", "FRACTION_SCALE",
+           "knots", "build", "interpolate", "coefficients", "wanted", "EMPTY", "max_relative_error"]
 
 #: mantissa bits that select the knot within an octave: 2**KNOT_BITS knots per octave.
 KNOT_BITS = 7
@@ -44,10 +44,12 @@ SHIFT = 52 - KNOT_BITS
 #: the tabulated range of D, [LOW, HIGH): both powers of two, so knots fall on octaves.
 LOW = 2.0 ** -14
 HIGH = 2.0 ** 14
-_LOW_BITS = int(np.float64(LOW).view(np.int64))
+#: the bit patterns of LOW and HIGH (int64): a D's offset from LOW_BITS, shifted right by
+#: SHIFT, is its knot; the bits under FRACTION_MASK, times FRACTION_SCALE, its fraction.
+LOW_BITS = int(np.float64(LOW).view(np.int64))
 _HIGH_BITS = int(np.float64(HIGH).view(np.int64))
-_FRACTION = 2.0 ** -SHIFT
-_MASK = (1 << SHIFT) - 1
+FRACTION_MASK = (1 << SHIFT) - 1
+FRACTION_SCALE = 2.0 ** -SHIFT
 
 
 class ForceTable(NamedTuple):
@@ -67,8 +69,8 @@ EMPTY = ForceTable(np.empty(0), np.empty(0))
 
 def knots() -> np.ndarray:
     """The ``D`` of each knot, ``LOW`` to ``HIGH`` inclusive (``2**KNOT_BITS`` per octave)."""
-    count = ((_HIGH_BITS - _LOW_BITS) >> SHIFT) + 1
-    return (_LOW_BITS + (np.arange(count, dtype=np.int64) << SHIFT)).view(np.float64)
+    count = ((_HIGH_BITS - LOW_BITS) >> SHIFT) + 1
+    return (LOW_BITS + (np.arange(count, dtype=np.int64) << SHIFT)).view(np.float64)
 
 
 def wanted(ctx: Context, force_table: bool) -> bool:
@@ -90,9 +92,9 @@ def build(loss, ctx: Context) -> ForceTable:
 
 def interpolate(values: np.ndarray, D: np.ndarray) -> np.ndarray:
     """The table ``values`` at ``D`` (every ``D`` in ``[LOW, HIGH)``)."""
-    u = np.asarray(D, dtype=np.float64).view(np.int64) - _LOW_BITS
+    u = np.asarray(D, dtype=np.float64).view(np.int64) - LOW_BITS
     k = u >> SHIFT
-    f = (u & _MASK) * _FRACTION
+    f = (u & FRACTION_MASK) * FRACTION_SCALE
     low = values[k]
     return low + f * (values[k + 1] - low)
 
