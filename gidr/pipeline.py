@@ -37,9 +37,13 @@ __all__ = ["Pipeline", "PIPELINE_PARAMS", "precomputed_input"]
 
 logger = logging.getLogger("gidr")
 
-#: What ``target_metric`` accepts: categorical labels, or a distance between continuous targets
-#: (``l1`` and ``l2`` are umap-learn's names for manhattan and euclidean).
-TARGET_METRICS = ("categorical", "euclidean", "l2", "manhattan", "l1", "chebyshev", "cosine", "correlation")
+#: What ``target_metric`` accepts: categorical labels; umap-learn's other discrete metrics (ordinal
+#: values, counts, strings: each edge scaled by the distance of its two targets,
+#: gidr_reference.supervised); or a distance between continuous targets (``l1`` and ``l2`` are
+#: umap-learn's names for manhattan and euclidean).
+DISCRETE_TARGET_METRICS = ("ordinal", "count", "string")
+TARGET_METRICS = ("categorical", *DISCRETE_TARGET_METRICS, "euclidean", "l2", "manhattan", "l1", "chebyshev",
+                  "cosine", "correlation")
 _TARGET_METRIC_ALIASES = {"l2": "euclidean", "l1": "manhattan"}
 
 #: Pipeline-level switches, seen by every stage.
@@ -58,8 +62,9 @@ PIPELINE_PARAMS: dict[str, Param] = {
         Param("random_state", None, (Anything(),), "Seed; None is not reproducible.", True),
         Param("backend", "auto", (Anything(),), "'auto', 'reference', 'numba' or a plugin's backend."),
         Param("target_metric", "categorical", (Options(TARGET_METRICS),),
-              "How run(X, y=...) reads y: 'categorical' labels (-1: unknown), or a distance between "
-              "continuous targets."),
+              "How run(X, y=...) reads y: 'categorical' labels (-1: unknown); 'ordinal' values, 'count' "
+              "(non-negative whole numbers) or 'string' labels (an edit distance), umap-learn's discrete "
+              "metrics; or a distance between continuous targets."),
         Param("target_weight", 0.5, (Interval(float, 0, 1, "both"),),
               "Weight of y against the data in a supervised run (umap-learn's scale: an edge between two "
               "classes is scaled by exp(-2.5 / (1 - target_weight)); 1 cuts the classes apart)."),
@@ -203,8 +208,10 @@ class Pipeline:
         y : array-like of shape (n_samples,) or (n_samples, n_targets), optional
             Targets for a supervised embedding (umap-learn's model): class labels, -1 for
             an unlabeled point (semi-supervised), with ``target_metric="categorical"``;
-            continuous values with a distance as ``target_metric``. ``target_weight``
-            balances y against the data (:mod:`gidr_reference.supervised`).
+            ordered values, counts or strings with umap-learn's discrete metrics
+            ``"ordinal"``, ``"count"``, ``"string"``; continuous values with a distance as
+            ``target_metric``. ``target_weight`` balances y against the data
+            (:mod:`gidr_reference.supervised`).
         callback : callable, optional
             ``callback(epoch, loss, Y)``; returning True stops the optimization.
         callback_every : int
@@ -412,6 +419,8 @@ class Pipeline:
         reset = not ctx.normalized
         if s["target_metric"] == "categorical":
             return supervised.categorical_intersection(P, targets, s["target_weight"], reset=reset)
+        if s["target_metric"] in DISCRETE_TARGET_METRICS:
+            return supervised.discrete_intersection(P, targets, s["target_metric"], s["target_weight"], reset=reset)
         k = min(s["target_n_neighbors"] or n_neighbors, len(targets) - 1)
         metric = _TARGET_METRIC_ALIASES.get(s["target_metric"], s["target_metric"])
         backend = self._config["pipeline"].get("backend", "auto")
@@ -735,7 +744,8 @@ def _sparse_neighbors(D) -> KNNGraph:
 
 def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:
     """``y`` checked against ``n_samples``: int codes (-1 unknown) for categorical targets, a
-    finite float64 (n_samples, n_targets) array for continuous ones."""
+    1-D float64 or str array for a discrete metric (:func:`_check_discrete_targets`), a finite
+    float64 (n_samples, n_targets) array for continuous ones."""
     values = np.asarray(y)
     if values.ndim == 0 or len(values) != n_samples:
         got = "a scalar" if values.ndim == 0 else f"length {len(values)}"
@@ -743,18 +753,9 @@ def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:
             "The targets y", f"one value per sample ({n_samples}, the length of X)", Described(got),
             "Pass y with one entry per row of X, or no y for an unsupervised embedding."))
     if target_metric == "categorical":
-        if values.ndim != 1:
-            raise GidrValueError(format_error("The targets y for target_metric='categorical'", "a 1-D array of labels",
-                                              Described(f"shape {values.shape}"),
-                                              "Pass one label per sample, or a distance as target_metric."))
-        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-            raise GidrValueError(format_error("The labels y", "finite labels (-1 for unknown)",
-                                              Described("NaN or infinite values"), "Mark unlabeled points with -1."))
-        unknown = (values == -1) if values.dtype.kind in "iuf" else np.zeros(len(values), dtype=bool)
-        codes = np.full(len(values), -1, dtype=np.int64)
-        if (~unknown).any():
-            codes[~unknown] = np.unique(values[~unknown], return_inverse=True)[1].ravel()
-        return codes
+        return _label_codes(values)
+    if target_metric in DISCRETE_TARGET_METRICS:
+        return _check_discrete_targets(values, target_metric)
     if values.dtype.kind not in "iufb":
         raise GidrValueError(format_error(f"The targets y for target_metric={target_metric!r}", "numbers",
                                           Described(f"dtype {values.dtype}"),
@@ -763,6 +764,59 @@ def _check_targets(y: Any, n_samples: int, target_metric: str) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise GidrValueError(format_error("The targets y", "finite values", Described("NaN or infinite values"),
                                           "Remove or impute them first."))
+    return values
+
+
+def _label_codes(values: np.ndarray) -> np.ndarray:
+    """Categorical labels (numbers, -1 unknown, or strings) as int codes in [0, n_classes), -1 unknown."""
+    if values.ndim != 1:
+        raise GidrValueError(format_error("The targets y for target_metric='categorical'", "a 1-D array of labels",
+                                          Described(f"shape {values.shape}"),
+                                          "Pass one label per sample, or a distance as target_metric."))
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise GidrValueError(format_error("The labels y", "finite labels (-1 for unknown)",
+                                          Described("NaN or infinite values"), "Mark unlabeled points with -1."))
+    unknown = (values == -1) if values.dtype.kind in "iuf" else np.zeros(len(values), dtype=bool)
+    codes = np.full(len(values), -1, dtype=np.int64)
+    if (~unknown).any():
+        codes[~unknown] = np.unique(values[~unknown], return_inverse=True)[1].ravel()
+    return codes
+
+
+def _check_discrete_targets(values: np.ndarray, target_metric: str) -> np.ndarray:
+    """Targets for ``"ordinal"``, ``"count"`` or ``"string"``: one per sample, strings (as str)
+    for "string", finite numbers (as float64) for the others, non-negative whole numbers for
+    "count", and for these two at least two distinct values (their distance divides by the range)."""
+    what = f"The targets y for target_metric={target_metric!r}"
+    if values.ndim != 1:
+        raise GidrValueError(format_error(what, "a 1-D array (one value per sample)",
+                                          Described(f"shape {values.shape}"),
+                                          "Pass one value per sample; several targets per sample need a distance "
+                                          "such as target_metric='l1'."))
+    if target_metric == "string":
+        if values.dtype.kind in "UST" or (values.dtype.kind == "O" and all(isinstance(v, str) for v in values)):
+            return values.astype(str) if values.dtype.kind in "US" else np.array(values.tolist(), dtype=str)
+        raise GidrValueError(format_error(what, "strings", Described(f"dtype {values.dtype}"),
+                                          "Convert the labels with y.astype(str), or use target_metric='categorical' "
+                                          "(class labels) or 'ordinal' (ordered numbers)."))
+    if values.dtype.kind not in "iufb":
+        raise GidrValueError(format_error(what, "numbers", Described(f"dtype {values.dtype}"),
+                                          "Map ordered categories to their ranks first (e.g. low/mid/high to 0/1/2), "
+                                          "or use target_metric='string' or 'categorical' for names."))
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise GidrValueError(format_error(what, "finite values", Described("NaN or infinite values"),
+                                          "Remove or impute them first."))
+    if target_metric == "count" and (values.min() < 0 or not np.all(values == np.round(values))):
+        bad = values[(values < 0) | (values != np.round(values))]
+        raise GidrValueError(format_error(what, "non-negative whole numbers (counts)",
+                                          Described(f"{bad.size} value(s) that are not (the first: {float(bad[0])!r})"),
+                                          "Pass counts 0, 1, 2, ...; for continuous values use a distance such as "
+                                          "target_metric='l1'."))
+    if values.min() == values.max():
+        raise GidrValueError(format_error(what, "at least two distinct values (the distance is scaled by their range)",
+                                          Described(f"the same value, {float(values[0])!r}, for every sample"),
+                                          "Pass no y for an unsupervised embedding."))
     return values
 
 
