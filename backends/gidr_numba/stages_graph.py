@@ -43,7 +43,7 @@ from gidr_reference.neighbors import ExactIndex, prepare_metric
 from gidr_reference import stages_graph as reference
 
 __all__ = [
-    "ExactNeighbors", "NNDescentNeighbors", "PynndescentNeighbors", "UmapSimilarity", "TsneSimilarity",
+    "ExactNeighbors", "NNDescentNeighbors", "PynndescentNeighbors", "UmapSimilarity", "TsneSimilarity", "MultiscaleSimilarity",
     "FuzzyUnionSymmetrize", "MeanSymmetrize", "SpectralInit", "STAGES", "check_jitted", "MappedIndex",
 ]
 
@@ -345,6 +345,19 @@ class TsneSimilarity(reference.TsneSimilarity):
         return tsne_row_weights(distances, perplexity, self.pseudo_distance)
 
 
+class MultiscaleSimilarity(reference.MultiscaleSimilarity):
+    """Several perplexities combined (see the reference); each scale's precisions by the
+    parallel per-row bisection of :class:`TsneSimilarity`."""
+
+    backend = "numba"
+    priority = 10
+
+    def betas(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
+        from gidr_numba.similarity import tsne_betas
+
+        return tsne_betas(distances, perplexity)
+
+
 # ---------------------------------------------------------------------- symmetrize
 class FuzzyUnionSymmetrize(reference.FuzzyUnionSymmetrize):
     """p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j} (UMAP), by a parallel CSR merge."""
@@ -397,7 +410,7 @@ class SpectralInit(reference.SpectralInit):
 
 STAGES = [
     ExactNeighbors, NNDescentNeighbors, PynndescentNeighbors,
-    UmapSimilarity, TsneSimilarity,
+    UmapSimilarity, TsneSimilarity, MultiscaleSimilarity,
     FuzzyUnionSymmetrize, MeanSymmetrize,
     SpectralInit,
 ]

@@ -1,15 +1,28 @@
-"""openTSNE-shaped affinities: :class:`PerplexityBasedNN` over gidr's graph stages.
+"""openTSNE's affinities (``openTSNE.affinity``) over gidr's graph stages.
 
-``PerplexityBasedNN(X, perplexity=30)`` runs the ``tsne`` preset's first stages (neighbours,
-``tsne`` similarity, ``mean`` symmetrization, normalization to sum one), exactly as
-:meth:`gidr.Pipeline.run` does, and keeps what ``transform`` needs later: the fitted
-neighbours stage, the graph and the data. ``.P`` is the symmetric, normalized P as a CSR
-matrix, as openTSNE's.
+Each class finds the neighbours (an index of :mod:`gidr.opentsne.nearest_neighbors`, or
+the one passed as ``knn_index``), weighs them with one of gidr's similarity stages,
+symmetrizes and normalizes P to sum one, as :meth:`gidr.Pipeline.run` does:
+
+==========================  ============================  ============================
+openTSNE                    gidr similarity stage         symmetrize
+==========================  ============================  ============================
+``PerplexityBasedNN``       ``tsne``                      ``mean`` (``none``: False)
+``FixedSigmaNN``            ``gaussian``                  ``mean`` (``none``: False)
+``MultiscaleMixture``       ``multiscale``, mixture       ``mean`` (``none``: False)
+``Multiscale``              ``multiscale``                ``mean`` (``none``: False)
+``Uniform``                 ``uniform``                   ``max`` (True), ``mean``, ``none``
+``PrecomputedAffinities``   (the user's matrix)           ``(A + A^T) / 2`` if asymmetric
+==========================  ============================  ============================
+
+``.P`` is a CSR matrix; ``to_new`` gives new points' rows (each summing to one) with the same
+similarity, and the kept index and graph serve ``TSNEEmbedding.transform``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 from typing import Any
 
 import numpy as np
@@ -20,13 +33,18 @@ from gidr.types import Affinities as GidrAffinities
 from gidr.types import Context, KNNGraph
 from gidr.validation import Described, GidrValueError, check_array, format_error, resolve_seed
 
-__all__ = ["Affinities", "PerplexityBasedNN", "PrecomputedAffinities", "NEIGHBOR_METHODS"]
+__all__ = ["Affinities", "PerplexityBasedNN", "FixedSigmaNN", "MultiscaleMixture", "Multiscale", "Uniform",
+           "PrecomputedAffinities", "NEIGHBOR_METHODS", "joint_probabilities_nn"]
 
 log = logging.getLogger("gidr")
 
 #: openTSNE's ``method`` / ``neighbors`` names -> gidr's neighbours stages. openTSNE's
 #: ``"annoy"`` and ``"hnsw"`` have no gidr twin and are refused.
 NEIGHBOR_METHODS = {"auto": "auto", "exact": "exact", "pynndescent": "pynndescent", "approx": "auto"}
+
+
+class NeedsNewSearch(GidrValueError, RuntimeError):
+    """A perplexity that needs more neighbours than were searched (openTSNE raises RuntimeError)."""
 
 
 def refuse(owner: str, name: str, expected: str, got: Any, fix: str) -> GidrValueError:
@@ -46,7 +64,12 @@ def tsne_pipeline(backend: str = "auto", random_state: Any = None, **overrides: 
 
 
 def neighbor_stage_name(owner: str, name: str, method: Any) -> str:
-    """gidr's neighbours stage for openTSNE's ``method`` (refused clearly when it has none)."""
+    """gidr's neighbours stage for openTSNE's ``method`` (refused clearly when it has none);
+    an index object passes."""
+    from gidr.opentsne.nearest_neighbors import KNNIndex  # noqa: PLC0415 (circular)
+
+    if isinstance(method, KNNIndex):
+        return "index"
     if isinstance(method, str) and method.lower() in NEIGHBOR_METHODS:
         return NEIGHBOR_METHODS[method.lower()]
     raise refuse(owner, name, "one of " + ", ".join(repr(m) for m in NEIGHBOR_METHODS), method,
@@ -55,25 +78,26 @@ def neighbor_stage_name(owner: str, name: str, method: Any) -> str:
 
 
 class Affinities:
-    """Base of the affinity objects: ``P`` (CSR, symmetric, sums to one) and what
+    """Base of the affinity objects: ``P`` (CSR, sums to one) and what
     :meth:`TSNEEmbedding.transform <gidr.opentsne.TSNEEmbedding.transform>` needs.
 
     Attributes
     ----------
     P : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
     pipeline : Pipeline
-        The ``tsne`` pipeline whose stages built ``P``.
+        The ``tsne`` pipeline whose similarity and symmetrize stages built ``P``.
     context : Context
         Its switches (``n_samples``, the resolved seed, ``a = b = 1``).
+    knn_index : gidr.opentsne.nearest_neighbors.KNNIndex or None
+        The index that found the neighbours and answers new points' queries.
     graph : KNNGraph or None
     data : array-like or None
-        The training data (None for precomputed affinities: no ``transform``).
-    neighbors : Neighbors stage or None
-        The neighbours stage that built ``graph`` (``"auto"`` resolved).
+        The training data (None when the index has none: no ``transform``).
+    neighbors : the neighbours stage or index that reads new points (its ``accepts``)
     """
 
     def __init__(self, P: sp.csr_matrix, pipeline: Pipeline, context: Context, graph=None, data=None,
-                 neighbors=None, verbose: bool = False) -> None:
+                 neighbors=None, verbose: bool = False, knn_index=None) -> None:
         self.P = P
         self.pipeline = pipeline
         self.context = context
@@ -81,6 +105,7 @@ class Affinities:
         self.data = data
         self.neighbors = neighbors
         self.verbose = verbose
+        self.knn_index = knn_index
 
     @property
     def n_samples(self) -> int:
@@ -90,32 +115,133 @@ class Affinities:
         """``P`` as the :class:`gidr.types.Affinities` the optimizers take."""
         return GidrAffinities(self.P, True)
 
+    def _fit(self, owner: str, data, knn_index, k, method, metric, metric_params, n_jobs, random_state,
+             knn_kwargs, backend, symmetrize: str, similarity) -> None:
+        """Search (or take ``knn_index``'s) neighbours and compute P.
+
+        ``k(n_samples)`` is the number of neighbours to search; ``similarity(knn_index)`` the
+        pipeline overrides of the similarity stage (which may depend on the neighbours found)."""
+        from gidr.opentsne.nearest_neighbors import GidrNeighbors, KNNIndex, get_knn_index  # noqa: PLC0415
+
+        if data is None and knn_index is None:
+            raise refuse(owner, "data", "an array of shape (n_samples, n_features), or a knn_index", None,
+                         "Pass the data matrix, or an index from gidr.opentsne.nearest_neighbors as knn_index.")
+        if data is not None and knn_index is not None:
+            raise refuse(owner, "knn_index", "None when data is given", knn_index,
+                         "Pass either the data or an index built on it, not both.")
+        if knn_index is None:
+            n_samples = precomputed_or_rows(data, metric)
+            with _threads_of(n_jobs, owner), _as_metric_params():
+                knn_index = get_knn_index(data, method, k(n_samples), metric, metric_params, n_jobs, random_state,
+                                          self.verbose, knn_kwargs, backend)
+        elif not isinstance(knn_index, KNNIndex):
+            raise refuse(owner, "knn_index", "a gidr.opentsne.nearest_neighbors.KNNIndex", knn_index,
+                         "Build one with gidr.opentsne.nearest_neighbors (Sklearn, GidrNeighbors, "
+                         "PrecomputedNeighbors, ...).")
+        else:
+            log.info("%s: knn_index given; its neighbours are used and the search parameters ignored.", owner)
+        with _threads_of(n_jobs, owner), _as_metric_params():
+            indices, distances = knn_index.build()
+        self.knn_index = knn_index
+        self.graph = KNNGraph(indices, distances)
+        stage = knn_index.stage if isinstance(knn_index, GidrNeighbors) else knn_index
+        self.data, self.neighbors = getattr(knn_index, "data", None), stage
+        neighbors = knn_index.pipeline.config["neighbors"] if isinstance(knn_index, GidrNeighbors) else {}
+        self.pipeline = tsne_pipeline(backend, random_state, neighbors=neighbors.get("name", "precomputed"),
+                                      symmetrize=symmetrize, **similarity(knn_index))
+        self.context = Context(n_samples=knn_index.n_samples, n_components=2, normalized=True, a=1.0, b=1.0,
+                               seed=resolve_seed(random_state), registry=self.pipeline.registry)
+        self.P = p_of_graph(self.pipeline, self.graph, self.context)
+        self._gidr_index = None
+
+    def _refit(self, k: int, **similarity) -> None:
+        """P again from the first ``k`` of the neighbours found, with new similarity settings."""
+        self.pipeline = self.pipeline.replace(**similarity)
+        found = self.knn_index.build()
+        self.graph = KNNGraph(found[0][:, :k], found[1][:, :k])
+        self.P = p_of_graph(self.pipeline, self.graph, self.context)
+
+    def _new_rows(self, data, k: int, return_distances: bool, **similarity):
+        """New points' affinities to the training points, each row summing to one, from their
+        ``k`` nearest training points weighed by the similarity (with ``similarity`` overrides)."""
+        stage = (self.pipeline.replace(**similarity) if similarity else self.pipeline).stages["similarity"]
+        with _as_metric_params():
+            indices, distances = self.knn_index.query(data, int(k))
+        weights = np.asarray(stage.row_weights(np.asarray(distances, dtype=np.float64), self.context))
+        totals = weights.sum(axis=1, keepdims=True)
+        weights = weights / np.where(totals > 0, totals, 1.0)
+        n_new = weights.shape[0]
+        P = sp.csr_matrix((weights.ravel(), np.asarray(indices).ravel(), np.arange(0, weights.size + 1, weights.shape[1])),
+                          shape=(n_new, self.n_samples))
+        return (P, indices, distances) if return_distances else P
+
+
+def precomputed_or_rows(data, metric) -> int:
+    """The number of samples of ``data`` (a square distance matrix with ``metric="precomputed"``)."""
+    shape = np.shape(data) if not sp.issparse(data) else data.shape
+    if len(shape) != 2 or shape[0] < 2:
+        raise refuse("the affinities", "data", "a 2-D array of at least 2 rows", Described(f"shape {shape}"),
+                     "Pass one row per sample.")
+    return int(shape[0])
+
+
+@contextlib.contextmanager
+def _threads_of(n_jobs, owner):
+    from gidr.estimators import _threads  # noqa: PLC0415 (optional numba)
+
+    with _threads(job_count(n_jobs, owner)):
+        yield
+
+
+def _symmetrize_name(owner: str, symmetrize: Any) -> str:
+    """openTSNE's ``symmetrize=True/False`` as gidr's ``mean`` / ``none`` stage."""
+    if isinstance(symmetrize, (bool, np.bool_)):
+        return "mean" if symmetrize else "none"
+    raise refuse(owner, "symmetrize", "True or False", symmetrize,
+                 "True: (P + P^T) / 2, as t-SNE does; False: keep each point's own row.")
+
+
+def check_perplexity(perplexity: Any, k: float, owner: str) -> float:
+    """openTSNE's rule: a positive perplexity; one above ``k`` becomes ``k / 3``, with a warning."""
+    if isinstance(perplexity, (bool, np.bool_)) or not isinstance(perplexity, numbers.Real) or not perplexity > 0:
+        raise refuse(owner, "perplexity", "a positive float", perplexity, "Typical values are 5 to 50.")
+    if perplexity > k:
+        log.warning("%s: perplexity %g is higher than the %g neighbours; using perplexity %g instead.",
+                    owner, perplexity, k, k / 3)
+        return k / 3
+    return float(perplexity)
+
 
 class PerplexityBasedNN(Affinities):
-    """t-SNE's perplexity-calibrated affinities on the k = min(n - 1, 3 perplexity) nearest
+    """t-SNE's perplexity-calibrated affinities on ``k = min(n - 1, 3 perplexity)`` nearest
     neighbours (openTSNE's ``PerplexityBasedNN``).
 
     Parameters
     ----------
-    data : array-like of shape (n_samples, n_features)
+    data : array-like of shape (n_samples, n_features), or None with ``knn_index``
     perplexity : float
-    method : {"auto", "exact", "pynndescent", "approx"}
-        The neighbours search (openTSNE's ``"annoy"`` and ``"hnsw"`` are refused).
-    metric : str
-        Any metric the chosen neighbours stage knows.
+        A perplexity above the neighbours there are becomes a third of their number (openTSNE's
+        rule), with a warning.
+    method : {"auto", "exact", "pynndescent", "approx"} or KNNIndex
+        The neighbours search (see :func:`gidr.opentsne.nearest_neighbors.get_knn_index`);
+        openTSNE's ``"annoy"`` and ``"hnsw"`` are refused.
+    metric : str or callable
+        Any metric the search knows; ``"precomputed"``: ``data`` is a square distance matrix.
     metric_params : dict or None
         The metric's parameters (gidr's ``metric_kwds``: ``{"p": 3}`` for minkowski, ``{"V": ...}``
         for seuclidean, ``{"VI": ...}`` for mahalanobis), checked by the neighbours stage.
     symmetrize : bool
-        Only True: gidr's t-SNE P is always ``(P + P^T) / 2``, normalized.
+        ``(P + P^T) / 2`` (True), or each point's own row (False).
     n_jobs : int
         Threads; the result does not depend on it.
     random_state : int, RandomState, Generator or None
     verbose : bool
     k_neighbors : "auto" or int
-        Only ``"auto"``: gidr's ``tsne`` similarity always takes ``3 perplexity`` neighbours.
-    knn_kwargs, knn_index : None
-        Only None.
+        The neighbours searched (``"auto"``: ``min(n - 1, floor(3 perplexity))``).
+    knn_kwargs : dict or None
+        The search's keyword arguments (scikit-learn's with ``method="exact"``).
+    knn_index : KNNIndex or None
+        Neighbours already found (then ``data`` is None and the search parameters are ignored).
     backend : str
         gidr's backend (``"auto"``, ``"numba"``, ``"reference"``).
     """
@@ -124,60 +250,65 @@ class PerplexityBasedNN(Affinities):
                  symmetrize=True, n_jobs=1, random_state=None, verbose=False, k_neighbors="auto",
                  knn_kwargs=None, knn_index=None, backend="auto") -> None:
         owner = "PerplexityBasedNN"
-        if data is None:
-            raise refuse(owner, "data", "an array of shape (n_samples, n_features)", None,
-                         "Pass the data matrix; gidr builds its own neighbours index (knn_index is not supported).")
-        check_none(owner, "knn_index", knn_index, "Pass the data instead; gidr builds its own neighbours index.")
-        check_none(owner, "knn_kwargs", knn_kwargs, "gidr's neighbours stages take no extra keyword arguments.")
-        extra = {} if metric_params is None else {"metric_kwds": dict(metric_params)}
-        if symmetrize is not True:
-            raise refuse(owner, "symmetrize", "True", symmetrize, "gidr's t-SNE P is always symmetrized.")
+        self.verbose = verbose
+        symmetrized = _symmetrize_name(owner, symmetrize)
         if not (isinstance(k_neighbors, str) and k_neighbors == "auto"):
-            raise refuse(owner, "k_neighbors", "'auto'", k_neighbors,
-                         "gidr takes min(n - 1, 3 perplexity) neighbours; change the perplexity instead.")
-        neighbors = neighbor_stage_name(owner, "method", method)
-        if isinstance(metric, str) and metric == "precomputed":  # X is a square distance matrix
-            pipeline = tsne_pipeline(backend, random_state, neighbors="precomputed", perplexity=perplexity)
-        else:
-            with _as_metric_params():
-                pipeline = tsne_pipeline(backend, random_state, neighbors=neighbors, metric=metric,
-                                         perplexity=perplexity, **extra)
-        from gidr.estimators import _threads  # noqa: PLC0415 (optional numba)
+            if isinstance(k_neighbors, (bool, np.bool_)) or not isinstance(k_neighbors, (int, np.integer)) \
+                    or k_neighbors < 1:
+                raise refuse(owner, "k_neighbors", "'auto' or a positive int", k_neighbors,
+                             "Pass 'auto' (three times the perplexity) or a number of neighbours.")
+        check_perplexity(perplexity, np.inf, owner)
+        auto = isinstance(k_neighbors, str)
+        effective = {}
 
-        with _threads(job_count(n_jobs, owner)), _as_metric_params():
-            P, ctx, graph, stage, X = affinities_of(pipeline, data, random_state)
-        queryable = "precomputed" not in stage.accepts
-        super().__init__(P, pipeline, ctx, graph=graph, data=X if queryable else None, neighbors=stage, verbose=verbose)
+        def similarity(index):  # openTSNE's rule, against the neighbours found
+            effective["perplexity"] = check_perplexity(perplexity, index.k, owner)
+            return {"similarity": "tsne", "perplexity": effective["perplexity"]}
+
+        self._fit(owner, data, knn_index, lambda n: min(n - 1, int(3 * perplexity) if auto else int(k_neighbors)),
+                  method, metric, metric_params, n_jobs, random_state, knn_kwargs, backend, symmetrized, similarity)
         self.perplexity = perplexity
-        self.effective_perplexity_ = min(float(perplexity), float(graph.n_neighbors))
-        self._searched = graph  # the neighbours found, which set_perplexity may use fewer of
+        self.effective_perplexity_ = effective["perplexity"]
+        self.symmetrize = symmetrize
+        self.n_jobs = n_jobs
+        self.knn_kwargs = knn_kwargs
 
     def set_perplexity(self, new_perplexity: float) -> None:
-        """Recompute ``P`` at another perplexity on the same neighbours: the first
-        ``floor(3 new_perplexity)`` of each point's, or all of those searched (with a warning)
-        when that is more; a perplexity above the number searched needs a new search and is
-        refused."""
-        found = self._searched.n_neighbors
-        if not (isinstance(new_perplexity, (int, float, np.number)) and 0 < new_perplexity <= found):
-            raise refuse("PerplexityBasedNN.set_perplexity", "new_perplexity",
-                         f"a float in (0, {found}] (the neighbours already found)",
-                         new_perplexity, "Build a new PerplexityBasedNN for a larger perplexity.")
-        k = max(1, min(int(np.floor(3 * new_perplexity)), found))
-        if k < 3 * new_perplexity:
-            log.warning("set_perplexity(%s) uses the %d neighbours searched (3 x perplexity would be %g).",
-                        new_perplexity, found, 3 * new_perplexity)
-        pipeline = self.pipeline.replace(perplexity=new_perplexity)
-        graph = KNNGraph(self._searched.indices[:, :k], self._searched.distances[:, :k])
-        self.P = p_of_graph(pipeline, graph, self.context)
-        self.pipeline, self.graph, self.perplexity = pipeline, graph, new_perplexity
-        self.effective_perplexity_ = min(float(new_perplexity), float(k))
+        """Recompute ``P`` at another perplexity on the neighbours already found: the first
+        ``floor(3 new_perplexity)`` of them (all of them, with a warning, when that is more).
+        A perplexity above the number found would need a new search: refused
+        (:class:`NeedsNewSearch`, a RuntimeError as in openTSNE)."""
+        owner = "PerplexityBasedNN.set_perplexity"
+        if new_perplexity == self.perplexity:
+            return
+        effective = check_perplexity(new_perplexity, np.inf, owner)
+        found = self.knn_index.k
+        if effective > found:
+            raise NeedsNewSearch(format_error(f"The 'new_perplexity' parameter of {owner}",
+                                              f"at most the {found} neighbours already found", new_perplexity,
+                                              "Build a new PerplexityBasedNN for a larger perplexity."))
+        if 3 * effective > found:
+            log.warning("set_perplexity(%s): 3 x perplexity is more than the %d neighbours found; all are used. "
+                        "Build a new PerplexityBasedNN for the usual three times the perplexity.",
+                        new_perplexity, found)
+        self._refit(min(found, int(3 * new_perplexity)), perplexity=effective)
+        self.perplexity, self.effective_perplexity_ = new_perplexity, effective
         self._gidr_index = None
 
-    def to_new(self, data, perplexity=None, return_distances=False, k_neighbors="auto"):
-        """Affinities of new points to the training points (rows summing to one).
+    def new_point_settings(self, perplexity=None, k_neighbors="auto") -> tuple[int, dict]:
+        """The neighbours (``"auto"``: ``3 perplexity``, at most n_samples) and the similarity
+        overrides (the effective perplexity; None: the fit's) that weigh new points."""
+        owner = "PerplexityBasedNN.to_new"
+        perplexity = self.perplexity if perplexity is None else perplexity
+        check_perplexity(perplexity, np.inf, owner)
+        auto = isinstance(k_neighbors, str) and k_neighbors == "auto"
+        k = min(self.n_samples, int(3 * perplexity)) if auto else k_neighbors
+        return k, {"perplexity": check_perplexity(perplexity, k, owner)}
 
-        ``perplexity`` must be None or the fit's (gidr's transform weights new points with the
-        fitted similarity stage); ``k_neighbors`` only ``"auto"``.
+    def to_new(self, data, perplexity=None, return_distances=False, k_neighbors="auto"):
+        """Affinities of new points to the training points (rows summing to one), from their
+        ``k_neighbors`` (``"auto"``: ``3 perplexity``, at most n_samples) nearest training points
+        at ``perplexity`` (None: the fit's).
 
         Returns
         -------
@@ -185,17 +316,186 @@ class PerplexityBasedNN(Affinities):
         indices, distances : ndarray of shape (n_new, k)
             With ``return_distances``.
         """
-        owner = "PerplexityBasedNN.to_new"
-        check_new_perplexity(self, perplexity, owner)
-        if not (isinstance(k_neighbors, str) and k_neighbors == "auto"):
-            raise refuse(owner, "k_neighbors", "'auto'", k_neighbors, "gidr queries the fit's k neighbours.")
-        from gidr.opentsne.partial import new_point_edges  # noqa: PLC0415 (circular)
+        k, overrides = self.new_point_settings(perplexity, k_neighbors)
+        return self._new_rows(data, k, return_distances, **overrides)
 
-        edges, graph = new_point_edges(self, data)
-        P = new_point_matrix(edges, self.n_samples)
-        if return_distances:
-            return P, np.asarray(graph.indices), np.asarray(graph.distances)
-        return P
+
+class FixedSigmaNN(Affinities):
+    """One Gaussian bandwidth ``sigma`` for every point, on its ``k`` nearest neighbours
+    (openTSNE's ``FixedSigmaNN``; gidr's ``gaussian`` similarity).
+
+    Parameters are :class:`PerplexityBasedNN`'s, with ``sigma`` (required, in the
+    distances' units) and ``k`` (at most ``n_samples - 1``) in place of the perplexity.
+    """
+
+    def __init__(self, data=None, sigma=None, k=30, method="auto", metric="euclidean", metric_params=None,
+                 symmetrize=True, n_jobs=1, random_state=None, verbose=False, knn_kwargs=None, knn_index=None,
+                 backend="auto") -> None:
+        owner = "FixedSigmaNN"
+        self.verbose = verbose
+        if sigma is None:
+            raise refuse(owner, "sigma", "a positive float", None, "Pass the Gaussians' bandwidth, e.g. sigma=1.")
+        symmetrized = _symmetrize_name(owner, symmetrize)
+        n = None if data is None else precomputed_or_rows(data, metric)
+        if n is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n):
+            raise refuse(owner, "k", f"an int in [1, {n - 1}]", k, "Each point has at most n_samples - 1 others.")
+        self._fit(owner, data, knn_index, lambda _: k, method, metric, metric_params, n_jobs, random_state,
+                  knn_kwargs, backend, symmetrized,
+                  lambda index: {"similarity": "gaussian", "sigma": sigma, "n_neighbors": index.k})
+        self.sigma, self.n_jobs = sigma, n_jobs
+
+    def new_point_settings(self, k=None, sigma=None) -> tuple[int, dict]:
+        """New points' neighbours (None: the fit's k) and similarity overrides (``sigma``)."""
+        k = self.knn_index.k if k is None else k
+        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= self.n_samples):
+            raise refuse("FixedSigmaNN.to_new", "k", f"an int in [1, {self.n_samples}]", k,
+                         "At most the number of training points.")
+        return int(k), {"n_neighbors": int(k), **({} if sigma is None else {"sigma": sigma})}
+
+    def to_new(self, data, k=None, sigma=None, return_distances=False):
+        """New points' affinities (rows summing to one) on their ``k`` (None: the fit's) nearest
+        training points, with bandwidth ``sigma`` (None: the fit's)."""
+        k, overrides = self.new_point_settings(k, sigma)
+        return self._new_rows(data, k, return_distances, **overrides)
+
+
+def check_perplexities(perplexities: Any, n_samples: int, owner: str) -> list:
+    """openTSNE's rule: sorted, each at most ``(n_samples - 1) / 3`` (larger ones lowered to
+    it, with a warning, and dropped when that value is already in the list)."""
+    values = [perplexities] if isinstance(perplexities, numbers.Real) else perplexities
+    if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not list(values):
+        raise refuse(owner, "perplexities", "a positive float or a non-empty list of them", perplexities,
+                     "Pass e.g. perplexities=[50, 500] (a small and a large scale).")
+    usable: list = []
+    for perplexity in sorted(values):
+        check_perplexity(perplexity, np.inf, owner)
+        if 3 * perplexity > n_samples - 1:
+            lowered = (n_samples - 1) / 3
+            log.warning("%s: perplexity %g is too high for %d samples; %s.", owner, perplexity, n_samples,
+                        "dropped, as the largest allowed is already in the list" if lowered in usable
+                        else f"using {lowered:g}")
+            if lowered not in usable:
+                usable.append(lowered)
+        else:
+            usable.append(perplexity)
+    return usable
+
+
+class MultiscaleMixture(Affinities):
+    """A Gaussian-mixture kernel over several perplexities (openTSNE's ``MultiscaleMixture``;
+    gidr's ``multiscale`` similarity with ``mixture=True``): each scale's precision is
+    calibrated to its perplexity, and the scales' Gaussians, each weighted by the square root
+    of its precision, are summed into one kernel.
+
+    Parameters are :class:`PerplexityBasedNN`'s, with ``perplexities`` (a float or a list) in
+    place of the perplexity; ``k = min(n - 1, 3 max(perplexities))`` neighbours are searched.
+    """
+
+    mixture = True
+
+    def __init__(self, data=None, perplexities=None, method="auto", metric="euclidean", metric_params=None,
+                 symmetrize=True, n_jobs=1, random_state=None, verbose=False, knn_kwargs=None, knn_index=None,
+                 backend="auto") -> None:
+        owner = type(self).__name__
+        self.verbose = verbose
+        if perplexities is None:
+            raise refuse(owner, "perplexities", "a positive float or a non-empty list of them", None,
+                         "Pass e.g. perplexities=[50, 500].")
+        symmetrized = _symmetrize_name(owner, symmetrize)
+        n = precomputed_or_rows(data, metric) if data is not None else getattr(knn_index, "n_samples", 2)
+        effective = check_perplexities(perplexities, n, owner)
+        self._fit(owner, data, knn_index, lambda n_samples: min(n_samples - 1, int(3 * max(effective))), method,
+                  metric, metric_params, n_jobs, random_state, knn_kwargs, backend, symmetrized,
+                  lambda index: {"similarity": "multiscale", "perplexities": effective, "mixture": self.mixture})
+        self.perplexities, self.effective_perplexities_ = perplexities, effective
+        self.symmetrize, self.n_jobs = symmetrize, n_jobs
+
+    def set_perplexities(self, new_perplexities) -> None:
+        """Recompute ``P`` at other perplexities on the neighbours already found; a largest
+        perplexity that needs more neighbours than were found is refused
+        (:class:`NeedsNewSearch`, a RuntimeError as in openTSNE)."""
+        owner = f"{type(self).__name__}.set_perplexities"
+        if np.array_equal(self.perplexities, new_perplexities):
+            return
+        effective = check_perplexities(new_perplexities, self.n_samples, owner)
+        k = min(self.n_samples - 1, int(3 * max(effective)))
+        if k > self.knn_index.k:
+            raise NeedsNewSearch(format_error(f"The 'new_perplexities' parameter of {owner}",
+                                              f"a largest perplexity needing at most the {self.knn_index.k} "
+                                              "neighbours already found", new_perplexities,
+                                              f"Build a new {type(self).__name__} for larger perplexities."))
+        self._refit(k, perplexities=effective)
+        self.perplexities, self.effective_perplexities_ = new_perplexities, effective
+        self._gidr_index = None
+
+    def new_point_settings(self, perplexities=None) -> tuple[int, dict]:
+        """New points' neighbours and similarity overrides at ``perplexities`` (None: the fit's)."""
+        perplexities = self.perplexities if perplexities is None else perplexities
+        effective = check_perplexities(perplexities, self.n_samples, f"{type(self).__name__}.to_new")
+        return min(self.n_samples - 1, int(3 * max(effective))), {"perplexities": effective}
+
+    def to_new(self, data, perplexities=None, return_distances=False):
+        """New points' affinities (rows summing to one) at ``perplexities`` (None: the fit's)."""
+        k, overrides = self.new_point_settings(perplexities)
+        return self._new_rows(data, k, return_distances, **overrides)
+
+
+class Multiscale(MultiscaleMixture):
+    """The mean of single-scale t-SNE affinities at several perplexities (openTSNE's
+    ``Multiscale``, Lee et al. 2015; gidr's ``multiscale`` similarity): each scale's
+    conditional probabilities are computed as :class:`PerplexityBasedNN` computes them and
+    averaged. Parameters are :class:`MultiscaleMixture`'s."""
+
+    mixture = False
+
+
+class Uniform(Affinities):
+    """Equal weights on each point's ``k_neighbors`` nearest neighbours (openTSNE's
+    ``Uniform``; gidr's ``uniform`` similarity).
+
+    ``symmetrize``: ``True`` or ``"max"`` (every kNN edge, in either direction, the same
+    weight), ``"mean"`` (``(A + A^T) / 2``: two values, for edges listed in one or both
+    directions), ``False`` or ``"none"`` (each point's own row). The other parameters are
+    :class:`PerplexityBasedNN`'s.
+    """
+
+    SYMMETRIZE = {"max": "max", "mean": "mean", "none": "none"}
+
+    def __init__(self, data=None, k_neighbors=30, method="auto", metric="euclidean", metric_params=None,
+                 symmetrize=True, n_jobs=1, random_state=None, verbose=False, knn_kwargs=None, knn_index=None,
+                 backend="auto") -> None:
+        owner = "Uniform"
+        self.verbose = verbose
+        if isinstance(symmetrize, (bool, np.bool_)):
+            symmetrized = "max" if symmetrize else "none"
+        elif isinstance(symmetrize, str) and symmetrize in self.SYMMETRIZE:
+            symmetrized = self.SYMMETRIZE[symmetrize]
+        else:
+            raise refuse(owner, "symmetrize", "True, False, 'max', 'mean' or 'none'", symmetrize,
+                         "'max' (the default, True) gives every kNN edge the same weight.")
+        n = None if data is None else precomputed_or_rows(data, metric)
+        if n is not None and not (isinstance(k_neighbors, (int, np.integer)) and not isinstance(k_neighbors, bool)
+                                  and 1 <= k_neighbors < n):
+            raise refuse(owner, "k_neighbors", f"an int in [1, {n - 1}]", k_neighbors,
+                         "Each point has at most n_samples - 1 others.")
+        self._fit(owner, data, knn_index, lambda _: k_neighbors, method, metric, metric_params, n_jobs,
+                  random_state, knn_kwargs, backend, symmetrized,
+                  lambda index: {"similarity": "uniform", "n_neighbors": index.k})
+        self.n_jobs = n_jobs
+
+    def new_point_settings(self, k_neighbors=None) -> tuple[int, dict]:
+        """New points' neighbours (None: the fit's) and similarity overrides."""
+        k = self.knn_index.k if k_neighbors is None else k_neighbors
+        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= self.n_samples):
+            raise refuse("Uniform.to_new", "k_neighbors", f"an int in [1, {self.n_samples}]", k,
+                         "At most the number of training points.")
+        return int(k), {"n_neighbors": int(k)}
+
+    def to_new(self, data, k_neighbors=None, return_distances=False):
+        """New points' affinities: ``1 / k`` on each one's ``k_neighbors`` (None: the fit's)
+        nearest training points."""
+        k, overrides = self.new_point_settings(k_neighbors)
+        return self._new_rows(data, k, return_distances, **overrides)
 
 
 class PrecomputedAffinities(Affinities):
@@ -230,13 +530,42 @@ class PrecomputedAffinities(Affinities):
         ctx = Context(n_samples=P.shape[0], normalized=True, a=1.0, b=1.0, seed=0, registry=pipeline.registry)
         super().__init__(sp.csr_matrix(P), pipeline, ctx)
 
+    def to_new(self, data, return_distances=False):
+        raise GidrValueError(format_error("PrecomputedAffinities.to_new", "affinities computed from data",
+                                          Described("a precomputed affinity matrix"),
+                                          "A precomputed matrix has no data to find new points' neighbours in."))
 
-def check_new_perplexity(affinities: Affinities, perplexity: Any, owner: str) -> None:
-    """New points take the fit's perplexity (None: the fit's); another one is refused."""
-    fitted = getattr(affinities, "perplexity", None)
-    if perplexity is not None and perplexity != fitted:
-        raise refuse(owner, "perplexity", f"None or the fit's {fitted}", perplexity,
-                     "gidr weighs new points with the fitted similarity stage.")
+
+def joint_probabilities_nn(neighbors, distances, perplexities, symmetrize=True, normalization="pair-wise",
+                           n_reference_samples=None, n_jobs=1):
+    """openTSNE's function: t-SNE affinities of a kNN graph at one or more perplexities
+    (several: :class:`Multiscale`'s mean of scales), symmetrized and normalized to sum one
+    (``"pair-wise"``), or each row to one (``"point-wise"``, for new points against
+    ``n_reference_samples`` training points).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_samples, n_reference_samples)
+    """
+    owner = "joint_probabilities_nn"
+    if normalization not in ("pair-wise", "point-wise"):
+        raise refuse(owner, "normalization", "'pair-wise' or 'point-wise'", normalization,
+                     "'pair-wise' for a training P, 'point-wise' for new points.")
+    indices = np.asarray(neighbors)
+    distances = np.asarray(distances, dtype=np.float64)
+    n, k = distances.shape
+    n_reference = n if n_reference_samples is None else int(n_reference_samples)
+    values = [perplexities] if isinstance(perplexities, numbers.Real) else list(perplexities)
+    pipeline = tsne_pipeline("auto", 0, neighbors="precomputed", similarity="multiscale", perplexities=values)
+    ctx = Context(n_samples=n, n_components=2, normalized=True, a=1.0, b=1.0, seed=0, registry=pipeline.registry)
+    with _threads_of(n_jobs, owner):
+        weights = pipeline.stages["similarity"].row_weights(distances, ctx)
+    P = sp.csr_matrix((weights.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n_reference))
+    if symmetrize:
+        P = (P + P.T) / 2
+    if normalization == "pair-wise":
+        return sp.csr_matrix(P / P.sum())
+    return sp.csr_matrix(sp.diags(1.0 / np.asarray(P.sum(axis=1)).ravel()) @ P)
 
 
 def new_point_matrix(edges, n_train: int) -> sp.csr_matrix:
@@ -270,38 +599,6 @@ def _as_metric_params():
             raise
         raise GidrValueError(str(exc).replace("'metric_kwds' parameter", "'metric_params' parameter "
                                               "(gidr's metric_kwds)", 1)) from None
-
-
-def affinities_of(pipeline: Pipeline, data: Any, random_state: Any):
-    """Run ``pipeline``'s graph stages on ``data`` as :meth:`gidr.Pipeline.run` does.
-
-    Returns
-    -------
-    P : csr_matrix, normalized to sum one
-    context : Context
-    graph : KNNGraph
-    neighbors : the neighbours stage that ran
-    data : the checked data
-    """
-    from gidr.pipeline import _clamped_n_neighbors, precomputed_input  # noqa: PLC0415 (the pipeline's own rules)
-
-    stages = pipeline.stages
-    if "precomputed" in stages["neighbors"].accepts:
-        X = precomputed_input(data)
-        neighbors, n_samples = stages["neighbors"], X.shape[0]
-    else:
-        X = check_array(data, allow_sparse=True)
-        if sp.issparse(X):
-            raise refuse("PerplexityBasedNN", "data", "a dense array",
-                         Described(f"a sparse matrix of shape {X.shape}"),
-                         "Pass X.toarray(), or use gidr.TSNE, which reads sparse input.")
-        neighbors, n_samples = pipeline.neighbors_for(X), X.shape[0]
-    for stage in (neighbors, *stages.values()):
-        stage.check_n_samples(n_samples)
-    ctx = Context(n_samples=n_samples, n_components=2, normalized=True, a=1.0, b=1.0,
-                  seed=resolve_seed(random_state), registry=pipeline.registry)
-    graph = neighbors.compute(X, _clamped_n_neighbors(stages["similarity"], n_samples), ctx)
-    return p_of_graph(pipeline, graph, ctx), ctx, graph, neighbors, X
 
 
 def p_of_graph(pipeline: Pipeline, graph, ctx: Context) -> sp.csr_matrix:

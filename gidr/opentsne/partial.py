@@ -6,6 +6,8 @@ neighbours, and :meth:`gidr.stages.Optimizer.embed_new` moves only the new point
 """
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ __all__ = ["PartialTSNEEmbedding", "fit_result", "new_point_edges"]
 def fit_result(affinities: Affinities, embedding: np.ndarray, n_epochs: int) -> Result:
     """A :class:`gidr.Result` of ``embedding`` over ``affinities``, as :mod:`gidr.transform`
     reads one (the graph, P, the stages that ran and the resolved switches)."""
-    if affinities.data is None or affinities.graph is None:
+    if affinities.graph is None or affinities.knn_index is None:
         raise GidrValueError(format_error(
             "The affinities of a transformed embedding", "affinities computed from data (PerplexityBasedNN)",
             Described(f"{type(affinities).__name__} without data (from precomputed distances)"),
@@ -34,17 +36,18 @@ def fit_result(affinities: Affinities, embedding: np.ndarray, n_epochs: int) -> 
                   stages={**affinities.pipeline.stages, "neighbors": affinities.neighbors})
 
 
-def _index(affinities: Affinities, result: Result):
+def _index(affinities: Affinities):
     """The neighbours index over the training data, built once per affinities object."""
-    from gidr.transform import build_index
-
     if getattr(affinities, "_gidr_index", None) is None:
-        affinities._gidr_index = build_index(affinities.pipeline, result, affinities.data)
+        affinities._gidr_index = affinities.knn_index.neighbors_index()
     return affinities._gidr_index
 
 
-def new_point_edges(affinities: Affinities, X_new: Any, embedding: np.ndarray | None = None):
-    """The edges of new points to the training points, as ``transform`` builds them.
+def new_point_edges(affinities: Affinities, X_new: Any, embedding: np.ndarray | None = None, k: int | None = None,
+                    similarity: dict | None = None):
+    """The edges of new points to the training points, as ``transform`` builds them: their
+    ``k`` (None: the fit's) nearest training points, weighed by the fitted similarity stage
+    (with ``similarity`` overrides, e.g. another perplexity).
 
     Returns
     -------
@@ -58,12 +61,13 @@ def new_point_edges(affinities: Affinities, X_new: Any, embedding: np.ndarray | 
     if embedding is None:
         embedding = np.zeros((affinities.n_samples, affinities.context.n_components))
     result = fit_result(affinities, embedding, 1)
-    index = _index(affinities, result)
+    index = _index(affinities)
     rows = _readable(affinities.neighbors, check_array(X_new, name="X", min_samples=1, allow_sparse=True))
     ctx = transform_context(affinities.pipeline, result)
-    k = min(affinities.graph.n_neighbors, affinities.n_samples)
+    k = min(affinities.graph.n_neighbors if k is None else int(k), affinities.n_samples)
     row_sum = float(affinities.P.sum()) / affinities.n_samples
-    edges = _new_edges(index, affinities.pipeline.stages["similarity"], rows, k, row_sum, ctx, ctx.seed)
+    pipeline = affinities.pipeline.replace(**similarity) if similarity else affinities.pipeline
+    edges = _new_edges(index, pipeline.stages["similarity"], rows, k, row_sum, ctx, ctx.seed)
     return edges, index.query(rows, k)
 
 
@@ -108,7 +112,10 @@ class PartialTSNEEmbedding(np.ndarray):
         obj.reference_embedding = reference_embedding
         obj.P = P
         obj.edges = edges
-        obj.optimizer = optimizer  # accepted for openTSNE's signature; gidr's transform loop keeps no state
+        # openTSNE's signature; gidr's transform loop keeps no state between calls (no gains)
+        from gidr.opentsne.tsne import gradient_descent  # noqa: PLC0415 (circular)
+
+        obj.optimizer = gradient_descent() if optimizer is None else optimizer
         obj.gradient_descent_params = _checked(gradient_descent_params, "PartialTSNEEmbedding")
         obj.kl_divergence = None
         return obj
@@ -123,11 +130,11 @@ class PartialTSNEEmbedding(np.ndarray):
         """Move the new points for ``n_iter`` epochs of gidr's transform loop (momentum and
         gains against the fixed reference; each call starts with fresh gains).
 
-        ``learning_rate`` (openTSNE's units; ``"auto"``: ``n_new / exaggeration``) and
-        ``momentum`` are honoured; ``exaggeration`` must be None or 1 and ``callbacks`` None
-        (gidr's transform loop has neither); the other parameters are accepted for openTSNE's
-        signature and change nothing (``max_step_norm``: the loop caps steps at 5 % of the
-        reference embedding's extent instead).
+        ``learning_rate`` (openTSNE's units; ``"auto"``: ``n_new / exaggeration``), ``momentum``
+        and ``exaggeration`` (the new points' affinities multiplied by it, as t-SNE exaggerates
+        P) are honoured; ``callbacks`` must be None (gidr's transform loop takes none); the other
+        parameters are accepted for openTSNE's signature and change nothing (``max_step_norm``:
+        the loop caps steps at 5 % of the reference embedding's extent instead).
         """
         from gidr.estimators import _threads
         from gidr.opentsne.affinity import job_count
@@ -135,18 +142,22 @@ class PartialTSNEEmbedding(np.ndarray):
 
         params = {**self.gradient_descent_params, **_checked(gradient_descent_params, "PartialTSNEEmbedding.optimize")}
         owner = "PartialTSNEEmbedding.optimize"
-        if params["exaggeration"] not in (None, 1, 1.0):
-            raise refuse(owner, "exaggeration", "None or 1", params["exaggeration"],
-                         "gidr's transform loop has no exaggeration; optimize the points without it.")
+        exaggeration = 1.0 if params["exaggeration"] is None else params["exaggeration"]
+        if isinstance(exaggeration, (bool, np.bool_)) or not isinstance(exaggeration, numbers.Real) \
+                or not exaggeration > 0:
+            raise refuse(owner, "exaggeration", "None or a positive float", exaggeration,
+                         "Pass None (no exaggeration) or a factor such as 2.")
         check_none(owner, "callbacks", params["callbacks"], "gidr's transform loop takes no callbacks.")
         from gidr.opentsne.tsne import fresh_copy
 
         edges = self.edges if self.edges is not None else edges_of(self.P, self.reference_embedding.affinities)
+        if exaggeration != 1.0:
+            edges = dataclasses.replace(edges, weights=edges.weights * float(exaggeration))
         embedding = self if inplace else fresh_copy(self)
         reference = self.reference_embedding
         rate = params["learning_rate"]
         if rate == "auto":
-            rate = self.shape[0] / (params["exaggeration"] or 1)
+            rate = self.shape[0] / exaggeration
         pipeline = tsne_pipeline(params["backend"], 0, learning_rate=float(rate) / GRADIENT_SCALE,
                                  momentum=params["momentum"], final_momentum=params["momentum"], exaggeration_iter=0,
                                  min_gain=params["min_gain"])

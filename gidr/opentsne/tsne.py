@@ -15,21 +15,24 @@ gradient leaves out the 4. A learning rate given in openTSNE's units (and its ``
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import numbers
 import time
 from collections.abc import Iterable
 from typing import Any, Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from gidr.opentsne import initialization as init_scheme
-from gidr.opentsne.affinity import (Affinities, PerplexityBasedNN, check_new_perplexity, check_none, job_count,
+from gidr.opentsne.affinity import (Affinities, MultiscaleMixture, PerplexityBasedNN, check_none, job_count,
                                     neighbor_stage_name, new_point_matrix, refuse)
 from gidr.opentsne.partial import PartialTSNEEmbedding, fit_result, new_point_edges
 from gidr.types import DescentState, Monitor
-from gidr.validation import GidrValueError, format_error, resolve_seed
+from gidr.validation import Described, GidrValueError, format_error, resolve_seed
 
-__all__ = ["TSNE", "TSNEEmbedding", "OptimizationInterrupt", "gradient_descent", "GRADIENT_SCALE",
-           "GRADIENT_PARAMS", "EXACT_KL_MAX_SAMPLES"]
+__all__ = ["TSNE", "TSNEEmbedding", "PartialTSNEEmbedding", "OptimizationInterrupt", "gradient_descent",
+           "kl_divergence_bh", "kl_divergence_fft", "GRADIENT_SCALE", "GRADIENT_PARAMS", "EXACT_KL_MAX_SAMPLES"]
 
 #: gidr's KL forces over openTSNE's gradient (see the module docstring).
 GRADIENT_SCALE = 4.0
@@ -62,6 +65,11 @@ class OptimizationInterrupt(InterruptedError):
         super().__init__()
         self.error = error
         self.final_embedding = final_embedding
+
+
+class TooManyDimensions(GidrValueError, RuntimeError):
+    """An embedding with more components than the gradient method handles (openTSNE raises
+    RuntimeError for FFT above 2)."""
 
 
 class gradient_descent:  # noqa: N801 (openTSNE's name)
@@ -119,7 +127,10 @@ def check_callbacks(callbacks: Any, owner: str) -> tuple:
 
 
 def repulsion_of(method: Any, n_samples: int, owner: str) -> str:
-    """gidr's repulsion stage for openTSNE's ``negative_gradient_method``."""
+    """gidr's repulsion stage for openTSNE's ``negative_gradient_method`` (a name, or
+    :func:`kl_divergence_bh` / :func:`kl_divergence_fft`, openTSNE's functions)."""
+    if method is kl_divergence_bh or method is kl_divergence_fft:
+        return "barnes_hut" if method is kl_divergence_bh else "fft"
     if isinstance(method, str) and method.lower() == "auto":
         return "fft" if n_samples >= FFT_MIN_SAMPLES else "barnes_hut"
     if isinstance(method, str) and method.lower() in GRADIENT_METHODS:
@@ -207,6 +218,60 @@ def kl_divergence(loss, repulsion, affinities, Y: np.ndarray, ctx, epoch: int) -
     edge_sums = np.asarray(loss.value_edge_terms(np.einsum("ij,ij->i", diff, diff), P.data, ctx)).sum(axis=0)
     sums = repulsion.estimate(Y, loss, ctx, epoch, affinities.n_edges)
     return float(loss.value_from_sums(edge_sums, np.array([sums.sum_w]), ctx))
+
+
+def _kl_gradient(repulsion: str, embedding, P, dof, overrides: dict, reference_embedding, should_eval_error,
+                 n_jobs, owner: str):
+    """openTSNE's (error, gradient) of the KL divergence at ``embedding`` with gidr's stages."""
+    from gidr.estimators import _threads  # noqa: PLC0415 (optional numba)
+    from gidr.opentsne.affinity import tsne_pipeline  # noqa: PLC0415 (circular)
+    from gidr.types import Affinities as GidrAffinities, Context  # noqa: PLC0415
+    from gidr_reference.optimizers import edge_list, gather_forces  # noqa: PLC0415
+
+    check_none(owner, "reference_embedding", reference_embedding,
+               "Embed new points with TSNEEmbedding.prepare_partial and PartialTSNEEmbedding.optimize.")
+    Y = np.ascontiguousarray(embedding, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    P = sp.csr_matrix(P, dtype=np.float64)
+    if Y.ndim != 2 or P.shape != (Y.shape[0], Y.shape[0]):
+        raise refuse(owner, "P", f"a square matrix with one row per embedded point ({Y.shape[0]})",
+                     Described(f"shape {P.shape} for an embedding of shape {np.shape(embedding)}"),
+                     "Pass the affinities' P of the points embedded.")
+    pipeline = tsne_pipeline("auto", 0, neighbors="precomputed", repulsion=repulsion, dof=dof, **overrides)
+    stages = pipeline.stages
+    ctx = Context(n_samples=Y.shape[0], n_components=Y.shape[1], normalized=True, a=1.0, b=1.0, seed=0,
+                  registry=pipeline.registry, n_epochs=1)
+    affinities = GidrAffinities(P, True)
+    with _threads(job_count(n_jobs, owner)):
+        forces = gather_forces(Y, edge_list(P), stages["loss"], stages["repulsion"], ctx, 0, affinities=affinities)
+        error = kl_divergence(stages["loss"], stages["repulsion"], affinities, Y, ctx, 0) if should_eval_error \
+            else None
+    gradient = forces / GRADIENT_SCALE  # gather_forces returns the gradient of the loss (the optimizer steps against it)
+    return error, gradient.reshape(np.shape(embedding))
+
+
+def kl_divergence_bh(embedding, P, dof=1, bh_params=None, reference_embedding=None, should_eval_error=False,
+                     n_jobs=1, **_):
+    """openTSNE's Barnes-Hut gradient function: ``(error, gradient)`` of the KL divergence of
+    ``embedding`` against the normalized ``P``, in openTSNE's units (gidr's forces divided by
+    :data:`GRADIENT_SCALE`); ``error`` is None unless ``should_eval_error``. ``bh_params``:
+    ``{"theta": 0.5}``. Passed as ``negative_gradient_method`` it selects ``"bh"``."""
+    theta = (bh_params or {}).get("theta", 0.5)
+    return _kl_gradient("barnes_hut", embedding, P, dof, {"theta": theta}, reference_embedding, should_eval_error,
+                        n_jobs, "kl_divergence_bh")
+
+
+def kl_divergence_fft(embedding, P, dof=1, fft_params=None, reference_embedding=None, should_eval_error=False,
+                      n_jobs=1, **_):
+    """openTSNE's interpolation gradient function, as :func:`kl_divergence_bh` with gidr's FFT
+    repulsion. ``fft_params``: ``n_interpolation_points`` (3), ``min_num_intervals`` (50),
+    ``ints_in_interval`` (1). Passed as ``negative_gradient_method`` it selects ``"fft"``."""
+    params = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1, **(fft_params or {})}
+    overrides = {"n_interpolation_points": params["n_interpolation_points"], "min_boxes": params["min_num_intervals"],
+                 "max_box_width": params["ints_in_interval"]}
+    return _kl_gradient("fft", embedding, P, dof, overrides, reference_embedding, should_eval_error, n_jobs,
+                        "kl_divergence_fft")
 
 
 class TSNEEmbedding(np.ndarray):
@@ -320,8 +385,13 @@ class TSNEEmbedding(np.ndarray):
             raise refuse(owner, "n_iter", "a non-negative int", n_iter, "Pass the number of iterations to run.")
         if n_iter == 0:  # nothing to run: the state starts (openTSNE's), the error is the current one
             return self._no_iterations(embedding, params, owner)
-        pipeline = self.affinities.pipeline.replace(backend=params["backend"],
-                                                    **phase_overrides(params, int(n_iter), start, n_samples, owner))
+        overrides = phase_overrides(params, int(n_iter), start, n_samples, owner)
+        if overrides["repulsion"] == "fft" and self.shape[1] > 2:
+            raise TooManyDimensions(format_error(
+                f"The 'negative_gradient_method' parameter of {owner}", "'bh' for more than 2 components",
+                Described(f"'fft' with {self.shape[1]} components"),
+                "The FFT grid is 1-D or 2-D: use negative_gradient_method='bh' (up to 3 components)."))
+        pipeline = self.affinities.pipeline.replace(backend=params["backend"], **overrides)
         stages = pipeline.stages
         if not hasattr(stages["optimizer"], "resume"):
             raise refuse(owner, "optimizer", "a tsne optimizer stage that can resume from a state",
@@ -390,7 +460,7 @@ class TSNEEmbedding(np.ndarray):
         from gidr.opentsne.partial import _index
 
         Y = transform_new_points(self.affinities.pipeline, result, self.affinities.data, X, n_epochs,
-                                 index=_index(self.affinities, result))
+                                 index=_index(self.affinities))
         np.copyto(partial.view(np.ndarray), Y)
         return partial
 
@@ -413,12 +483,17 @@ class TSNEEmbedding(np.ndarray):
             ``perplexity`` (None or the fit's), as :meth:`PerplexityBasedNN.to_new`.
         """
         owner = "TSNEEmbedding.prepare_partial"
-        unknown = sorted(set(affinity_params) - {"perplexity"})
+        settings = getattr(self.affinities, "new_point_settings", None)
+        if settings is None:
+            raise refuse(owner, "affinities", "affinities computed from data", self.affinities,
+                         "A precomputed affinity matrix has no data to find new points' neighbours in.")
+        accepted = set(inspect.signature(settings).parameters)
+        unknown = sorted(set(affinity_params) - accepted)
         if unknown:
-            raise refuse(owner, unknown[0], "not given (only 'perplexity' is accepted)", affinity_params[unknown[0]],
-                         "Check its spelling.")
-        check_new_perplexity(self.affinities, affinity_params.get("perplexity"), owner)
-        edges, _ = new_point_edges(self.affinities, X, self)
+            raise refuse(owner, unknown[0], "one of the affinities' to_new parameters (" + ", ".join(sorted(accepted))
+                         + ")", affinity_params[unknown[0]], "Check its spelling.")
+        n_neighbors, overrides = settings(**affinity_params)
+        edges, _ = new_point_edges(self.affinities, X, self, n_neighbors, overrides)
         P = new_point_matrix(edges, self.affinities.n_samples)
         n_new = edges.indices.shape[0]
         if isinstance(initialization, np.ndarray):
@@ -496,7 +571,8 @@ class TSNE:
         return embedding
 
     def prepare_initial(self, X=None, affinities=None, initialization=None) -> TSNEEmbedding:
-        """The affinities (``PerplexityBasedNN`` of ``X`` unless given) and the initial layout.
+        """The affinities (``PerplexityBasedNN`` of ``X`` unless given; ``MultiscaleMixture``
+        when ``perplexity`` is a list, as in openTSNE) and the initial layout.
 
         Returns
         -------
@@ -511,9 +587,12 @@ class TSNE:
         neighbor_stage_name(owner, "neighbors", self.neighbors)
         seed = resolve_seed(self.random_state, f"of {owner}")
         if affinities is None:
-            affinities = PerplexityBasedNN(X, self.perplexity, method=self.neighbors, metric=self.metric,
-                                           metric_params=self.metric_params, n_jobs=self.n_jobs, random_state=seed,
-                                           knn_kwargs=self.knn_kwargs, backend=self.backend)
+            # openTSNE's: a list of perplexities is its Gaussian-mixture kernel (MultiscaleMixture)
+            several = not isinstance(self.perplexity, numbers.Real)
+            kind = MultiscaleMixture if several else PerplexityBasedNN
+            affinities = kind(X, self.perplexity, method=self.neighbors, metric=self.metric,
+                              metric_params=self.metric_params, n_jobs=self.n_jobs, random_state=seed,
+                              knn_kwargs=self.knn_kwargs, backend=self.backend)
         elif not isinstance(affinities, Affinities):
             raise refuse(owner, "affinities", "a gidr.opentsne.affinity.Affinities", affinities,
                          "Build them with gidr.opentsne.affinity.PerplexityBasedNN.")

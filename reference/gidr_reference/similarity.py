@@ -19,6 +19,9 @@ __all__ = [
     "effective_perplexity",
     "tsne_betas",
     "tsne_weights",
+    "gaussian_weights",
+    "uniform_weights",
+    "multiscale_weights",
 ]
 
 #: sigma_i is floored at SIGMA_FLOOR_SCALE * mean(d_i.) (umap-learn's MIN_K_DIST_SCALE).
@@ -208,4 +211,78 @@ def tsne_weights(distances: np.ndarray, beta: np.ndarray, pseudo_distance: bool 
     s = _tsne_squared(distances, pseudo_distance)
     with np.errstate(over="ignore"):
         e = np.exp(-beta[:, None] * s)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------- openTSNE's other kernels
+def gaussian_weights(distances: np.ndarray, sigma: float) -> np.ndarray:
+    """One bandwidth for every point (openTSNE's ``FixedSigmaNN``):
+    ``p_{j|i} = exp(-d_ij^2 / (2 sigma^2)) / sum_l exp(-d_il^2 / (2 sigma^2))``.
+
+    The squared distances are shifted by the row's smallest before the exponential, which
+    the normalization cancels: a point whose neighbours are all far beyond ``sigma`` keeps
+    finite weights (its nearest neighbours' share) where the unshifted formula gives 0 / 0.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_points, k)
+    sigma : float
+        Positive.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_points, k); each row sums to 1
+    """
+    s = np.asarray(distances, dtype=np.float64) ** 2
+    e = np.exp(-(s - s.min(axis=1, keepdims=True)) / (2.0 * float(sigma) ** 2))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def uniform_weights(distances: np.ndarray) -> np.ndarray:
+    """``p_{j|i} = 1 / k`` on each of the point's k neighbours (openTSNE's ``Uniform``).
+
+    Returns
+    -------
+    weights : ndarray of the shape of ``distances``
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    return np.full(distances.shape, 1.0 / distances.shape[1])
+
+
+def multiscale_weights(distances: np.ndarray, betas: list[np.ndarray], mixture: bool) -> np.ndarray:
+    """Several perplexities at once (openTSNE's ``Multiscale`` and ``MultiscaleMixture``).
+
+    ``betas[h]`` holds each point's t-SNE precision for the h-th perplexity
+    (:func:`tsne_betas`). Two ways to combine the scales:
+
+    - ``mixture=False`` (``Multiscale``, Lee et al. 2015): the mean over the scales of the
+      single-scale conditional probabilities, ``p_{j|i} = (1/H) sum_h
+      exp(-beta_ih d_ij^2) / sum_l exp(-beta_ih d_il^2)``;
+    - ``mixture=True`` (``MultiscaleMixture``): one kernel, a mixture of Gaussians each
+      weighted by the square root of its precision (openTSNE's normalization of each
+      component), ``p_{j|i} = sum_h sqrt(beta_ih) exp(-beta_ih d_ij^2) / sum_{h,l}
+      sqrt(beta_ih) exp(-beta_ih d_il^2)``. Computed in log space, shifted by the row's
+      largest term, so no row underflows to 0 / 0.
+
+    With one perplexity both are :func:`tsne_weights`.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_points, k)
+    betas : list of ndarray of shape (n_points,)
+        Non-negative precisions, one array per scale.
+    mixture : bool
+
+    Returns
+    -------
+    weights : ndarray of shape (n_points, k); each row sums to 1
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    if not mixture:
+        return sum(tsne_weights(distances, beta) for beta in betas) / len(betas)
+    s = distances**2
+    tiny = np.finfo(np.float64).tiny  # a precision driven to 0 gives its component no weight
+    logs = np.stack([0.5 * np.log(np.maximum(beta, tiny))[:, None] - beta[:, None] * s for beta in betas])
+    top = logs.max(axis=(0, 2))
+    e = np.exp(logs - top[None, :, None]).sum(axis=0)
     return e / e.sum(axis=1, keepdims=True)

@@ -7,7 +7,9 @@ The classes bind validated parameters; the math is in :mod:`gidr_reference.neigh
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -15,7 +17,7 @@ import scipy.sparse as sp
 
 from gidr.stages import Init, Neighbors, Similarity, Symmetrize
 from gidr.types import Context, KNNGraph
-from gidr.validation import ArrayLike, Boolean, GidrValueError, Interval, Options, Param, format_error
+from gidr.validation import ArrayLike, Boolean, Constraint, GidrValueError, Interval, Options, Param, format_error
 from gidr_reference import MAX_SAMPLES
 from gidr_reference import distances as distances_math
 from gidr_reference import init as init_math
@@ -24,7 +26,8 @@ from gidr_reference import similarity as similarity_math
 from gidr_reference import symmetrize as symmetrize_math
 
 __all__ = [
-    "metric_params", "kept_row_weights", "ExactNeighbors", "PrecomputedNeighbors", "UmapSimilarity", "TsneSimilarity", "FuzzyUnionSymmetrize",
+    "metric_params", "kept_row_weights", "ExactNeighbors", "PrecomputedNeighbors", "UmapSimilarity", "TsneSimilarity",
+    "GaussianSimilarity", "UniformSimilarity", "MultiscaleSimilarity", "Perplexities", "MaxSymmetrize", "FuzzyUnionSymmetrize",
     "MeanSymmetrize", "NoSymmetrize", "SpectralInit", "PcaInit", "RandomInit", "ArrayInit", "STAGES",
 ]
 
@@ -196,6 +199,98 @@ class TsneSimilarity(_Disconnecting):
         return similarity_math.tsne_weights(distances, beta, self.pseudo_distance)
 
 
+class _FixedK(Similarity):
+    """A similarity on a set number of neighbours, its ``n_neighbors`` parameter (the pipeline
+    clamps it to n_samples - 1, with a warning)."""
+
+    K_PARAM = Param("n_neighbors", 30, (Interval(int, 1, None),), "k, the neighbours weighed (self excluded).")
+
+    def n_neighbors_required(self, n_samples: int) -> int:
+        return self.n_neighbors
+
+
+class GaussianSimilarity(_FixedK):
+    """One Gaussian bandwidth for all points, p_{j|i} proportional to exp(-d_ij^2 / (2 sigma^2))
+    on the k nearest neighbours (openTSNE's ``FixedSigmaNN``)."""
+
+    name = "gaussian"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("sigma", 1.0, (Interval(float, 0, None, "neither"),),
+              "The bandwidth, in the input's distance units, shared by every point."),
+        _FixedK.K_PARAM,
+    )
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        return similarity_math.gaussian_weights(distances, self.sigma)
+
+
+class UniformSimilarity(_FixedK):
+    """p_{j|i} = 1 / k on the k nearest neighbours (openTSNE's ``Uniform``)."""
+
+    name = "uniform"
+    backend = "reference"
+    priority = 0
+    params = (_FixedK.K_PARAM,)
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        return similarity_math.uniform_weights(distances)
+
+
+@dataclass(frozen=True)
+class Perplexities(Constraint):
+    """A positive perplexity, or a non-empty list of them (kept as a sorted tuple of distinct floats)."""
+
+    description = "a positive float or a non-empty list of positive floats"
+
+    @staticmethod
+    def _values(value: Any) -> list | None:
+        values = [value] if isinstance(value, numbers.Real) else value
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            return None
+        values = list(values)
+        valid = Interval(float, 0, None, "neither")
+        return values if values and all(valid.is_satisfied_by(v) for v in values) else None
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return self._values(value) is not None
+
+    def convert(self, value: Any) -> Any:
+        return tuple(sorted({float(v) for v in self._values(value)}))
+
+
+class MultiscaleSimilarity(Similarity):
+    """t-SNE's conditional probabilities at several perplexities, combined (openTSNE's
+    ``Multiscale``, and with ``mixture=True`` its ``MultiscaleMixture``); see
+    :func:`gidr_reference.similarity.multiscale_weights`. Each scale's precision is
+    calibrated on its own, as :class:`TsneSimilarity` calibrates its one."""
+
+    name = "multiscale"
+    backend = "reference"
+    priority = 0
+    params = (
+        Param("perplexities", (15.0, 50.0), (Perplexities(),),
+              "The perplexities combined; k = min(n - 1, floor(3 * max(perplexities))) neighbours are used."),
+        Param("mixture", False, (Boolean(),),
+              "False: the mean of the single-scale probabilities (Multiscale); True: one kernel, a "
+              "mixture of the scales' Gaussians (MultiscaleMixture)."),
+    )
+
+    def n_neighbors_required(self, n_samples: int) -> int:
+        return max(1, min(n_samples - 1, math.floor(3 * max(self.perplexities))))
+
+    def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        k = np.shape(distances)[1]
+        betas = [self.betas(distances, similarity_math.effective_perplexity(perplexity, k))
+                 for perplexity in self.perplexities]
+        return similarity_math.multiscale_weights(distances, betas, self.mixture)
+
+    def betas(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
+        """One scale's precisions (a backend may compute them faster)."""
+        return similarity_math.tsne_betas(distances, perplexity)
+
+
 # ---------------------------------------------------------------------- symmetrize
 class FuzzyUnionSymmetrize(Symmetrize):
     """p_ij = p_{j|i} + p_{i|j} - p_{j|i} p_{i|j} (UMAP)."""
@@ -221,6 +316,17 @@ class MeanSymmetrize(Symmetrize):
 
     def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
         return symmetrize_math.mean(P_directed)
+
+
+class MaxSymmetrize(Symmetrize):
+    """p_ij = max(p_{j|i}, p_{i|j}) (openTSNE's ``Uniform(symmetrize="max")``)."""
+
+    name = "max"
+    backend = "reference"
+    priority = 0
+
+    def compute(self, P_directed: sp.csr_matrix, ctx: Context) -> sp.csr_matrix:
+        return symmetrize_math.maximum(P_directed)
 
 
 class NoSymmetrize(Symmetrize):
@@ -315,7 +421,7 @@ class ArrayInit(Init):
 
 STAGES = [
     ExactNeighbors, PrecomputedNeighbors,
-    UmapSimilarity, TsneSimilarity,
-    FuzzyUnionSymmetrize, MeanSymmetrize, NoSymmetrize,
+    UmapSimilarity, TsneSimilarity, GaussianSimilarity, UniformSimilarity, MultiscaleSimilarity,
+    FuzzyUnionSymmetrize, MeanSymmetrize, MaxSymmetrize, NoSymmetrize,
     SpectralInit, PcaInit, RandomInit, ArrayInit,
 ]

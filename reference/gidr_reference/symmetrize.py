@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["clean", "fuzzy_union", "mean", "directed"]
+__all__ = ["clean", "fuzzy_union", "mean", "maximum", "directed"]
 
 
 def clean(P: sp.spmatrix) -> sp.csr_matrix:
@@ -71,6 +71,24 @@ def mean(P_directed: sp.spmatrix) -> sp.csr_matrix:
     """
     A = clean(P_directed)
     return clean((A + A.T.tocsr()) * 0.5)
+
+
+def maximum(P_directed: sp.spmatrix) -> sp.csr_matrix:
+    """The larger direction: ``p_ij = max(p_{j|i}, p_{i|j})`` (an entry stored in one
+    direction only counts as 0 in the other). With uniform rows of k neighbours
+    (openTSNE's ``Uniform(symmetrize="max")``) every edge of the kNN graph, listed in
+    either direction, gets the same value 1/k.
+
+    Parameters
+    ----------
+    P_directed : sparse matrix of shape (n_samples, n_samples)
+
+    Returns
+    -------
+    P : csr_matrix of shape (n_samples, n_samples), symmetric
+    """
+    A = clean(P_directed)
+    return clean(A.maximum(A.T.tocsr()))
 
 
 def directed(P_directed: sp.spmatrix) -> sp.csr_matrix:

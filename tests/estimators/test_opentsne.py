@@ -182,8 +182,8 @@ def test_prepare_partial_and_its_optimize(fitted, small):
     span = float(np.ptp(np.asarray(fitted), axis=0).max())
     assert np.median(np.linalg.norm(np.asarray(moved) - np.asarray(fitted)[:30], axis=1)) < 0.03 * span
     with pytest.raises(GidrValueError, match=r"'exaggeration' parameter of PartialTSNEEmbedding.optimize "
-                                             r"must be None or 1"):
-        partial.optimize(5, exaggeration=2)
+                                             r"must be None or a positive float"):
+        partial.optimize(5, exaggeration=-2)
     # openTSNE's lower-level route: a PartialTSNEEmbedding built from to_new's P (its negative
     # draws are keyed by P's rows, not by the data: close, not equal)
     direct = PartialTSNEEmbedding(np.asarray(partial), fitted, fitted.affinities.to_new(X[:30])).optimize(40)
@@ -226,10 +226,10 @@ def test_verbose_prints_progress(fitted, capsys):
     ({"negative_gradient_method": len}, r"'negative_gradient_method' parameter of TSNEEmbedding\.optimize must be"),
     ({"metric_params": {"p": 3}}, r"'metric_params' parameter \(gidr's metric_kwds\) of neighbors '\w+' must be "
                                   r"empty \(or None\) for metric 'euclidean'\. Got \{'p': 3\}\. Remove 'p'"),
-    ({"knn_kwargs": {"k": 3}}, r"'knn_kwargs' parameter of PerplexityBasedNN must be None"),
+    ({"knn_kwargs": {"k": 3}}, r"'knn_kwargs' parameter of GidrNeighbors must be parameters of gidr's neighbors 'auto' stage"),
     ({"initialization": "umap"}, r"'initialization' parameter of TSNE must be 'pca', 'spectral', 'random' or an"),
     ({"n_jobs": 0}, r"'n_jobs' parameter of PerplexityBasedNN must be a non-zero int"),
-    ({"perplexity": -1}, r"'perplexity' parameter of similarity 'tsne' must be a float in \(0, inf\)\. Got -1"),
+    ({"perplexity": -1}, r"'perplexity' parameter of PerplexityBasedNN must be a positive float\. Got -1"),
 ])
 def test_refused_parameters_say_what_to_do(small, params, message):
     X, _ = small
@@ -316,8 +316,9 @@ def test_precomputed_distances_fit_with_a_spectral_start(small):
     embedding = TSNE(metric="precomputed", random_state=0, n_iter=50).fit(D)  # "pca" falls back to spectral
     reference = affinity.PerplexityBasedNN(X[:200], method="exact", random_state=0)
     np.testing.assert_allclose(embedding.affinities.P.toarray(), reference.P.toarray(), rtol=1e-9, atol=1e-15)
-    with pytest.raises(GidrValueError, match=r"affinities of a transformed embedding must be affinities computed "
-                                             r"from data \(PerplexityBasedNN\)\. Got PerplexityBasedNN without data"):
+    # new points are given by their distances to the training points, not by their features
+    with pytest.raises(GidrValueError, match=r"'query' parameter of PrecomputedDistanceMatrix.query must be finite, "
+                                             r"non-negative distances of shape \(n_new, 200\)"):
         embedding.transform(X[:5])
 
 
@@ -331,8 +332,8 @@ def test_set_perplexity_reuses_the_neighbours(small):
     aff.set_perplexity(30)  # back up to the neighbours searched
     fresh = affinity.PerplexityBasedNN(X, perplexity=30, method="exact", random_state=0)
     np.testing.assert_array_equal(aff.P.toarray(), fresh.P.toarray())
-    with pytest.raises(GidrValueError, match=r"'new_perplexity' parameter of PerplexityBasedNN.set_perplexity must "
-                                             r"be a float in \(0, 90\]"):
+    with pytest.raises(RuntimeError, match=r"'new_perplexity' parameter of PerplexityBasedNN.set_perplexity must "
+                                             r"be at most the 90 neighbours already found"):
         aff.set_perplexity(91)
 
 

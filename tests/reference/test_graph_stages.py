@@ -595,6 +595,7 @@ def test_stages_register_and_pickle():
         assert stage_class.backend == "reference" and stage_class.priority == 0
         stage = stage_class()
         assert pickle.loads(pickle.dumps(stage)).values == stage.values
-    assert registry.names("symmetrize") == ["fuzzy_union", "mean", "none"]
+    assert registry.names("symmetrize") == ["fuzzy_union", "max", "mean", "none"]
+    assert registry.names("similarity") == ["gaussian", "multiscale", "tsne", "umap", "uniform"]
     assert registry.names("init") == ["array", "pca", "random", "spectral"]
     assert TsneSimilarity(perplexity=12).perplexity == 12.0
