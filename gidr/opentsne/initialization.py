@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.types import Context
-from gidr.validation import check_array, resolve_seed
+from gidr.validation import GidrValueError, check_array, format_error, resolve_seed
 
 __all__ = ["pca", "spectral", "random", "rescale", "jitter", "median", "weighted_mean"]
 
@@ -63,15 +63,34 @@ def pca(X, n_components: int = 2, svd_solver: str = "auto", random_state: Any = 
 
 def spectral(A, n_components: int = 2, tol: float = 1e-4, max_iter: Any = None, random_state: Any = None,
              verbose: bool = False, add_jitter: bool = True, backend: str = "auto") -> np.ndarray:
-    """Eigenvectors of the normalized Laplacian of the affinity graph ``A`` (gidr's
-    ``spectral`` stage, per connected component), ``std(Y[:, 0]) = 1e-4``.
+    """openTSNE's spectral start: the diffusion map of the random walk on the affinity graph
+    ``A``, ``std(Y[:, 0]) = 1e-4``.
 
-    ``tol`` and ``max_iter`` are accepted for openTSNE's signature; gidr's eigensolver
-    chooses its own. ``add_jitter`` as for :func:`pca`.
+    The leading ``n_components + 1`` solutions of ``A v = lambda D v`` (``D`` the degrees;
+    scipy's ``eigsh`` with ``tol`` and ``max_iter``, started from a vector drawn with
+    ``random_state``), each multiplied by its eigenvalue, the constant one dropped. A graph of
+    several connected components has no single such map (its leading eigenvectors are the
+    components' indicators): it gets gidr's ``spectral`` stage instead, which lays out each
+    component separately. ``add_jitter`` as for :func:`pca`.
     """
-    P = sp.csr_matrix(A)
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import eigsh
+
+    P = sp.csr_matrix(A, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] != P.shape[1]:
+        raise GidrValueError(format_error("The affinity matrix A of spectral", "a square matrix", P,
+                                          "Pass the affinities' P (n_samples x n_samples)."))
     seed = resolve_seed(random_state)
-    Y = _layout("spectral", None, P, P.shape[0], n_components, seed, backend)
+    k = int(n_components) + 1
+    n_parts = connected_components(P, directed=False)[0]
+    if n_parts > 1 or k >= P.shape[0]:
+        Y = _layout("spectral", None, P, P.shape[0], n_components, seed, backend)
+    else:
+        degrees = np.asarray(P.sum(axis=1)).ravel()
+        v0 = np.random.RandomState(seed % 2**32).uniform(-1, 1, P.shape[0])
+        values, vectors = eigsh(P, M=sp.diags(degrees), k=k, tol=tol, maxiter=max_iter, which="LM", v0=v0)
+        order = np.argsort(values)[::-1]
+        Y = rescale(np.ascontiguousarray((vectors[:, order] * values[order])[:, 1:]), inplace=True)
     return jitter(Y, inplace=True, random_state=seed + 1) if add_jitter else Y
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import numbers
 import time
+import warnings
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -168,6 +169,26 @@ def phase_overrides(params: dict, n_iter: int, start: int, n_samples: int, owner
     return overrides
 
 
+#: Barnes-Hut above 3 components runs the exact repulsion instead, up to this many points.
+EXACT_FOR_BH_MAX_SAMPLES = 10_000
+
+
+def exact_for_many_dimensions(overrides: dict, n_samples: int, n_components: int, owner: str) -> dict:
+    """Barnes-Hut's trees hold at most 3 dimensions: above, the exact repulsion (O(n^2) per
+    iteration) with a FutureWarning, as openTSNE warns and runs; refused above
+    :data:`EXACT_FOR_BH_MAX_SAMPLES` points."""
+    if n_samples > EXACT_FOR_BH_MAX_SAMPLES:
+        raise TooManyDimensions(format_error(
+            f"The 'negative_gradient_method' parameter of {owner}", "'bh' with at most 3 components",
+            Described(f"'bh' with {n_components} components for {n_samples} points"),
+            f"Embed in 2 or 3 components; the exact repulsion gidr substitutes above 3 takes O(n^2) per "
+            f"iteration and is offered up to {EXACT_FOR_BH_MAX_SAMPLES} points."))
+    warnings.warn(f"Barnes-Hut handles at most 3 components; for these {n_components} gidr computes the exact "
+                  f"repulsion, O(n^2) per iteration ({n_samples} points). openTSNE warns that this case will "
+                  f"become an error.", FutureWarning, stacklevel=3)
+    return {**{k: v for k, v in overrides.items() if k != "theta"}, "repulsion": "exact"}
+
+
 @dataclasses.dataclass
 class PhaseMonitor(Monitor):
     """openTSNE's callbacks and progress lines for one ``optimize`` call: iterations counted
@@ -238,6 +259,9 @@ def _kl_gradient(repulsion: str, embedding, P, dof, overrides: dict, reference_e
         raise refuse(owner, "P", f"a square matrix with one row per embedded point ({Y.shape[0]})",
                      Described(f"shape {P.shape} for an embedding of shape {np.shape(embedding)}"),
                      "Pass the affinities' P of the points embedded.")
+    if repulsion == "barnes_hut" and Y.shape[1] > 3:
+        overrides = exact_for_many_dimensions({"repulsion": repulsion, **overrides}, Y.shape[0], Y.shape[1], owner)
+        repulsion = overrides.pop("repulsion")
     pipeline = tsne_pipeline("auto", 0, neighbors="precomputed", repulsion=repulsion, dof=dof, **overrides)
     stages = pipeline.stages
     ctx = Context(n_samples=Y.shape[0], n_components=Y.shape[1], normalized=True, a=1.0, b=1.0, seed=0,
@@ -386,6 +410,8 @@ class TSNEEmbedding(np.ndarray):
         if n_iter == 0:  # nothing to run: the state starts (openTSNE's), the error is the current one
             return self._no_iterations(embedding, params, owner)
         overrides = phase_overrides(params, int(n_iter), start, n_samples, owner)
+        if overrides["repulsion"] == "barnes_hut" and self.shape[1] > 3:
+            overrides = exact_for_many_dimensions(overrides, n_samples, self.shape[1], owner)
         if overrides["repulsion"] == "fft" and self.shape[1] > 2:
             raise TooManyDimensions(format_error(
                 f"The 'negative_gradient_method' parameter of {owner}", "'bh' for more than 2 components",
@@ -439,9 +465,10 @@ class TSNEEmbedding(np.ndarray):
         The new points' neighbours and weights come from the fitted neighbours and similarity
         stages (the fit's perplexity), they start at the weighted mean of their neighbours, and
         gidr's transform loop moves them (momentum and gains, steps capped at 5 % of this
-        embedding's extent, no exaggeration). openTSNE's other parameters here are accepted for
-        its signature and change nothing. This embedding is not recentred (openTSNE's is, in
-        place).
+        embedding's extent, no exaggeration). An array ``initialization`` (one row per new point)
+        is the start instead, moved by :meth:`PartialTSNEEmbedding.optimize` with the fit's
+        gradient parameters. openTSNE's other parameters here are accepted for its signature and
+        change nothing. This embedding is not recentred (openTSNE's is, in place).
 
         Returns
         -------
@@ -453,6 +480,9 @@ class TSNEEmbedding(np.ndarray):
         if n_epochs < 0:
             raise refuse("TSNEEmbedding.transform", "n_iter", "a non-negative int", n_iter,
                          "Pass n_iter=250, openTSNE's default.")
+        if isinstance(initialization, np.ndarray):  # the caller's start (shape-checked), moved by the partial loop
+            partial = self.prepare_partial(X, initialization=initialization)
+            return partial if n_epochs == 0 else partial.optimize(n_epochs, inplace=True)
         partial = self.prepare_partial(X, initialization="weighted")
         if n_epochs == 0:
             return partial
@@ -535,6 +565,10 @@ class TSNE:
         for name, value in list(locals().items()):
             if name != "self":
                 setattr(self, name, value)
+        if isinstance(initialization, np.ndarray) and (initialization.ndim != 2
+                                                       or initialization.shape[1] != n_components):
+            raise refuse("TSNE", "initialization", f"an array of n_components = {n_components} columns",
+                         initialization, "Pass one row per sample and n_components columns.")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(perplexity={self.perplexity!r}, n_iter={self.n_iter!r})"

@@ -267,3 +267,56 @@ def test_joint_probabilities_nn():
     new = affinity.joint_probabilities_nn(np.array([[0, 1]]), np.array([[1.0, 2.0]]), 1.5, symmetrize=False,
                                           normalization="point-wise", n_reference_samples=3)
     assert new.shape == (1, 3) and np.isclose(new.sum(), 1.0)
+
+
+def test_barnes_hut_above_three_components_runs_the_exact_repulsion(digits):
+    X, _ = digits
+    with pytest.warns(FutureWarning, match="Barnes-Hut handles at most 3 components"):
+        embedding = TSNE(n_components=4, negative_gradient_method="bh", random_state=0, n_iter=30,
+                         early_exaggeration_iter=20).fit(X[:150])
+    assert embedding.shape == (150, 4) and np.all(np.isfinite(embedding))
+    with pytest.raises(TooManyDimensions, match="offered up to 10000 points"):
+        from gidr.opentsne.tsne import exact_for_many_dimensions
+
+        exact_for_many_dimensions({"repulsion": "barnes_hut", "theta": 0.5}, 10_001, 4, "TSNEEmbedding.optimize")
+    P = affinity.PerplexityBasedNN(X[:80], perplexity=10, method="exact").P
+    Y = np.random.default_rng(0).normal(size=(80, 4))
+    with pytest.warns(FutureWarning):
+        error, gradient = kl_divergence_bh(Y, P, 1, {"theta": 0.5}, should_eval_error=True)
+    assert error == pytest.approx(_exact_kl(P.toarray(), Y), rel=1e-9) and gradient.shape == (80, 4)
+
+
+def test_initialization_shapes(digits):
+    X, _ = digits
+    with pytest.raises(GidrValueError, match=r"'initialization' parameter of TSNE must be an array of "
+                                             r"n_components = 2 columns"):
+        TSNE(n_components=2, initialization=np.zeros((10, 4)))
+    fitted = TSNE(random_state=0, n_iter=50, early_exaggeration_iter=25).fit(X[:200])
+    start = np.asarray(fitted)[:20] + 0.01
+    placed = fitted.transform(X[200:220], initialization=start, n_iter=0)
+    np.testing.assert_array_equal(placed, start)
+    moved = fitted.transform(X[200:220], initialization=start, n_iter=30)
+    assert not np.array_equal(moved, start) and np.all(np.isfinite(moved))
+    with pytest.raises(GidrValueError, match=r"'initialization' parameter of TSNEEmbedding.prepare_partial"):
+        fitted.transform(X[200:220], initialization=start[:5])
+
+
+def test_spectral_is_the_diffusion_map():
+    from sklearn.manifold import SpectralEmbedding
+
+    from gidr.opentsne import initialization
+
+    rng = np.random.default_rng(42)
+    x = rng.normal(size=(100, 20))
+    x[:, 0] *= 5
+    P = affinity.PerplexityBasedNN(x, method="exact").P
+    ours = initialization.spectral(P, tol=0, add_jitter=False, random_state=0)
+    theirs = SpectralEmbedding(affinity="precomputed", random_state=0).fit_transform(P)
+    for c in range(2):  # both are D^(-1/2)-scaled eigenvectors of the normalized Laplacian
+        assert abs(np.corrcoef(ours[:, c], theirs[:, c])[0, 1]) > 0.99999  # measured 1 - 4e-16
+    assert np.std(ours[:, 0]) == pytest.approx(1e-4)
+    np.testing.assert_array_equal(ours, initialization.spectral(P, tol=0, add_jitter=False, random_state=0))
+    two = sp.block_diag([P, P], format="csr")  # two components: laid out one by one, all finite
+    with pytest.warns(UserWarning, match="2 connected components"):
+        split = initialization.spectral(two, add_jitter=False, random_state=0)
+    assert split.shape == (200, 2) and np.all(np.isfinite(split))
