@@ -646,7 +646,8 @@ class TSNE(_Base):
     early_exaggeration, learning_rate ("auto" = max(n/12, 200)), max_iter (None: 750),
     angle (Barnes-Hut theta), metric, init ("pca", "random", "spectral" or an array),
     random_state, n_jobs, verbose, method ("barnes_hut", "exact", or "fft": FIt-SNE's
-    interpolation). ``n_iter_without_progress`` and ``min_grad_norm`` are accepted and
+    interpolation), metric_params (the metric's parameters: ``{"p": 3}`` for minkowski,
+    ``{"V": ...}`` for seuclidean, ``{"VI": ...}`` or ``{"V": ...}`` for mahalanobis). ``n_iter_without_progress`` and ``min_grad_norm`` are accepted and
     validated but do not stop the run early: gidr runs ``max_iter`` epochs.
     ``perplexity >= n_samples`` is an error, as in scikit-learn. ``kl_divergence_`` is the
     KL divergence after the last epoch (the loss estimate; within 1 % of the exact value on
@@ -658,12 +659,14 @@ class TSNE(_Base):
 
     _preset = "tsne"
     _supervised = False
-    _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"), ("pca", "pca"))
+    _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"), ("pca", "pca"),
+                        ("metric_kwds", "metric_params"))
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
                  max_iter=None, angle=0.5, metric="euclidean", init="pca", random_state=None, n_jobs=-1,
                  verbose=False, backend="auto", method="barnes_hut", n_iter_without_progress=300,
-                 min_grad_norm=1e-7, pca=None):
+                 min_grad_norm=1e-7, pca=None, metric_params=None):
+        self.metric_params = metric_params
         self.method = method
         self.n_iter_without_progress = n_iter_without_progress
         self.min_grad_norm = min_grad_norm
@@ -687,7 +690,7 @@ class TSNE(_Base):
         return {"n_components": self.n_components, "perplexity": self.perplexity,
                 "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
                 "n_epochs": self.max_iter, "metric": self.metric, "init": self.init, "repulsion": repulsion,
-                **theta}
+                **theta, **({"metric_kwds": dict(self.metric_params)} if self.metric_params else {})}
 
     def _check_params(self) -> None:
         super()._check_params()

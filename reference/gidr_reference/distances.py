@@ -38,7 +38,7 @@ __all__ = ["EXTRA_METRICS", "METRIC_KWDS", "NON_NEGATIVE_METRICS", "DISCONNECTIO
 #: Metrics the exact neighbours stages know besides the five of ``METRICS``.
 EXTRA_METRICS = ("minkowski", "seuclidean", "mahalanobis", "hellinger", "jaccard", "haversine")
 #: The ``metric_kwds`` each metric takes, and whether they are required.
-METRIC_KWDS = {"minkowski": {"p": False}, "seuclidean": {"V": True}, "mahalanobis": {"VI": True}}
+METRIC_KWDS = {"minkowski": {"p": False}, "seuclidean": {"V": True}, "mahalanobis": {"VI": False, "V": False}}
 #: Metrics that are the Euclidean distance of mapped rows (:func:`euclidean_rows`).
 EUCLIDEAN_MAPPED = ("seuclidean", "mahalanobis", "hellinger")
 #: Metrics defined on non-negative data only (counts, frequencies, sets).
@@ -124,6 +124,13 @@ def check_metric_kwds(metric: Any, metric_kwds: Mapping[str, Any] | None, owner:
                                               _REQUIRED_FIX["seuclidean"]))
         kwds["V"] = V
     elif metric == "mahalanobis":
+        if ("VI" in kwds) == ("V" in kwds):
+            raise GidrValueError(format_error(what, "a dict with 'VI' (the inverse covariance) or 'V' (the "
+                                              "covariance) for metric 'mahalanobis'", kwds,
+                                              "Must provide either V or VI for Mahalanobis distance: "
+                                              + _REQUIRED_FIX["mahalanobis"][5:]))
+        if "V" in kwds:  # scikit-learn's and scipy's alternative: the covariance, inverted here
+            kwds["VI"] = _inverse_covariance(kwds.pop("V"), what)
         VI = np.asarray(kwds["VI"], dtype=np.float64) if _numeric(kwds["VI"]) else None
         if VI is None or VI.ndim != 2 or VI.shape[0] != VI.shape[1] or not np.all(np.isfinite(VI)):
             raise GidrValueError(format_error(f"The 'VI' entry of {what[4:]}", "a finite square d x d matrix "
@@ -140,8 +147,24 @@ def check_metric_kwds(metric: Any, metric_kwds: Mapping[str, Any] | None, owner:
 
 _REQUIRED_FIX = {
     "seuclidean": "Pass metric_kwds={'V': X.var(axis=0, ddof=1)} (every feature's variance, positive).",
-    "mahalanobis": "Pass metric_kwds={'VI': np.linalg.inv(np.cov(X.T))} (the inverse covariance matrix).",
+    "mahalanobis": "Pass metric_kwds={'VI': np.linalg.inv(np.cov(X.T))} (the inverse covariance matrix) or "
+                   "{'V': np.cov(X.T)}.",
 }
+
+
+def _inverse_covariance(V: Any, what: str) -> np.ndarray:
+    """``VI = V^-1`` of a mahalanobis covariance ``V`` (symmetric positive definite, else refused)."""
+    M = np.asarray(V, dtype=np.float64) if _numeric(V) else None
+    if M is None or M.ndim != 2 or M.shape[0] != M.shape[1] or not np.all(np.isfinite(M)):
+        raise GidrValueError(format_error(f"The 'V' entry of {what[4:]}", "a finite square d x d covariance "
+                                          "matrix (d the number of features)", _got(V), _REQUIRED_FIX["mahalanobis"]))
+    scale = max(float(np.abs(M).max()), 1e-300)
+    if not np.allclose(M, M.T, rtol=1e-10, atol=1e-12 * scale) or np.linalg.eigvalsh((M + M.T) / 2).min() <= \
+            1e-12 * scale:
+        raise GidrValueError(format_error(f"The 'V' entry of {what[4:]}", "a symmetric positive definite matrix "
+                                          "(invertible)", Described("a singular or asymmetric matrix"),
+                                          "Pass the inverse covariance as 'VI' (e.g. a pseudo-inverse) instead."))
+    return np.linalg.inv(M)
 
 
 def _numeric(value: Any) -> bool:
