@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from gidr.pipeline import Pipeline
 from gidr.types import Affinities as GidrAffinities
 from gidr.types import Context, KNNGraph
-from gidr.validation import Described, GidrValueError, check_array, format_error, resolve_seed
+from gidr.validation import Described, GidrValueError, format_error, resolve_seed
 
 __all__ = ["Affinities", "PerplexityBasedNN", "FixedSigmaNN", "MultiscaleMixture", "Multiscale", "Uniform",
            "PrecomputedAffinities", "NEIGHBOR_METHODS", "joint_probabilities_nn"]

@@ -20,18 +20,9 @@ from gidr.pipeline import DISCRETE_TARGET_METRICS
 from gidr.validation import GidrValueError
 from gidr_reference import supervised as S
 from tests.helpers import assert_matches
+from tests.reference.test_supervised import _graph
 
 NAMES = np.array(["this", "that", "other"])
-
-
-def _graph(n=60, density=0.15, seed=0):
-    """A random symmetric graph with weights in [0.05, 1) and nothing on the diagonal."""
-    rng = np.random.default_rng(seed)
-    A = sp.random(n, n, density=density, random_state=seed, data_rvs=lambda m: rng.uniform(0.05, 1.0, m)).tocsr()
-    A.setdiag(0)
-    A = A.maximum(A.T).tocsr()
-    A.eliminate_zeros()
-    return A
 
 
 def _targets(metric, n, seed):
