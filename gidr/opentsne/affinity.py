@@ -123,12 +123,7 @@ class Affinities:
         pipeline overrides of the similarity stage (which may depend on the neighbours found)."""
         from gidr.opentsne.nearest_neighbors import GidrNeighbors, KNNIndex, get_knn_index  # noqa: PLC0415
 
-        if data is None and knn_index is None:
-            raise refuse(owner, "data", "an array of shape (n_samples, n_features), or a knn_index", None,
-                         "Pass the data matrix, or an index from gidr.opentsne.nearest_neighbors as knn_index.")
-        if data is not None and knn_index is not None:
-            raise refuse(owner, "knn_index", "None when data is given", knn_index,
-                         "Pass either the data or an index built on it, not both.")
+        check_source(owner, data, knn_index)
         if knn_index is None:
             n_samples = precomputed_or_rows(data, metric)
             with _threads_of(n_jobs, owner), _as_metric_params():
@@ -174,6 +169,16 @@ class Affinities:
         P = sp.csr_matrix((weights.ravel(), np.asarray(indices).ravel(), np.arange(0, weights.size + 1, weights.shape[1])),
                           shape=(n_new, self.n_samples))
         return (P, indices, distances) if return_distances else P
+
+
+def check_source(owner: str, data, knn_index) -> None:
+    """Exactly one of ``data`` and ``knn_index``, as openTSNE requires."""
+    if data is None and knn_index is None:
+        raise refuse(owner, "data", "an array of shape (n_samples, n_features), or a knn_index", None,
+                     "Pass the data matrix, or an index from gidr.opentsne.nearest_neighbors as knn_index.")
+    if data is not None and knn_index is not None:
+        raise refuse(owner, "knn_index", "None when data is given", knn_index,
+                     "Pass either the data or an index built on it, not both.")
 
 
 def precomputed_or_rows(data, metric) -> int:
@@ -402,7 +407,8 @@ class MultiscaleMixture(Affinities):
             raise refuse(owner, "perplexities", "a positive float or a non-empty list of them", None,
                          "Pass e.g. perplexities=[50, 500].")
         symmetrized = _symmetrize_name(owner, symmetrize)
-        n = precomputed_or_rows(data, metric) if data is not None else getattr(knn_index, "n_samples", 2)
+        check_source(owner, data, knn_index)
+        n = precomputed_or_rows(data, metric) if data is not None else knn_index.n_samples
         effective = check_perplexities(perplexities, n, owner)
         self._fit(owner, data, knn_index, lambda n_samples: min(n_samples - 1, int(3 * max(effective))), method,
                   metric, metric_params, n_jobs, random_state, knn_kwargs, backend, symmetrized,
