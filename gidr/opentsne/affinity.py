@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from gidr.opentsne.nearest_neighbors import check_count
 from gidr.pipeline import Pipeline
 from gidr.types import Affinities as GidrAffinities
 from gidr.types import Context, KNNGraph
@@ -163,11 +164,7 @@ class Affinities:
         with _as_metric_params():
             indices, distances = self.knn_index.query(data, int(k))
         weights = np.asarray(stage.row_weights(np.asarray(distances, dtype=np.float64), self.context))
-        totals = weights.sum(axis=1, keepdims=True)
-        weights = weights / np.where(totals > 0, totals, 1.0)
-        n_new = weights.shape[0]
-        P = sp.csr_matrix((weights.ravel(), np.asarray(indices).ravel(), np.arange(0, weights.size + 1, weights.shape[1])),
-                          shape=(n_new, self.n_samples))
+        P = new_point_matrix(np.asarray(indices), weights, self.n_samples)
         return (P, indices, distances) if return_distances else P
 
 
@@ -341,9 +338,8 @@ class FixedSigmaNN(Affinities):
         if sigma is None:
             raise refuse(owner, "sigma", "a positive float", None, "Pass the Gaussians' bandwidth, e.g. sigma=1.")
         symmetrized = _symmetrize_name(owner, symmetrize)
-        n = None if data is None else precomputed_or_rows(data, metric)
-        if n is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n):
-            raise refuse(owner, "k", f"an int in [1, {n - 1}]", k, "Each point has at most n_samples - 1 others.")
+        if data is not None:
+            check_count(owner, "k", k, precomputed_or_rows(data, metric) - 1)
         self._fit(owner, data, knn_index, lambda _: k, method, metric, metric_params, n_jobs, random_state,
                   knn_kwargs, backend, symmetrized,
                   lambda index: {"similarity": "gaussian", "sigma": sigma, "n_neighbors": index.k})
@@ -351,11 +347,9 @@ class FixedSigmaNN(Affinities):
 
     def new_point_settings(self, k=None, sigma=None) -> tuple[int, dict]:
         """New points' neighbours (None: the fit's k) and similarity overrides (``sigma``)."""
-        k = self.knn_index.k if k is None else k
-        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= self.n_samples):
-            raise refuse("FixedSigmaNN.to_new", "k", f"an int in [1, {self.n_samples}]", k,
-                         "At most the number of training points.")
-        return int(k), {"n_neighbors": int(k), **({} if sigma is None else {"sigma": sigma})}
+        k = check_count("FixedSigmaNN.to_new", "k", self.knn_index.k if k is None else k, self.n_samples,
+                        "At most the number of training points.")
+        return k, {"n_neighbors": k, **({} if sigma is None else {"sigma": sigma})}
 
     def to_new(self, data, k=None, sigma=None, return_distances=False):
         """New points' affinities (rows summing to one) on their ``k`` (None: the fit's) nearest
@@ -479,11 +473,8 @@ class Uniform(Affinities):
         else:
             raise refuse(owner, "symmetrize", "True, False, 'max', 'mean' or 'none'", symmetrize,
                          "'max' (the default, True) gives every kNN edge the same weight.")
-        n = None if data is None else precomputed_or_rows(data, metric)
-        if n is not None and not (isinstance(k_neighbors, (int, np.integer)) and not isinstance(k_neighbors, bool)
-                                  and 1 <= k_neighbors < n):
-            raise refuse(owner, "k_neighbors", f"an int in [1, {n - 1}]", k_neighbors,
-                         "Each point has at most n_samples - 1 others.")
+        if data is not None:
+            check_count(owner, "k_neighbors", k_neighbors, precomputed_or_rows(data, metric) - 1)
         self._fit(owner, data, knn_index, lambda _: k_neighbors, method, metric, metric_params, n_jobs,
                   random_state, knn_kwargs, backend, symmetrized,
                   lambda index: {"similarity": "uniform", "n_neighbors": index.k})
@@ -491,11 +482,9 @@ class Uniform(Affinities):
 
     def new_point_settings(self, k_neighbors=None) -> tuple[int, dict]:
         """New points' neighbours (None: the fit's) and similarity overrides."""
-        k = self.knn_index.k if k_neighbors is None else k_neighbors
-        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= self.n_samples):
-            raise refuse("Uniform.to_new", "k_neighbors", f"an int in [1, {self.n_samples}]", k,
-                         "At most the number of training points.")
-        return int(k), {"n_neighbors": int(k)}
+        k = check_count("Uniform.to_new", "k_neighbors", self.knn_index.k if k_neighbors is None else k_neighbors,
+                        self.n_samples, "At most the number of training points.")
+        return k, {"n_neighbors": k}
 
     def to_new(self, data, k_neighbors=None, return_distances=False):
         """New points' affinities: ``1 / k`` on each one's ``k_neighbors`` (None: the fit's)
@@ -574,13 +563,12 @@ def joint_probabilities_nn(neighbors, distances, perplexities, symmetrize=True, 
     return sp.csr_matrix(sp.diags(1.0 / np.asarray(P.sum(axis=1)).ravel()) @ P)
 
 
-def new_point_matrix(edges, n_train: int) -> sp.csr_matrix:
-    """The new points' affinities to the training points as a CSR matrix (n_new, n_train),
-    each row the point's neighbour weights scaled to sum to one."""
-    n_new, k = edges.indices.shape
-    weights = edges.weights / np.maximum(edges.weights.sum(axis=1, keepdims=True), np.finfo(float).tiny)
-    return sp.csr_matrix((weights.ravel(), edges.indices.ravel(), np.arange(0, n_new * k + 1, k)),
-                         shape=(n_new, n_train))
+def new_point_matrix(indices: np.ndarray, weights: np.ndarray, n_train: int) -> sp.csr_matrix:
+    """The new points' affinities to the training points as a CSR matrix (n_new, n_train):
+    row q holds the weights of its neighbours ``indices[q]``, scaled to sum to one."""
+    n_new, k = indices.shape
+    weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), np.finfo(float).tiny)
+    return sp.csr_matrix((weights.ravel(), indices.ravel(), np.arange(0, n_new * k + 1, k)), shape=(n_new, n_train))
 
 
 def job_count(n_jobs: Any, owner: str) -> int:

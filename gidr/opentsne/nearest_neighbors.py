@@ -36,11 +36,16 @@ def _error(owner: str, name: str, expected: str, got: Any, fix: str) -> GidrValu
     return GidrValueError(format_error(f"The '{name}' parameter of {owner}", expected, got, fix))
 
 
+def check_count(owner: str, name: str, value: Any, most: int,
+                fix: str = "Each point has at most n_samples - 1 others.") -> int:
+    """``value`` as an int in [1, ``most``] (a count of neighbours), else the error naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
+        raise _error(owner, name, f"an int in [1, {most}]", value, fix)
+    return int(value)
+
+
 def _check_k(owner: str, k: Any, n_samples: int) -> int:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k < n_samples:
-        raise _error(owner, "k", f"an int in [1, {n_samples - 1}] (fewer than the {n_samples} samples)", k,
-                     "Lower k: each point has at most n_samples - 1 others.")
-    return int(k)
+    return check_count(owner, "k", k, n_samples - 1, "Lower k: each point has at most n_samples - 1 others.")
 
 
 class _Queries(NeighborsIndex):

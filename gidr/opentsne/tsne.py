@@ -524,7 +524,7 @@ class TSNEEmbedding(np.ndarray):
                          + ")", affinity_params[unknown[0]], "Check its spelling.")
         n_neighbors, overrides = settings(**affinity_params)
         edges, _ = new_point_edges(self.affinities, X, self, n_neighbors, overrides)
-        P = new_point_matrix(edges, self.affinities.n_samples)
+        P = new_point_matrix(edges.indices, edges.weights, self.affinities.n_samples)
         n_new = edges.indices.shape[0]
         if isinstance(initialization, np.ndarray):
             if initialization.shape != (n_new, self.shape[1]):
