@@ -130,12 +130,6 @@ class KNNIndex:
 
 
 # ---------------------------------------------------------------------- gidr's searches
-def _gidr_metrics() -> tuple:
-    from gidr_reference.neighbors import EXACT_METRICS
-
-    return tuple(EXACT_METRICS)
-
-
 class GidrNeighbors(KNNIndex):
     """gidr's neighbours stages as an index: ``method`` ``"auto"`` (exact search up to 4,096
     points, NN-descent above, as ``gidr.TSNE``), ``"exact"`` or ``"pynndescent"``.
@@ -242,16 +236,19 @@ class Sklearn(KNNIndex):
         return tuple(sorted(set(VALID_METRICS["brute"])))
 
     def build(self) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn import neighbors  # at call time, so that a patched NearestNeighbors is used
+        """The search runs once; later calls (``set_perplexity``) return its graph."""
+        if self.index is None:
+            from sklearn import neighbors  # at call time, so that a patched NearestNeighbors is used
 
-        from gidr.opentsne.affinity import job_count  # noqa: PLC0415 (circular)
+            from gidr.opentsne.affinity import job_count  # noqa: PLC0415 (circular)
 
-        self.index = neighbors.NearestNeighbors(n_neighbors=self.k, metric=self.metric,
-                                                metric_params=self.metric_params,
-                                                n_jobs=job_count(self.n_jobs, "Sklearn"), **self.knn_kwargs)
-        self.index.fit(self.data)
-        distances, indices = self.index.kneighbors(n_neighbors=self.k)  # without X: each point excluded
-        return _sorted(indices, distances)
+            self.index = neighbors.NearestNeighbors(n_neighbors=self.k, metric=self.metric,
+                                                    metric_params=self.metric_params,
+                                                    n_jobs=job_count(self.n_jobs, "Sklearn"), **self.knn_kwargs)
+            self.index.fit(self.data)
+            distances, indices = self.index.kneighbors(n_neighbors=self.k)  # without X: each point excluded
+            self.graph = _sorted(indices, distances)
+        return self.graph
 
     def query(self, query, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:

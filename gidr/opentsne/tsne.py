@@ -164,9 +164,14 @@ def phase_overrides(params: dict, n_iter: int, start: int, n_samples: int, owner
     if repulsion == "barnes_hut":
         overrides["theta"] = params["theta"]
     else:
-        overrides.update(n_interpolation_points=params["n_interpolation_points"],
-                         min_boxes=params["min_num_intervals"], max_box_width=params["ints_in_interval"])
+        overrides.update(fft_overrides(params))
     return overrides
+
+
+def fft_overrides(params: dict) -> dict:
+    """openTSNE's interpolation parameters as the ``fft`` repulsion stage's."""
+    return {"n_interpolation_points": params["n_interpolation_points"], "min_boxes": params["min_num_intervals"],
+            "max_box_width": params["ints_in_interval"]}
 
 
 #: Barnes-Hut above 3 components runs the exact repulsion instead, up to this many points.
@@ -241,9 +246,9 @@ def kl_divergence(loss, repulsion, affinities, Y: np.ndarray, ctx, epoch: int) -
     return float(loss.value_from_sums(edge_sums, np.array([sums.sum_w]), ctx))
 
 
-def _kl_gradient(repulsion: str, embedding, P, dof, overrides: dict, reference_embedding, should_eval_error,
-                 n_jobs, owner: str):
-    """openTSNE's (error, gradient) of the KL divergence at ``embedding`` with gidr's stages."""
+def _kl_gradient(embedding, P, dof, overrides: dict, reference_embedding, should_eval_error, n_jobs, owner: str):
+    """openTSNE's (error, gradient) of the KL divergence at ``embedding`` with gidr's stages
+    (``overrides``: the repulsion stage and its parameters)."""
     from gidr.estimators import _threads  # noqa: PLC0415 (optional numba)
     from gidr.opentsne.affinity import tsne_pipeline  # noqa: PLC0415 (circular)
     from gidr.types import Affinities as GidrAffinities, Context  # noqa: PLC0415
@@ -259,10 +264,9 @@ def _kl_gradient(repulsion: str, embedding, P, dof, overrides: dict, reference_e
         raise refuse(owner, "P", f"a square matrix with one row per embedded point ({Y.shape[0]})",
                      Described(f"shape {P.shape} for an embedding of shape {np.shape(embedding)}"),
                      "Pass the affinities' P of the points embedded.")
-    if repulsion == "barnes_hut" and Y.shape[1] > 3:
-        overrides = exact_for_many_dimensions({"repulsion": repulsion, **overrides}, Y.shape[0], Y.shape[1], owner)
-        repulsion = overrides.pop("repulsion")
-    pipeline = tsne_pipeline("auto", 0, neighbors="precomputed", repulsion=repulsion, dof=dof, **overrides)
+    if overrides["repulsion"] == "barnes_hut" and Y.shape[1] > 3:
+        overrides = exact_for_many_dimensions(overrides, Y.shape[0], Y.shape[1], owner)
+    pipeline = tsne_pipeline("auto", 0, neighbors="precomputed", dof=dof, **overrides)
     stages = pipeline.stages
     ctx = Context(n_samples=Y.shape[0], n_components=Y.shape[1], normalized=True, a=1.0, b=1.0, seed=0,
                   registry=pipeline.registry, n_epochs=1)
@@ -281,9 +285,9 @@ def kl_divergence_bh(embedding, P, dof=1, bh_params=None, reference_embedding=No
     ``embedding`` against the normalized ``P``, in openTSNE's units (gidr's forces divided by
     :data:`GRADIENT_SCALE`); ``error`` is None unless ``should_eval_error``. ``bh_params``:
     ``{"theta": 0.5}``. Passed as ``negative_gradient_method`` it selects ``"bh"``."""
-    theta = (bh_params or {}).get("theta", 0.5)
-    return _kl_gradient("barnes_hut", embedding, P, dof, {"theta": theta}, reference_embedding, should_eval_error,
-                        n_jobs, "kl_divergence_bh")
+    overrides = {"repulsion": "barnes_hut", "theta": (bh_params or {}).get("theta", 0.5)}
+    return _kl_gradient(embedding, P, dof, overrides, reference_embedding, should_eval_error, n_jobs,
+                        "kl_divergence_bh")
 
 
 def kl_divergence_fft(embedding, P, dof=1, fft_params=None, reference_embedding=None, should_eval_error=False,
@@ -291,11 +295,9 @@ def kl_divergence_fft(embedding, P, dof=1, fft_params=None, reference_embedding=
     """openTSNE's interpolation gradient function, as :func:`kl_divergence_bh` with gidr's FFT
     repulsion. ``fft_params``: ``n_interpolation_points`` (3), ``min_num_intervals`` (50),
     ``ints_in_interval`` (1). Passed as ``negative_gradient_method`` it selects ``"fft"``."""
-    params = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1, **(fft_params or {})}
-    overrides = {"n_interpolation_points": params["n_interpolation_points"], "min_boxes": params["min_num_intervals"],
-                 "max_box_width": params["ints_in_interval"]}
-    return _kl_gradient("fft", embedding, P, dof, overrides, reference_embedding, should_eval_error, n_jobs,
-                        "kl_divergence_fft")
+    params = {**GRADIENT_PARAMS, **(fft_params or {})}  # openTSNE's defaults: 3, 50, 1
+    return _kl_gradient(embedding, P, dof, {"repulsion": "fft", **fft_overrides(params)}, reference_embedding,
+                        should_eval_error, n_jobs, "kl_divergence_fft")
 
 
 class TSNEEmbedding(np.ndarray):
