@@ -261,16 +261,12 @@ class PerplexityBasedNN(Affinities):
                              "Pass 'auto' (three times the perplexity) or a number of neighbours.")
         check_perplexity(perplexity, np.inf, owner)
         auto = isinstance(k_neighbors, str)
-        effective = {}
-
-        def similarity(index):  # openTSNE's rule, against the neighbours found
-            effective["perplexity"] = check_perplexity(perplexity, index.k, owner)
-            return {"similarity": "tsne", "perplexity": effective["perplexity"]}
-
         self._fit(owner, data, knn_index, lambda n: min(n - 1, int(3 * perplexity) if auto else int(k_neighbors)),
-                  method, metric, metric_params, n_jobs, random_state, knn_kwargs, backend, symmetrized, similarity)
+                  method, metric, metric_params, n_jobs, random_state, knn_kwargs, backend, symmetrized,
+                  # openTSNE's rule, against the neighbours found
+                  lambda index: {"similarity": "tsne", "perplexity": check_perplexity(perplexity, index.k, owner)})
         self.perplexity = perplexity
-        self.effective_perplexity_ = effective["perplexity"]
+        self.effective_perplexity_ = self.pipeline.stages["similarity"].perplexity
         self.symmetrize = symmetrize
         self.n_jobs = n_jobs
         self.knn_kwargs = knn_kwargs
