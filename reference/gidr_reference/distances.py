@@ -127,8 +127,8 @@ def check_metric_kwds(metric: Any, metric_kwds: Mapping[str, Any] | None, owner:
         if ("VI" in kwds) == ("V" in kwds):
             raise GidrValueError(format_error(what, "a dict with 'VI' (the inverse covariance) or 'V' (the "
                                               "covariance) for metric 'mahalanobis'", kwds,
-                                              "Must provide either V or VI for Mahalanobis distance: "
-                                              + _REQUIRED_FIX["mahalanobis"][5:]))
+                                              "Must provide either V or VI for Mahalanobis distance (scikit-learn's "
+                                              "words). " + _REQUIRED_FIX["mahalanobis"]))
         if "V" in kwds:  # scikit-learn's and scipy's alternative: the covariance, inverted here
             kwds["VI"] = _inverse_covariance(kwds.pop("V"), what)
         VI = np.asarray(kwds["VI"], dtype=np.float64) if _numeric(kwds["VI"]) else None
