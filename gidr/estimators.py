@@ -647,8 +647,13 @@ class TSNE(_Base):
     angle (Barnes-Hut theta), metric, init ("pca", "random", "spectral" or an array),
     random_state, n_jobs, verbose, method ("barnes_hut", "exact", or "fft": FIt-SNE's
     interpolation), metric_params (the metric's parameters: ``{"p": 3}`` for minkowski,
-    ``{"V": ...}`` for seuclidean, ``{"VI": ...}`` or ``{"V": ...}`` for mahalanobis). ``n_iter_without_progress`` and ``min_grad_norm`` are accepted and
-    validated but do not stop the run early: gidr runs ``max_iter`` epochs.
+    ``{"V": ...}`` for seuclidean, ``{"VI": ...}`` or ``{"V": ...}`` for mahalanobis).
+    ``n_iter_without_progress`` and ``min_grad_norm`` stop the run early as in scikit-learn
+    (checked every ``_N_ITER_CHECK`` = 50 epochs; after the ``_EXPLORATION_MAX_ITER`` = 250
+    epochs of exaggeration the loss must improve within ``n_iter_without_progress`` epochs,
+    and a norm of gains times gradient at most ``min_grad_norm`` stops the run, or ends the
+    exaggeration; see :class:`gidr_reference.optimizers.EarlyStop`); ``n_iter_`` is then the
+    last epoch run, counted from 0, and ``verbose >= 2`` prints scikit-learn's gradient-norm lines.
     ``perplexity >= n_samples`` is an error, as in scikit-learn. ``kl_divergence_`` is the
     KL divergence after the last epoch (the loss estimate; within 1 % of the exact value on
     the digits).
@@ -659,6 +664,10 @@ class TSNE(_Base):
 
     _preset = "tsne"
     _supervised = False
+    #: scikit-learn's private constants, honoured as there: epochs between the stopping rules'
+    #: checks, and epochs of early exaggeration.
+    _N_ITER_CHECK = 50
+    _EXPLORATION_MAX_ITER = 250
     _parameter_names = (("n_epochs", "max_iter"), ("theta", "angle"), ("array", "init"), ("pca", "pca"),
                         ("metric_kwds", "metric_params"))
 
@@ -690,6 +699,8 @@ class TSNE(_Base):
         return {"n_components": self.n_components, "perplexity": self.perplexity,
                 "early_exaggeration": self.early_exaggeration, "learning_rate": self.learning_rate,
                 "n_epochs": self.max_iter, "metric": self.metric, "init": self.init, "repulsion": repulsion,
+                "n_iter_without_progress": self.n_iter_without_progress, "min_grad_norm": self.min_grad_norm,
+                "check_every": self._N_ITER_CHECK, "exaggeration_iter": self._EXPLORATION_MAX_ITER,
                 **theta, **({"metric_kwds": dict(self.metric_params)} if self.metric_params else {})}
 
     def _check_params(self) -> None:
@@ -712,8 +723,10 @@ class TSNE(_Base):
 
     def _set_fitted(self, result, inverse=None) -> None:
         super()._set_fitted(result, inverse)
-        history = result.loss_history
-        self.kl_divergence_ = float(history[-1][1]) if history else float("nan")
+        losses = dict(result.loss_history)  # the last epoch's loss: recorded, or seen by a stopping rule
+        for epoch, loss, _, _ in (result.config["resolved"].get("early_stop") or {}).get("checks", ()):
+            losses.setdefault(epoch, loss)
+        self.kl_divergence_ = float(losses[max(losses)]) if losses else float("nan")
         self.n_iter_ = max(int(result.config["resolved"]["epochs_run"]) - 1, 0)  # scikit-learn counts from 0
         self.embedding_ = np.asarray(self.embedding_, dtype=np.float32)  # as scikit-learn's TSNE
 
@@ -734,10 +747,24 @@ class TSNE(_Base):
             sigma = np.sqrt(1.0 / np.maximum(beta, np.finfo(float).tiny))
             print(f"[t-SNE] Mean sigma: {float(np.mean(sigma)):f}")
         exaggerated = int(result.stages["optimizer"].values.get("exaggeration_iter") or 0)
-        for epoch, loss in result.loss_history:
-            print(f"[t-SNE] Iteration {epoch}: error = {loss:.7f}")
+        lines = {epoch: (loss, f"[t-SNE] Iteration {epoch}: error = {loss:.7f}") for epoch, loss in result.loss_history}
+        record = result.config["resolved"].get("early_stop")
+        stopped = None
+        if record is not None:
+            exaggerated, stopped = int(record["exaggeration_epochs"]), record["stopped"]
+            for epoch, loss, norm, seconds in record["checks"] if self.verbose >= 2 else ():
+                lines[epoch] = (loss, f"[t-SNE] Iteration {epoch}: error = {loss:.7f}, gradient norm = {norm:.7f} "
+                                      f"({self._N_ITER_CHECK} iterations in {seconds:.3f}s)")
+        for epoch in sorted(lines):
+            loss, line = lines[epoch]
+            print(line)
             if epoch == exaggerated:
                 print(f"[t-SNE] KL divergence after {epoch} iterations with early exaggeration: {loss:.6f}")
+            if self.verbose >= 2 and stopped is not None and epoch == stopped["epoch"]:
+                norm = record["checks"][-1][2]
+                print(f"[t-SNE] Iteration {epoch}: did not make any progress during the last "
+                      f"{self.n_iter_without_progress} episodes. Finished." if stopped["reason"] == "no progress"
+                      else f"[t-SNE] Iteration {epoch}: gradient norm {norm:f}. Finished.")
         print(f"[t-SNE] KL divergence after {self.n_iter_ + 1} iterations: {self.kl_divergence_:.6f}")
 
     def transform(self, X):

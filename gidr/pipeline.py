@@ -299,6 +299,7 @@ class Pipeline:
             "n_epochs": self.n_epochs_for(n_samples),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
+            "early_stop": monitor.early_stop,
             "locality": "morton" if uses_renumbering(self._settings["locality"], n_samples) else "none",
             "peak_memory_bytes": peaks,
         }

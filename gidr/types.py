@@ -279,6 +279,9 @@ class Monitor:
     history: list = field(default_factory=list)
 
     epochs_run: int = 0
+    #: The stopping rules' record (:attr:`gidr_reference.optimizers.EarlyStop.record`), left by
+    #: an optimizer that has them; None otherwise.
+    early_stop: dict | None = None
     #: When the monitor was made (the optimizer's start): the epoch progress lines'
     #: elapsed time (:class:`gidr.progress.EpochProgress`) counts from it.
     started: float = field(default_factory=time.perf_counter)

@@ -22,6 +22,8 @@ from numba import njit, prange
 from gidr.types import DescentState
 from gidr_numba.forces import LossKernels
 from gidr_numba.gdr import ForceField, point_force, report, threads_for
+from gidr_reference.loss_estimate import estimate_loss
+from gidr_reference.optimizers import EarlyStop
 
 __all__ = ["amplified_step", "amplified_descent", "amplified_descent_from"]
 
@@ -50,16 +52,18 @@ def amplified_step(Y, parts, weights, state, constants):
     weights : tuple (attraction_scale, theta)
         ``attraction_scale``: exaggeration, times 2 for symmetric attraction on a symmetric
         P; ``theta`` (n_channels,): the loss's repulsion weights.
-    state : tuple (update, gains)
-        Arrays of shape (n, d), updated in place.
+    state : tuple (update, gains, step_sq)
+        ``update`` and ``gains`` of shape (n, d), updated in place; ``step_sq`` (n,) receives
+        each point's ``sum_c (gains F)^2`` (the early-stopping rules' gradient norm).
     constants : tuple (learning_rate, momentum, min_gain, max_step_norm)
         ``max_step_norm``: as :func:`gidr_reference.optimizers.clip_step_norms` (``inf``: unbounded).
     """
-    update, gains = state
+    update, gains, step_sq = state
     learning_rate, momentum, min_gain, max_step_norm = constants
     n, d = Y.shape
     for i in prange(n):
         norm2 = 0.0
+        direction2 = 0.0
         for c in range(d):
             f = point_force(i, c, parts, weights)
             u = update[i, c]
@@ -69,6 +73,8 @@ def amplified_step(Y, parts, weights, state, constants):
             gains[i, c] = g
             update[i, c] = u
             norm2 += u * u
+            direction2 += (g * f) * (g * f)
+        step_sq[i] = direction2
         if norm2 > max_step_norm * max_step_norm:
             scale = max_step_norm / np.sqrt(norm2)
             for c in range(d):
@@ -138,15 +144,32 @@ def amplified_descent_from(Y0, affinities, loss, repulsion, ctx, monitor, *, ker
 
 def _amplified_loop(Y, field, affinities, loss, ctx, monitor, schedule, state, epochs) -> int:
     """Epochs ``start .. stop - 1`` in place on ``Y`` and ``state = (update, gains)``; returns
-    the number of the next epoch (``stop``, or earlier when a callback stopped the run)."""
+    the number of the next epoch (``stop``, or earlier when a callback or the schedule's
+    stopping rules, :class:`gidr_reference.optimizers.EarlyStop`, stopped the run)."""
     start, stop = epochs
+    early_stop = EarlyStop(schedule, start)
+    step_sq = np.empty(len(Y))
+    state = (*state, step_sq)
+    end = stop
     for epoch in range(start, stop):
-        exaggerated = epoch < schedule.n_exaggerated
+        exaggerated = early_stop.exaggerated(epoch)
         parts, weights = field(Y, epoch, schedule.exaggeration if exaggerated else 1.0)
         momentum = schedule.momentum if exaggerated else schedule.final_momentum
         amplified_step(Y, parts, weights, state,
                        (float(schedule.rate(epoch, stop)), float(momentum), float(schedule.min_gain),
                         float(schedule.max_step_norm)))
-        if report(monitor, epoch, stop, loss, affinities, Y, ctx):
-            return epoch + 1
-    return stop
+        if _report(monitor, early_stop, epoch, stop, loss, affinities, Y, ctx, step_sq):
+            end = epoch + 1
+            break
+    monitor.early_stop = early_stop.record
+    return end
+
+
+def _report(monitor, early_stop, epoch, stop, loss, affinities, Y, ctx, step_sq) -> bool:
+    """:func:`gidr_numba.gdr.report` with the stopping rules' checks (on the same loss
+    estimate, computed once); True when the run stops after ``epoch``."""
+    if not early_stop.due(epoch):
+        return report(monitor, epoch, stop, loss, affinities, Y, ctx)
+    value = estimate_loss(loss, affinities, Y, ctx, epoch)
+    stopped = monitor.due(epoch, stop) and bool(monitor.report(epoch, value, Y.copy()))
+    return early_stop.check(epoch, value, float(np.sqrt(np.sum(step_sq)))) or stopped

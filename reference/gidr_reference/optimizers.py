@@ -28,6 +28,7 @@ Three loops:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ from gidr_reference import force_table as _force_table
 __all__ = [
     "Edges",
     "AmplifiedSchedule",
+    "EarlyStop",
     "edge_list",
     "scatter_rows",
     "attraction_forces",
@@ -102,6 +104,11 @@ class AmplifiedSchedule:
     max_step_norm : float
         Longest step of one point in one epoch: a longer ``update`` row is scaled to this
         norm (:func:`clip_step_norms`, openTSNE's ``max_step_norm``). ``inf``: unbounded.
+    n_iter_without_progress, min_grad_norm : int, float or None
+        scikit-learn's stopping rules (:class:`EarlyStop`); None: that rule is off. Only for
+        a constant rate (``anneal=False``): the annealed rate is planned for the full run.
+    check_every : int
+        Epochs between the rules' checks (scikit-learn's ``_N_ITER_CHECK``, 50).
     """
 
     learning_rate: float
@@ -112,6 +119,9 @@ class AmplifiedSchedule:
     min_gain: float
     anneal: bool = False
     max_step_norm: float = math.inf
+    n_iter_without_progress: int | None = None
+    min_grad_norm: float | None = None
+    check_every: int = 50
 
     def rate(self, epoch: int, n_epochs: int) -> float:
         """Learning rate of ``epoch``: constant, or ``lr (n_epochs - t) / (n_epochs - n_exaggerated)``
@@ -119,6 +129,81 @@ class AmplifiedSchedule:
         if not self.anneal or epoch < self.n_exaggerated:
             return self.learning_rate
         return self.learning_rate * (n_epochs - epoch) / (n_epochs - self.n_exaggerated)
+
+
+class EarlyStop:
+    """scikit-learn's stopping rules for :func:`amplified_descent` (its TSNE's
+    ``n_iter_without_progress`` and ``min_grad_norm``), from an :class:`AmplifiedSchedule`.
+
+    Epoch ``t`` is a check when ``(t + 1) % check_every == 0``. The run has two phases, as
+    scikit-learn's two calls of its gradient descent: the exaggeration (epochs before
+    ``n_exaggerated``), then the rest. At a check, with the epoch-end loss and the norm of
+    ``gains * F`` over every coordinate (the direction of the step, scikit-learn's
+    "gradient norm"):
+
+    1. after the exaggeration: a loss below the phase's best becomes the best; otherwise, when
+       more than ``n_iter_without_progress`` epochs have passed since the epoch of the best
+       (the phase's first epoch before any check), the run stops ("no progress"). During the
+       exaggeration this rule does not apply (scikit-learn's patience there is the phase's
+       length);
+    2. a gradient norm at most ``min_grad_norm`` stops the run ("gradient norm"); during the
+       exaggeration it ends the exaggeration instead: the next epoch is the first of the
+       second phase (no exaggeration, ``final_momentum``), as in scikit-learn.
+
+    With both rules off (None) nothing is checked and :attr:`record` is None.
+    """
+
+    def __init__(self, schedule: AmplifiedSchedule, first_epoch: int):
+        if schedule.anneal and (schedule.n_iter_without_progress is not None or schedule.min_grad_norm is not None):
+            raise ValueError("EarlyStop needs a constant learning rate (anneal=False)")
+        self.patience = schedule.n_iter_without_progress
+        self.min_grad_norm = schedule.min_grad_norm
+        self.every = int(schedule.check_every)
+        #: Epochs run with exaggeration: the schedule's, or fewer when rule 2 ended the phase.
+        self.n_exaggerated = int(schedule.n_exaggerated)
+        self.active = self.patience is not None or self.min_grad_norm is not None
+        self._best = math.inf
+        self._best_epoch = max(int(first_epoch), self.n_exaggerated)
+        self._started = time.perf_counter()
+        self.checks: list[tuple[int, float, float, float]] = []
+        self.stopped: dict | None = None
+
+    def exaggerated(self, epoch: int) -> bool:
+        return epoch < self.n_exaggerated
+
+    def due(self, epoch: int) -> bool:
+        return self.active and (epoch + 1) % self.every == 0
+
+    def check(self, epoch: int, loss: float, grad_norm: float) -> bool:
+        """Apply the rules at check epoch ``epoch``; True when the run stops after it."""
+        now = time.perf_counter()
+        self.checks.append((epoch + 1, float(loss), float(grad_norm), now - self._started))
+        self._started = now
+        small = self.min_grad_norm is not None and grad_norm <= self.min_grad_norm
+        if self.exaggerated(epoch):
+            if small:
+                self.n_exaggerated = epoch + 1
+                self._best_epoch = epoch + 1
+            return False
+        if loss < self._best:
+            self._best, self._best_epoch = loss, epoch
+        elif self.patience is not None and epoch - self._best_epoch > self.patience:
+            return self._stop(epoch, "no progress")
+        if small:
+            return self._stop(epoch, "gradient norm")
+        return False
+
+    def _stop(self, epoch: int, reason: str) -> bool:
+        self.stopped = {"epoch": epoch + 1, "reason": reason}
+        return True
+
+    @property
+    def record(self) -> dict | None:
+        """What the rules saw: ``checks`` as ``(epoch, loss, gradient norm, seconds since the
+        previous check)``, ``stopped`` (``{"epoch", "reason"}`` or None), ``exaggeration_epochs``."""
+        if not self.active:
+            return None
+        return {"checks": list(self.checks), "stopped": self.stopped, "exaggeration_epochs": self.n_exaggerated}
 
 
 # ---------------------------------------------------------------------- shared helpers
@@ -251,14 +336,22 @@ def update_gains(gains: np.ndarray, update: np.ndarray, forces: np.ndarray, min_
     return np.maximum(np.where(grows, gains + 0.2, gains * 0.8), min_gain)
 
 
-def report_if_due(monitor: Monitor, epoch: int, n_epochs: int, loss, P, Y: np.ndarray, ctx: Context) -> bool:
-    """Call the monitor for this epoch; True when a callback asks to stop.
+def report_if_due(monitor: Monitor, epoch: int, n_epochs: int, loss, P, Y: np.ndarray, ctx: Context,
+                  early_stop: EarlyStop | None = None, step: tuple | None = None) -> bool:
+    """Call the monitor for this epoch; True when a callback (or ``early_stop``) asks to stop.
 
-    When due, the reported loss is the exact ``loss.value(P, Y, ctx)``.
+    When due, the reported loss is the exact ``loss.value(P, Y, ctx)``. ``step``: the epoch's
+    ``(gains, F)``, whose product's norm ``early_stop`` checks (computed only at its checks).
     """
-    if not monitor.due(epoch, n_epochs):
+    due = monitor.due(epoch, n_epochs)
+    check = early_stop is not None and early_stop.due(epoch)
+    if not (due or check):
         return False
-    return bool(monitor.report(epoch, float(loss.value(P, Y, ctx)), Y.copy()))
+    value = float(loss.value(P, Y, ctx))
+    stop = due and bool(monitor.report(epoch, value, Y.copy()))
+    if check:
+        stop = early_stop.check(epoch, value, float(np.sqrt(np.sum(np.square(step[0] * step[1]))))) or stop
+    return stop
 
 
 # ---------------------------------------------------------------------- the loops
@@ -275,7 +368,9 @@ def amplified_descent(Y0, affinities: Affinities, loss, repulsion, ctx: Context,
         Y      <- Y + update
 
     ``update`` starts at 0 and ``gains`` at 1; both carry over the end of the exaggeration.
-    ``lr_t`` is :meth:`AmplifiedSchedule.rate` (constant unless annealed).
+    ``lr_t`` is :meth:`AmplifiedSchedule.rate` (constant unless annealed). The schedule's
+    stopping rules (:class:`EarlyStop`, off by default) may end the exaggeration or the run
+    early; what they saw is left in ``monitor.early_stop``.
 
     Parameters
     ----------
@@ -322,8 +417,9 @@ def amplified_descent_from(Y0, affinities: Affinities, loss, repulsion, ctx: Con
     gains = np.array(state.gains, dtype=np.float64)
     stop = state.epoch + n_epochs
     epoch = state.epoch - 1
+    early_stop = EarlyStop(schedule, state.epoch)
     for epoch in range(state.epoch, stop):
-        exaggerated = epoch < schedule.n_exaggerated
+        exaggerated = early_stop.exaggerated(epoch)
         forces = gather_forces(Y, edges, loss, repulsion, ctx, epoch, affinities=affinities,
                                symmetric=symmetric_attraction,
                                exaggeration=schedule.exaggeration if exaggerated else 1.0)
@@ -332,8 +428,9 @@ def amplified_descent_from(Y0, affinities: Affinities, loss, repulsion, ctx: Con
         update = clip_step_norms(momentum * update - schedule.rate(epoch, stop) * gains * forces,
                                  schedule.max_step_norm)
         Y = Y + update
-        if report_if_due(monitor, epoch, stop, loss, P, Y, ctx):
+        if report_if_due(monitor, epoch, stop, loss, P, Y, ctx, early_stop, (gains, forces)):
             break
+    monitor.early_stop = early_stop.record
     return Y, DescentState(update=update, gains=gains, epoch=epoch + 1)
 
 

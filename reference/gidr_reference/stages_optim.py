@@ -217,7 +217,8 @@ class TSNEOptimizer(Optimizer):
     """Standard Barnes-Hut t-SNE loop: ``exaggeration_iter`` epochs with early exaggeration and
     ``momentum``, then ``final_momentum``; gains; learning rate ``"auto"`` = max(n / 12, 200);
     each point's step bounded by ``max_step_norm`` (openTSNE's 5; ``None``: unbounded, as
-    scikit-learn's).
+    scikit-learn's). scikit-learn's stopping rules, ``n_iter_without_progress`` and
+    ``min_grad_norm`` (:class:`gidr_reference.optimizers.EarlyStop`), are off by default.
 
     Requires ``normalized=True``.
     """
@@ -236,6 +237,15 @@ class TSNEOptimizer(Optimizer):
               "Longest step of a point in one epoch (openTSNE's default 5); None: unbounded, as "
               "scikit-learn's TSNE.", allow_none=True),
         Param("symmetric_attraction", False, (Boolean(),), _SYMMETRIC_DOC),
+        Param("n_iter_without_progress", None, (Interval(int, -1, None),),
+              "Stop when the loss has not improved for more than this many epochs after the "
+              "exaggeration, checked every check_every epochs (scikit-learn's rule); None: off.",
+              allow_none=True),
+        Param("min_grad_norm", None, (Interval(float, 0, None, "left"),),
+              "Stop when the norm of gains * gradient is at most this at a check (during the "
+              "exaggeration: end the exaggeration), as scikit-learn's; None: off.", allow_none=True),
+        Param("check_every", 50, (Interval(int, 1, None),),
+              "Epochs between the stopping rules' checks (scikit-learn's 50)."),
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
@@ -256,7 +266,9 @@ class TSNEOptimizer(Optimizer):
             learning_rate=float(lr), exaggeration=self.early_exaggeration,
             n_exaggerated=self.exaggeration_iter, momentum=self.momentum,
             final_momentum=self.final_momentum, min_gain=self.min_gain,
-            max_step_norm=math.inf if self.max_step_norm is None else self.max_step_norm)
+            max_step_norm=math.inf if self.max_step_norm is None else self.max_step_norm,
+            n_iter_without_progress=self.n_iter_without_progress, min_grad_norm=self.min_grad_norm,
+            check_every=self.check_every)
 
     def optimize(self, Y: np.ndarray, affinities: Affinities, loss, repulsion, ctx: Context,
                  monitor: Monitor) -> np.ndarray:

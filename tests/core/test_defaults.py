@@ -40,7 +40,9 @@ MAPPINGS = {
                 "early_exaggeration": ("optimizer", "early_exaggeration"),
                 "learning_rate": ("optimizer", "learning_rate"), "max_iter": ("pipeline", "n_epochs"),
                 "angle": ("repulsion", "theta"), "method": ("repulsion", "name"),
-                "metric_params": ("neighbors", "metric_kwds")},
+                "metric_params": ("neighbors", "metric_kwds"),
+                "n_iter_without_progress": ("optimizer", "n_iter_without_progress"),
+                "min_grad_norm": ("optimizer", "min_grad_norm")},
     gidr.GDR: {**COMMON, **TARGETS, "n_neighbors": ("similarity", "n_neighbors"), "normalized": ("pipeline", "normalized"),
                "loss": ("loss", "name"), "min_dist": ("pipeline", "min_dist"), "spread": ("pipeline", "spread"),
                "scalars": ("pipeline", "scalars"), "n_epochs": ("pipeline", "n_epochs"),
@@ -54,8 +56,11 @@ ESTIMATOR_ONLY = {
                 "output_metric", "precomputed_knn", "transform_mode"},
     gidr.GDR: {"unique", "transform_seed", "low_memory", "angular_rp_forest", "force_approximation_algorithm",
                "output_metric", "precomputed_knn", "transform_mode"},
-    gidr.TSNE: {"n_iter_without_progress", "min_grad_norm"},
+    gidr.TSNE: set(),
 }
+#: scikit-learn's stopping rules: on in gidr.TSNE (scikit-learn's defaults), off (None) in the
+#: tsne stage, whose runs have a fixed length unless asked.
+STOPPING_RULES = {"n_iter_without_progress": 300, "min_grad_norm": 1e-7}
 #: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).
 PRESETS = {(gidr.UMAP, None): "umap", (gidr.TSNE, None): "tsne", (gidr.GDR, False): "gdr-umap",
            (gidr.GDR, True): "gdr-tsne"}
@@ -104,6 +109,9 @@ def test_estimator_default_is_the_presets(estimator, normalized, parameter):
     if parameter == "target_n_neighbors":
         assert (default, expected) == (-1, None)  # umap-learn's -1, the pipeline's None: the data's k
         return
+    if parameter in STOPPING_RULES:
+        assert (default, expected) == (STOPPING_RULES[parameter], None)
+        return
     if parameter == "set_op_mix_ratio" and preset_value(preset, "symmetrize", "name") != "fuzzy_union":
         return  # only the fuzzy union has it (gdr-tsne symmetrizes by the mean)
     if default is None and expected is not None:
@@ -127,15 +135,18 @@ def test_every_estimator_parameter_is_mapped(estimator):
 @pytest.mark.parametrize("estimator, normalized", list(PRESETS),
                          ids=[f"{e.__name__}-{PRESETS[(e, n)]}" for e, n in PRESETS])
 def test_default_estimator_runs_its_preset_unchanged(estimator, normalized):
-    """With every default, the estimator's pipeline is the preset's: same classes, same values,
-    same switches (None: the preset's epochs and negatives)."""
+    """With every default, the estimator's pipeline is the preset's: same classes, same values
+    (but gidr.TSNE's stopping rules), same switches (None: the preset's epochs and negatives)."""
     preset = PRESETS[(estimator, normalized)]
     fitted = fitted_pipeline(estimator, normalized)
     plain = gidr.Pipeline.from_preset(preset, random_state=0)
     for kind in KINDS:
         mine, theirs = fitted.stages[kind], plain.stages[kind]
         assert type(mine).__qualname__ == type(theirs).__qualname__, kind
-        assert mine.values == theirs.values, (kind, mine.values, theirs.values)
+        expected = dict(theirs.values)
+        if estimator is gidr.TSNE and kind == "optimizer":
+            expected.update(STOPPING_RULES)  # the one documented difference: scikit-learn's rules are on
+        assert mine.values == expected, (kind, mine.values, expected)
     switches = {k: fitted.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}
     assert switches == {k: plain.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}
 

@@ -201,6 +201,7 @@ def test_stage_declarations():
     assert TSNEOptimizer().values == {
         "learning_rate": "auto", "early_exaggeration": 12.0, "exaggeration_iter": 250, "momentum": 0.5,
         "final_momentum": 0.8, "min_gain": 0.01, "max_step_norm": 5.0, "symmetric_attraction": False,
+        "n_iter_without_progress": None, "min_grad_norm": None, "check_every": 50,
     }
 
 
