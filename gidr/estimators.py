@@ -152,6 +152,7 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         pca = estimator_data.check_pca(self, precomputed=precomputed, given_knn=given_knn)
         pipeline = None if given_knn else self._pipeline(seed)  # with a kNN graph: once its width is known
         if precomputed:
+            self._check_precomputed(X)
             X_checked = precomputed_input(X)
         elif is_dask_array(X) and not given_knn:  # read on the Dask workers; kept lazy for transform
             X_checked = check_dask_array(X)
@@ -202,6 +203,10 @@ class _Base(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _check_n_samples(self, n_samples: int) -> None:
         """Checks that need the number of samples (before any work)."""
+
+    def _check_precomputed(self, X) -> None:
+        """Checks of a precomputed distance matrix, before it is read (which checks its shape
+        and values)."""
 
     def _report(self, result) -> None:
         """Lines a verbose fit prints at its end (the progress bar and timings aside)."""
@@ -654,6 +659,11 @@ class TSNE(_Base):
     and a norm of gains times gradient at most ``min_grad_norm`` stops the run, or ends the
     exaggeration; see :class:`gidr_reference.optimizers.EarlyStop`); ``n_iter_`` is then the
     last epoch run, counted from 0, and ``verbose >= 2`` prints scikit-learn's gradient-norm lines.
+    As in scikit-learn: the neighbour distances are rounded to float32 before the perplexity
+    search (the ``tsne`` similarity's ``distance_dtype="float32"``); ``metric`` may be any
+    Python function (one numba did not compile runs in the reference's exact search); a sparse
+    precomputed matrix must store ``min(n - 1, int(3 * perplexity + 1)) + 1`` entries per row
+    unless ``method="exact"``.
     ``perplexity >= n_samples`` is an error, as in scikit-learn. ``kl_divergence_`` is the
     KL divergence after the last epoch (the loss estimate; within 1 % of the exact value on
     the digits).
@@ -701,6 +711,7 @@ class TSNE(_Base):
                 "n_epochs": self.max_iter, "metric": self.metric, "init": self.init, "repulsion": repulsion,
                 "n_iter_without_progress": self.n_iter_without_progress, "min_grad_norm": self.min_grad_norm,
                 "check_every": self._N_ITER_CHECK, "exaggeration_iter": self._EXPLORATION_MAX_ITER,
+                "distance_dtype": "float32", **_python_metric_neighbors(self.metric),
                 **theta, **({"metric_kwds": dict(self.metric_params)} if self.metric_params else {})}
 
     def _check_params(self) -> None:
@@ -720,6 +731,27 @@ class TSNE(_Base):
         if isinstance(self.perplexity, (int, float, np.number)) and self.perplexity >= n_samples:
             raise GidrValueError(f"perplexity ({self.perplexity}) must be less than n_samples ({n_samples}), as in "
                                  "scikit-learn's TSNE. Pass a smaller perplexity (about n_samples / 3 at most).")
+
+    def _check_precomputed(self, X) -> None:
+        """scikit-learn's rule for a sparse precomputed matrix read as neighbours (any method but
+        ``"exact"``): every row stores at least ``min(n - 1, int(3 * perplexity + 1)) + 1``
+        entries (its neighbours and the point itself)."""
+        import scipy.sparse as sp
+
+        if (not sp.issparse(X) or self.method == "exact" or X.shape[0] < 2 or X.shape[0] != X.shape[1]
+                or not isinstance(self.perplexity, (int, float, np.number))):
+            return  # the reading of the matrix names what else is wrong (shape, values)
+        X = sp.csr_matrix(X)
+        if X.nnz and not np.all(X.data >= 0):
+            return
+        stored = int(np.diff(X.indptr).min())
+        required = min(X.shape[0] - 1, int(3.0 * self.perplexity + 1)) + 1
+        if stored < required:
+            raise GidrValueError(
+                f"{required} neighbors per samples are required, but some samples have only {stored} neighbors "
+                f"in precomputed graph matrix (TSNE with perplexity={self.perplexity}, as scikit-learn counts them: "
+                "3 * perplexity + 1 neighbours and the point itself). Decrease perplexity or recompute the graph "
+                "with more neighbors.")
 
     def _set_fitted(self, result, inverse=None) -> None:
         super()._set_fitted(result, inverse)
@@ -779,6 +811,17 @@ class TSNE(_Base):
 
 #: scikit-learn's (and openTSNE's) names of the gradient methods -> gidr's repulsion stages.
 TSNE_METHODS = {"barnes_hut": "barnes_hut", "exact": "exact", "fft": "fft"}
+
+
+def _python_metric_neighbors(metric) -> dict[str, Any]:
+    """scikit-learn's TSNE takes any Python function as its metric: one that numba did not
+    compile is computed by the reference's exact search (a Python call per pair, as in
+    scikit-learn), whatever the backend."""
+    if isinstance(metric, str) or not callable(metric):
+        return {}
+    from numba.core.dispatcher import Dispatcher
+
+    return {} if isinstance(metric, Dispatcher) else {"neighbors": {"name": "exact", "backend": "reference"}}
 
 
 def _target_overrides(estimator) -> dict[str, Any]:

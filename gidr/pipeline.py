@@ -324,6 +324,7 @@ class Pipeline:
                      copy_bytes_per_value=neighbors.copy_bytes_per_value, pca=self._settings["pca"])
         data, pca = self._read_rows(data, ctx, clock) if isinstance(data, RowSource) else (data, None)
         graph = neighbors.compute(data, n_neighbors, ctx)
+        _check_graph_distances(graph, neighbors)
         clock.done("neighbors", neighbors)
         P_directed = stages["similarity"].compute(graph, ctx)
         clock.done("similarity", stages["similarity"])
@@ -848,6 +849,21 @@ def _check_affinity_matrix(P: Any) -> sp.csr_matrix:
                                           Described(f"{empty.size} empty rows (the first: {empty[0]})"),
                                           "A point without edges has no place in the embedding; remove it."))
     return P
+
+
+def _check_graph_distances(graph: KNNGraph, neighbors) -> None:
+    """A neighbours stage must return finite, non-negative distances (a metric function may not)."""
+    distances = np.asarray(graph.distances)
+    bad = ~np.isfinite(distances) | (distances < 0)
+    if not bad.any():
+        return
+    i, c = (int(v) for v in np.argwhere(bad)[0])
+    metric = neighbors.values.get("metric")
+    what = "the metric given" if callable(metric) else f"{neighbors.describe()}"
+    raise GidrValueError(
+        f"All distances should be finite and non-negative, but {what} returned {distances[i, c]!r} between points "
+        f"{i} and {int(graph.indices[i, c])} ({int(bad.sum())} such neighbour distance(s)). Fix the metric so that "
+        "it returns a distance: d(x, y) >= 0, finite.")
 
 
 def _check_finite_output(Y: np.ndarray) -> None:

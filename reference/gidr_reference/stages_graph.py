@@ -183,12 +183,18 @@ class TsneSimilarity(_Disconnecting):
         Param("pseudo_distance", False, (Boolean(),),
               "Use max(0, d_ij - rho_i) in place of d_ij (the paper's ablation)."),
         _disconnection_param(),
+        Param("distance_dtype", "float64", (Options(("float64", "float32")),),
+              "Precision of the distances the bandwidths are computed from: 'float32' rounds them "
+              "first, as scikit-learn's TSNE does, so that inputs equal to float32 precision give the "
+              "same P."),
     )
 
     def n_neighbors_required(self, n_samples: int) -> int:
         return max(1, min(n_samples - 1, math.floor(3 * self.perplexity)))
 
     def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        if self.distance_dtype == "float32":
+            distances = np.asarray(distances, dtype=np.float32).astype(np.float64)
         perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])  # warns once
         return kept_row_weights(distances, self.disconnection_distance,
                                 lambda d: self.weigh_perplexity(d, min(perplexity, d.shape[1])))

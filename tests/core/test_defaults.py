@@ -61,6 +61,9 @@ ESTIMATOR_ONLY = {
 #: scikit-learn's stopping rules: on in gidr.TSNE (scikit-learn's defaults), off (None) in the
 #: tsne stage, whose runs have a fixed length unless asked.
 STOPPING_RULES = {"n_iter_without_progress": 300, "min_grad_norm": 1e-7}
+#: Where a default gidr.TSNE's stages differ from the tsne preset's, as scikit-learn's TSNE: its
+#: stopping rules, and its float32 distances before the perplexity search.
+TSNE_DIFFERENCES = {"optimizer": STOPPING_RULES, "similarity": {"distance_dtype": "float32"}}
 #: (estimator, its normalized switch) -> the preset it runs (estimators.py and the docstrings).
 PRESETS = {(gidr.UMAP, None): "umap", (gidr.TSNE, None): "tsne", (gidr.GDR, False): "gdr-umap",
            (gidr.GDR, True): "gdr-tsne"}
@@ -136,7 +139,7 @@ def test_every_estimator_parameter_is_mapped(estimator):
                          ids=[f"{e.__name__}-{PRESETS[(e, n)]}" for e, n in PRESETS])
 def test_default_estimator_runs_its_preset_unchanged(estimator, normalized):
     """With every default, the estimator's pipeline is the preset's: same classes, same values
-    (but gidr.TSNE's stopping rules), same switches (None: the preset's epochs and negatives)."""
+    (but gidr.TSNE's TSNE_DIFFERENCES), same switches (None: the preset's epochs and negatives)."""
     preset = PRESETS[(estimator, normalized)]
     fitted = fitted_pipeline(estimator, normalized)
     plain = gidr.Pipeline.from_preset(preset, random_state=0)
@@ -144,8 +147,8 @@ def test_default_estimator_runs_its_preset_unchanged(estimator, normalized):
         mine, theirs = fitted.stages[kind], plain.stages[kind]
         assert type(mine).__qualname__ == type(theirs).__qualname__, kind
         expected = dict(theirs.values)
-        if estimator is gidr.TSNE and kind == "optimizer":
-            expected.update(STOPPING_RULES)  # the one documented difference: scikit-learn's rules are on
+        if estimator is gidr.TSNE:  # the documented differences: scikit-learn's stopping rules and precision
+            expected.update(TSNE_DIFFERENCES.get(kind, {}))
         assert mine.values == expected, (kind, mine.values, expected)
     switches = {k: fitted.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}
     assert switches == {k: plain.config["pipeline"].get(k, p.default) for k, p in PIPELINE_PARAMS.items()}

@@ -133,7 +133,18 @@ def test_tsne_sparse_precomputed_neighbours(X):
     empty = D.tolil()
     empty[5, :] = 0
     with pytest.raises(GidrValueError, match=r"at least one stored neighbour per row.*row 5.*kneighbors_graph"):
+        gidr.TSNE(metric="precomputed", init="random", perplexity=5, method="exact").fit(empty.tocsr())
+    # scikit-learn's count for the neighbour-reading methods: int(3 * perplexity + 1) neighbours and the point
+    with pytest.raises(GidrValueError, match="17 neighbors per samples are required, but some samples have only 0"):
         gidr.TSNE(metric="precomputed", init="random", perplexity=5).fit(empty.tocsr())
+    for k, fits in ((31, False), (32, True)):  # perplexity 10 needs 31 + 1 stored entries per row
+        model = gidr.TSNE(metric="precomputed", init="random", perplexity=10, random_state=0, max_iter=250)
+        if fits:
+            model.fit(kneighbors_graph(data, k, mode="distance"))
+        else:
+            with pytest.raises(GidrValueError, match="32 neighbors per samples are required, but some samples have "
+                                                     "only 31 neighbors in precomputed graph matrix"):
+                model.fit(kneighbors_graph(data, k, mode="distance"))
     with pytest.raises(GidrValueError, match="a square distance matrix"):
         gidr.TSNE(metric="precomputed", init="random").fit(D[:, :100])
 
@@ -275,3 +286,60 @@ def test_fit_accepts_umap_learns_ensure_all_finite(X):
     np.testing.assert_array_equal(Y, gidr.UMAP(n_epochs=20, random_state=0).fit(X[:100]).embedding_)
     with pytest.raises(GidrValueError, match=r"'ensure_all_finite' argument of fit must be True\. Got False"):
         gidr.UMAP().fit(X[:100], ensure_all_finite=False)
+
+
+def test_tsne_rounds_distances_to_float32_as_scikit_learn(X):
+    """scikit-learn computes P from float32 distances: inputs equal to that precision (a dense
+    matrix and kneighbors_graph's, which differ in their last bits) give the same embedding."""
+    from sklearn.metrics import pairwise_distances
+    from sklearn.neighbors import kneighbors_graph
+
+    data = X[:100]
+    dense = pairwise_distances(data)
+    sparse = kneighbors_graph(data, n_neighbors=99, mode="distance")
+    model = gidr.TSNE(metric="precomputed", init="random", random_state=0, max_iter=300)
+    a = model.fit_transform(dense)
+    assert model.result_.stages["similarity"].values["distance_dtype"] == "float32"
+    assert np.array_equal(a, model.fit_transform(sparse))
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_float32_distance_dtype_rounds_before_the_search(backend):
+    stage = gidr.Pipeline.from_preset("tsne", backend=backend, perplexity=5,
+                                      distance_dtype="float32").stages["similarity"]
+    distances = np.sort(np.random.default_rng(0).uniform(0.5, 3.0, size=(30, 15)).astype(np.float32), axis=1)
+    exact = distances.astype(np.float64)
+    nudged = np.nextafter(exact, np.inf)  # one float64 ulp up: the same float32 value
+    weights = stage.row_weights(exact, None)
+    assert np.array_equal(weights, stage.row_weights(nudged, None))
+    plain = gidr.Pipeline.from_preset("tsne", backend=backend, perplexity=5).stages["similarity"]
+    assert np.array_equal(weights, plain.row_weights(exact, None))  # float32 values are left as they are
+
+
+def test_tsne_takes_a_python_metric_as_scikit_learn(X):
+    data = X[:120]
+
+    def manhattan(x, y):
+        return float(np.abs(x - y).sum())
+
+    model = gidr.TSNE(metric=manhattan, perplexity=5, random_state=0, max_iter=250).fit(data)
+    resolved = model.result_.config["resolved"]["neighbors"]
+    assert (resolved["name"], resolved["backend"]) == ("exact", "reference")  # a Python call per pair
+    named = gidr.TSNE(metric="manhattan", perplexity=5, random_state=0, max_iter=250).fit(data)
+    np.testing.assert_array_equal(model.result_.graph.indices, named.result_.graph.indices)
+    np.testing.assert_allclose(model.result_.graph.distances, named.result_.graph.distances, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_a_metric_returning_negative_distances_is_refused(X, backend):
+    import numba
+
+    def negative(x, y):
+        return -1.0
+
+    metric = numba.njit(negative) if backend == "numba" else negative
+    with pytest.raises(GidrValueError, match=r"All distances should be finite and non-negative, but the metric "
+                                             r"given returned .*-1\.0.* between points 0 and"):
+        gidr.Pipeline.from_preset("tsne", backend=backend, neighbors="exact", metric=metric, perplexity=5).run(X[:60])
+    with pytest.raises(ValueError, match="All distances .*metric given"):  # scikit-learn's words
+        gidr.TSNE(metric=negative, method="exact", perplexity=5).fit(X[:60])
