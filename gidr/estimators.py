@@ -456,6 +456,11 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     through the fitted mean and axes, and ``inverse_transform`` maps back through them
     (:mod:`gidr.estimator_data`). ``update(X)`` adds rows to the fit (:mod:`gidr.update`).
 
+    As in umap-learn, ``n_neighbors`` counts the point itself: ``n_neighbors=15`` is 14
+    neighbours, with the bandwidths aiming at ``log2(15)`` (the ``umap`` similarity's
+    ``n_neighbors = 14`` and ``self_in_target``), so ``n_neighbors`` and ``target_n_neighbors``
+    (-1: the data's) must be at least 2, and a ``precomputed_knn`` of umap-learn's width gives the
+    same graph as the fit on the data. (:class:`GDR` counts the neighbours only, as gidr's stages.)
     As in umap-learn, the kernel's a and b are fitted to ``min_dist`` and ``spread``, and
     ``min_dist > spread`` is an error. ``learning_rate`` is a float in (0, 1e8].
     ``random_state``: None, a non-negative int (one of 2**63 or more is reduced
@@ -464,6 +469,20 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     """
 
     _preset = "umap"
+    #: umap-learn's n_neighbors (and target_n_neighbors) list the point itself.
+    _n_neighbors_counts_self = True
+
+    @property
+    def _a(self) -> float:
+        """The kernel's fitted (or given) a, under umap-learn's private name."""
+        check_is_fitted(self, "embedding_")
+        return float(self.result_.config["resolved"]["a"])
+
+    @property
+    def _b(self) -> float:
+        """The kernel's fitted (or given) b, under umap-learn's private name."""
+        check_is_fitted(self, "embedding_")
+        return float(self.result_.config["resolved"]["b"])
     _parameter_names = (("n_negative", "negative_sample_rate"), ("array", "init"),
                         ("repulsion_strength", "repulsion_strength"), ("pca", "pca"),
                         *((name, name) for name in DENSMAP_PARAMETERS))
@@ -534,13 +553,17 @@ class UMAP(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
         return combine_models(self, other, "-")
 
     def _overrides(self):
-        return {"n_neighbors": self.n_neighbors, "n_components": self.n_components, "metric": self.metric,
+        return {"n_neighbors": _others(self.n_neighbors), "n_components": self.n_components, "metric": self.metric,
                 "min_dist": self.min_dist, "spread": self.spread, "n_epochs": self.n_epochs,
                 "learning_rate": self.learning_rate, "init": self.init, "n_negative": self.negative_sample_rate,
                 **_target_overrides(self), **_density_overrides(self), **umap_names.graph_overrides(self)}
 
     def _check_params(self) -> None:
         super()._check_params()
+        owner = type(self).__name__
+        Param("n_neighbors", None, (Interval(int, 2, None),)).validate(self.n_neighbors, owner)
+        if not (isinstance(self.target_n_neighbors, (int, np.integer)) and self.target_n_neighbors == -1):
+            Param("target_n_neighbors", None, (Interval(int, 2, None),)).validate(self.target_n_neighbors, owner)
         _check_min_dist_spread(self, fitted=True)
         _check_umap_extras(self)
 
@@ -824,11 +847,19 @@ def _python_metric_neighbors(metric) -> dict[str, Any]:
     return {} if isinstance(metric, Dispatcher) else {"neighbors": {"name": "exact", "backend": "reference"}}
 
 
+def _others(n_neighbors):
+    """umap-learn's ``n_neighbors`` (the point and its neighbours) as gidr's (the neighbours)."""
+    return n_neighbors - 1 if isinstance(n_neighbors, (int, np.integer)) and not isinstance(n_neighbors, bool) \
+        else n_neighbors
+
+
 def _target_overrides(estimator) -> dict[str, Any]:
     """umap-learn's switches shared by UMAP and GDR: supervision (``target_n_neighbors=-1``: the
     data's k), the kernel's ``a`` and ``b`` (None: fitted or one), ``set_op_mix_ratio``
     and ``repulsion_strength`` (each passed when not 1, its default)."""
     k = estimator.target_n_neighbors
+    if isinstance(k, (int, np.integer)) and k != -1 and getattr(estimator, "_n_neighbors_counts_self", False):
+        k = _others(k)
     overrides = {"target_metric": estimator.target_metric, "target_weight": estimator.target_weight,
                  "target_n_neighbors": None if isinstance(k, (int, np.integer)) and k == -1 else k,
                  "a": estimator.a, "b": estimator.b}

@@ -428,7 +428,8 @@ class Pipeline:
         backend = self._config["pipeline"].get("backend", "auto")
         neighbors = self._registry.get("neighbors", "auto", backend).bind(self._registry, backend)(metric=metric)
         graph = neighbors.compute(targets, k, ctx)
-        similarity = self._registry.get("similarity", "umap", backend)(n_neighbors=k)
+        counts_self = bool(self._stages["similarity"].values.get("self_in_target", False))  # as the data's graph
+        similarity = self._registry.get("similarity", "umap", backend)(n_neighbors=k, self_in_target=counts_self)
         union = self._registry.get("symmetrize", "fuzzy_union", backend)()
         T = union.compute(similarity.compute(graph, ctx), ctx)
         return supervised.general_intersection(P, T, s["target_weight"], reset=reset)

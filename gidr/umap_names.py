@@ -107,9 +107,10 @@ def knn_graph(estimator, n_samples: int) -> KNNGraph:
     """The ``precomputed_knn`` of ``estimator`` as gidr's graph of ``n_samples`` rows (the point
     itself and missing entries dropped, :func:`gidr.stages.neighbors.graph_without_self`).
 
-    gidr's ``n_neighbors`` counts the neighbours besides the point. A graph of exactly
-    ``n_neighbors`` columns that lists each point (umap-learn's output for the same
-    ``n_neighbors``) holds ``n_neighbors - 1`` others: those are used, with a warning.
+    :class:`gidr.UMAP`'s ``n_neighbors`` counts the point, as umap-learn's: ``n_neighbors - 1``
+    others are used, umap-learn's output for the same ``n_neighbors``. :class:`gidr.GDR`'s counts
+    the neighbours besides the point: there a graph of exactly ``n_neighbors`` columns that lists
+    each point holds ``n_neighbors - 1`` others, which are used, with a warning.
     """
     owner = type(estimator).__name__
     indices, distances = given_knn(estimator)
@@ -118,6 +119,8 @@ def knn_graph(estimator, n_samples: int) -> KNNGraph:
                       f"gidr builds its own index over X, with metric {estimator.metric!r}, at the first transform.",
                       UserWarning, stacklevel=4)
     n_neighbors = Param("n_neighbors", None, (Interval(int, 1, None),)).validate(estimator.n_neighbors, owner)
+    if getattr(estimator, "_n_neighbors_counts_self", False):
+        return graph_without_self(indices, distances, n_samples, min(n_neighbors - 1, n_samples - 1))
     k = min(n_neighbors, n_samples - 1)
     columns = np.shape(indices)[1] if np.ndim(indices) == 2 else None
     try:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from gidr_reference.similarity import SIGMA_FLOOR_SCALE
+from gidr_reference.similarity import SIGMA_FLOOR_SCALE, umap_target
 
 __all__ = ["umap_sigmas", "umap_row_weights", "tsne_betas", "tsne_row_weights"]
 
@@ -30,11 +30,11 @@ def _row_rho(d):
 
 
 @njit(cache=True)
-def _umap_row_sigma(x, n_iter):
-    """Bisection for sigma with ``sum_j exp(-x_j / sigma) = log2(k)`` on ``[0, hi]``,
-    ``hi = max_j x_j / ln(k / log2 k)`` (1 when every x_j is 0)."""
+def _umap_row_sigma(x, n_iter, target):
+    """Bisection for sigma with ``sum_j exp(-x_j / sigma) = target`` (``log2(k)``, or
+    ``log2(k + 1)`` counting the point) on ``[0, hi]``, ``hi = max_j x_j / ln(k / target)``
+    (1 when every x_j is 0)."""
     k = x.shape[0]
-    target = math.log2(k)
     ratio = math.log(k / target) if k > 1 else 1.0
     x_max = x.max()
     lo, hi = 0.0, (x_max / ratio if x_max > 0 else 1.0)
@@ -51,8 +51,9 @@ def _umap_row_sigma(x, n_iter):
 
 
 @njit(cache=True, parallel=True)
-def _umap_rows(distances, pseudo_distance, n_iter, fallback_floor, sigma, rho, weights):
-    """sigma_i, rho_i and p_{j|i} = exp(-x_ij / sigma_i) of every row, in parallel.
+def _umap_rows(distances, pseudo_distance, n_iter, target, fallback_floor, sigma, rho, weights):
+    """sigma_i, rho_i and p_{j|i} = exp(-x_ij / sigma_i) of every row, in parallel (bandwidths
+    aiming at ``target``).
 
     ``x_ij = max(0, d_ij - rho_i)`` with the pseudo-distance, else ``d_ij``; sigma_i is
     floored at ``1e-3 * mean_j d_ij``, or ``fallback_floor`` when that mean is 0.
@@ -64,22 +65,24 @@ def _umap_rows(distances, pseudo_distance, n_iter, fallback_floor, sigma, rho, w
         x = np.maximum(d - rho[i], 0.0) if pseudo_distance else d.copy()
         row_mean = d.sum() / k
         floor = SIGMA_FLOOR_SCALE * row_mean if row_mean > 0 else fallback_floor
-        sigma[i] = max(_umap_row_sigma(x, n_iter), floor)
+        sigma[i] = max(_umap_row_sigma(x, n_iter, target), floor)
         for j in range(k):
             weights[i, j] = math.exp(-x[j] / sigma[i])
 
 
-def _umap_arrays(distances: np.ndarray, pseudo_distance: bool, n_iter: int):
+def _umap_arrays(distances: np.ndarray, pseudo_distance: bool, n_iter: int, self_in_target: bool = False):
     distances = np.ascontiguousarray(distances, dtype=np.float64)
     n = distances.shape[0]
     overall = distances.mean()
     fallback = SIGMA_FLOOR_SCALE * overall if overall > 0 else 1.0
     sigma, rho, weights = np.empty(n), np.empty(n), np.empty(distances.shape)
-    _umap_rows(distances, bool(pseudo_distance), int(n_iter), fallback, sigma, rho, weights)
+    target = umap_target(distances.shape[1], self_in_target)
+    _umap_rows(distances, bool(pseudo_distance), int(n_iter), target, fallback, sigma, rho, weights)
     return sigma, rho, weights
 
 
-def umap_sigmas(distances: np.ndarray, pseudo_distance: bool = True, n_iter: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def umap_sigmas(distances: np.ndarray, pseudo_distance: bool = True, n_iter: int = 64,
+                self_in_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """UMAP's bandwidths sigma_i and rho_i (see :func:`gidr_reference.similarity.umap_sigmas`).
 
     Parameters
@@ -87,16 +90,17 @@ def umap_sigmas(distances: np.ndarray, pseudo_distance: bool = True, n_iter: int
     distances : ndarray of shape (n_samples, k)
     pseudo_distance : bool
     n_iter : int
+    self_in_target : bool
 
     Returns
     -------
     sigma, rho : ndarray of shape (n_samples,)
     """
-    sigma, rho, _ = _umap_arrays(distances, pseudo_distance, n_iter)
+    sigma, rho, _ = _umap_arrays(distances, pseudo_distance, n_iter, self_in_target)
     return sigma, rho
 
 
-def umap_row_weights(distances: np.ndarray, pseudo_distance: bool = True) -> np.ndarray:
+def umap_row_weights(distances: np.ndarray, pseudo_distance: bool = True, self_in_target: bool = False) -> np.ndarray:
     """UMAP's fuzzy memberships p_{j|i} = exp(-max(0, d_ij - rho_i) / sigma_i).
 
     Parameters
@@ -104,12 +108,14 @@ def umap_row_weights(distances: np.ndarray, pseudo_distance: bool = True) -> np.
     distances : ndarray of shape (n_points, k)
         Sorted neighbour distances of each point.
     pseudo_distance : bool
+    self_in_target : bool
+        The bandwidth target counts the point itself (umap-learn's, :func:`gidr_reference.similarity.umap_target`).
 
     Returns
     -------
     weights : ndarray of shape (n_points, k), values in [0, 1]
     """
-    return _umap_arrays(distances, pseudo_distance, 64)[2]
+    return _umap_arrays(distances, pseudo_distance, 64, self_in_target)[2]
 
 
 # ---------------------------------------------------------------------- tsne

@@ -328,7 +328,7 @@ class UmapSimilarity(reference.UmapSimilarity):
     def weigh(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
         from gidr_numba.similarity import umap_row_weights
 
-        return umap_row_weights(distances, self.pseudo_distance)
+        return umap_row_weights(distances, self.pseudo_distance, self.self_in_target)
 
 
 class TsneSimilarity(reference.TsneSimilarity):

@@ -197,7 +197,7 @@ def graph_without_self(indices: Any, distances: Any, n_samples: int, n_neighbors
     if len(short):
         raise GidrValueError(format_error(
             f"The neighbours in each row of {what[0].lower() + what[1:]}",
-            f"at least {n_neighbors} besides the point itself (gidr's n_neighbors does not count the point)",
+            f"at least {n_neighbors} besides the point itself",
             Described(f"fewer in {len(short)} row(s), the first row {int(short[0])}"),
             "Compute more neighbours, or lower n_neighbors."))
     keys = np.where(dropped, np.inf, distances)

@@ -15,6 +15,7 @@ __all__ = [
     "SIGMA_FLOOR_SCALE",
     "umap_rho",
     "umap_sigmas",
+    "umap_target",
     "umap_weights",
     "effective_perplexity",
     "tsne_betas",
@@ -51,10 +52,18 @@ def _umap_shifted(distances: np.ndarray, rho: np.ndarray, pseudo_distance: bool)
     return np.array(distances, dtype=np.float64)
 
 
+def umap_target(k: int, self_in_target: bool = False) -> float:
+    """The sum UMAP's bandwidth search aims at: ``log2(k)`` for k neighbours, or
+    ``log2(k + 1)`` when the point itself is counted (umap-learn: its ``n_neighbors`` lists
+    the point, so k = n_neighbors - 1 others aim at ``log2(n_neighbors)``)."""
+    return float(np.log2(k + 1 if self_in_target else k))
+
+
 def umap_sigmas(
-    distances: np.ndarray, pseudo_distance: bool = True, n_iter: int = 64
+    distances: np.ndarray, pseudo_distance: bool = True, n_iter: int = 64, self_in_target: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """UMAP's bandwidths: sigma_i with sum_j exp(-x_ij / sigma_i) = log2(k).
+    """UMAP's bandwidths: sigma_i with sum_j exp(-x_ij / sigma_i) = log2(k) (log2(k + 1) with
+    ``self_in_target``, :func:`umap_target`).
 
     ``x_ij = max(0, d_ij - rho_i)`` (pseudo-distance) or ``x_ij = d_ij``. The sum is
     increasing in sigma, so sigma_i is found by bisection on ``[0, hi_i]`` with
@@ -70,6 +79,8 @@ def umap_sigmas(
     pseudo_distance : bool
     n_iter : int
         Bisection steps (64 reaches the resolution of float64).
+    self_in_target : bool
+        Count the point itself in the target, as umap-learn does.
 
     Returns
     -------
@@ -80,7 +91,7 @@ def umap_sigmas(
     """
     distances = np.asarray(distances, dtype=np.float64)
     k = distances.shape[1]
-    target = np.log2(k)
+    target = umap_target(k, self_in_target)
     rho = umap_rho(distances)
     x = _umap_shifted(distances, rho, pseudo_distance)
     x_max = x.max(axis=1)

@@ -161,13 +161,17 @@ class UmapSimilarity(_Disconnecting):
         Param("pseudo_distance", True, (Boolean(),),
               "Subtract rho_i (the distance to the nearest neighbour) before the kernel."),
         _disconnection_param(),
+        Param("self_in_target", False, (Boolean(),),
+              "Count the point itself in the bandwidths' target, log2(k + 1) instead of log2(k): "
+              "umap-learn's, whose n_neighbors lists the point (the umap preset's 14 neighbours are "
+              "umap-learn's n_neighbors=15)."),
     )
 
     def n_neighbors_required(self, n_samples: int) -> int:
         return self.n_neighbors  # the pipeline clamps it to n_samples - 1, with a warning
 
     def weigh(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
-        sigma, rho = similarity_math.umap_sigmas(distances, self.pseudo_distance)
+        sigma, rho = similarity_math.umap_sigmas(distances, self.pseudo_distance, self_in_target=self.self_in_target)
         return similarity_math.umap_weights(distances, sigma, rho, self.pseudo_distance)
 
 

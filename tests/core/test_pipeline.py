@@ -182,7 +182,7 @@ def test_unknown_kind_in_dotted_override(build):
 
 def test_dotted_override_of_an_undeclared_parameter(build):
     with pytest.raises(GidrValueError, match=r"^A parameter name of similarity 'umap' must be one of 'n_neighbors', "
-                                             r"'pseudo_distance', 'disconnection_distance'\. Got 'perplexity'\.$"):
+                                             r"'pseudo_distance', 'disconnection_distance', 'self_in_target'\. Got 'perplexity'\.$"):
         build("gdr-umap", **{"similarity.perplexity": 30.0})
 
 

@@ -146,16 +146,16 @@ def test_errors_name_the_estimators_own_parameter(X, estimator, message):
 
 def test_same_named_parameters_keep_the_stage_in_the_message(X):
     with pytest.raises(GidrValueError, match=r"^The 'n_neighbors' parameter of similarity 'umap' must be an int"):
-        UMAP(n_neighbors=-3, n_epochs=5).fit(X)
+        GDR(n_neighbors=-3, n_epochs=5).fit(X)  # (UMAP checks its own: umap-learn's count, the point included)
 
 
 def test_precomputed_graph_message_is_one_sentence(X):
     from sklearn.neighbors import NearestNeighbors
 
     distances, indices = NearestNeighbors(n_neighbors=3).fit(X).kneighbors(X)
-    graph = (indices[:, 1:], distances[:, 1:])  # self dropped: 2 neighbours where 15 are needed
+    graph = (indices[:, 1:], distances[:, 1:])  # self dropped: 2 neighbours where 14 are needed
     with pytest.raises(GidrValueError, match=r"^The number of neighbour columns of the precomputed kNN graph must "
-                                             r"be at least 15"):
+                                             r"be at least 14"):  # UMAP's n_neighbors=15: the point and 14
         UMAP(metric="precomputed", n_neighbors=15, n_epochs=5).fit(graph)
 
 

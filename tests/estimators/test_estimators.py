@@ -122,7 +122,10 @@ def test_transform_before_fit():
 def test_bad_parameter_named_at_fit(digits):
     X, _ = digits
     with pytest.raises(ValueError, match="The 'n_neighbors' parameter of similarity 'umap' must be an int"):
-        UMAP(n_neighbors=-3).fit(X[:50])
+        GDR(n_neighbors=-3).fit(X[:50])
+    for name in ("n_neighbors", "target_n_neighbors"):  # umap-learn's counts include the point: at least 2
+        with pytest.raises(ValueError, match=rf"The '{name}' parameter of UMAP must be an int in \[2, inf\)\. Got 1"):
+            UMAP(**{name: 1}).fit(X[:50])
 
 
 def test_bad_init_named(digits):

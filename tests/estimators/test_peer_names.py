@@ -23,6 +23,15 @@ def test_a_and_b_set_the_kernel(X):
     assert default["a"] == pytest.approx(1.577, abs=1e-3) and default["b"] == pytest.approx(0.895, abs=1e-3)
 
 
+def test_umap_private_kernel_names(X):
+    given = gidr.UMAP(random_state=0, n_epochs=10, a=1.2, b=1.75).fit(X)
+    assert (given._a, given._b) == (1.2, 1.75)  # umap-learn's private names of the kernel's a and b
+    fitted = gidr.UMAP(random_state=0, n_epochs=10).fit(X)
+    assert (fitted._a, fitted._b) == (fitted.result_.config["resolved"]["a"], fitted.result_.config["resolved"]["b"])
+    with pytest.raises(Exception, match="not fitted"):
+        gidr.UMAP()._a
+
+
 def test_set_op_mix_ratio_mixes_union_and_intersection(X):
     union = gidr.UMAP(random_state=0, n_epochs=10).fit(X).graph_
     mixed = gidr.UMAP(random_state=0, n_epochs=10, set_op_mix_ratio=0.25).fit(X).graph_

@@ -3,7 +3,9 @@
 The graph is given in umap-learn's convention (each row lists the point itself, first); the
 fit uses it instead of computing one (the neighbours stage is never called) and gives the
 embedding that the pipeline's ``neighbors="precomputed"`` path gives for the same graph
-without the point; transform builds an index over X at its first call.
+without the point; transform builds an index over X at its first call. gidr.UMAP's
+``n_neighbors`` counts the point as umap-learn's does (``K + 1`` is K others), gidr.GDR's does
+not (``K``).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from tests.helpers import assert_matches
 pytestmark = pytest.mark.filterwarnings("ignore:The affinity graph has 2 connected components")
 K = 10
 FAST = dict(n_epochs=40, random_state=3)
+#: The n_neighbors that gives K neighbours besides the point.
+WITH_K_OTHERS = {UMAP: K + 1, GDR: K}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ def _with_self(graph: KNNGraph, columns: int):
 @pytest.mark.parametrize("cls", [UMAP, GDR])
 def test_fit_uses_the_graph_as_the_precomputed_path_does(cls, iris, graph, monkeypatch):
     knn = _with_self(graph, K + 3)
-    expected = cls(n_neighbors=K, **FAST).fit(iris)  # its own exact graph: the same one
+    n_neighbors = WITH_K_OTHERS[cls]
+    expected = cls(n_neighbors=n_neighbors, **FAST).fit(iris)  # its own exact graph: the same one
 
     def refuse(*args, **kwargs):
         raise AssertionError("the neighbours stage ran")
@@ -57,7 +62,7 @@ def test_fit_uses_the_graph_as_the_precomputed_path_does(cls, iris, graph, monke
         monkeypatch.setattr(stage, "compute", refuse)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*precomputed_knn")  # a graph wide enough: no note
-        model = cls(n_neighbors=K, precomputed_knn=knn, **FAST).fit(iris)
+        model = cls(n_neighbors=n_neighbors, precomputed_knn=knn, **FAST).fit(iris)
     preset = model.pipeline_.config["pipeline"]["preset"]
     run = Pipeline.from_preset(preset, neighbors="precomputed", n_neighbors=K, **FAST).run(
         KNNGraph(graph.indices[:, :K].copy(), graph.distances[:, :K].copy()))
@@ -70,28 +75,39 @@ def test_point_itself_is_dropped_wherever_it_sits(iris, graph):
     indices, distances = _with_self(graph, K + 1)
     indices[:, [0, 1]] = indices[:, [1, 0]]  # a duplicate-like order: the point in second place
     distances[:, [0, 1]] = distances[:, [1, 0]]
-    model = UMAP(n_neighbors=K, precomputed_knn=(indices, distances), **FAST).fit(iris)
+    model = UMAP(n_neighbors=K + 1, precomputed_knn=(indices, distances), **FAST).fit(iris)
     np.testing.assert_array_equal(model.result_.graph.indices, graph.indices[:, :K])
 
 
 def test_missing_entries_are_skipped(iris, graph):
     indices, distances = _with_self(graph, K + 3)
     indices[:, -1], distances[:, -1] = -1, np.inf  # umap-learn's missing neighbour
-    model = UMAP(n_neighbors=K, precomputed_knn=(indices, distances), **FAST).fit(iris)
+    model = UMAP(n_neighbors=K + 1, precomputed_knn=(indices, distances), **FAST).fit(iris)
     np.testing.assert_array_equal(model.result_.graph.distances, graph.distances[:, :K])
 
 
-def test_umap_learns_width_uses_the_others_with_a_warning(iris, graph):
-    knn = _with_self(graph, K)  # umap-learn's n_neighbors=K output: the point and K - 1 others
-    with pytest.warns(UserWarning, match=f"the point itself and {K - 1} others .* n_neighbors={K - 1}"):
+def test_umap_learns_width_is_umap_learns_graph(iris, graph):
+    """umap-learn's nearest_neighbors(n_neighbors=K) output, the point and K - 1 others, is the
+    graph gidr.UMAP(n_neighbors=K) computes: no note, the same embedding."""
+    knn = _with_self(graph, K)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*precomputed_knn")
         model = UMAP(n_neighbors=K, precomputed_knn=knn, **FAST).fit(iris)
-    np.testing.assert_array_equal(model.embedding_, UMAP(n_neighbors=K - 1, **FAST).fit(iris).embedding_)
+    assert model.result_.graph.n_neighbors == K - 1
+    np.testing.assert_array_equal(model.embedding_, UMAP(n_neighbors=K, **FAST).fit(iris).embedding_)
+
+
+def test_gdr_uses_the_others_of_umap_learns_width_with_a_warning(iris, graph):
+    knn = _with_self(graph, K)  # GDR's n_neighbors counts the others only
+    with pytest.warns(UserWarning, match=f"the point itself and {K - 1} others .* n_neighbors={K - 1}"):
+        model = GDR(n_neighbors=K, precomputed_knn=knn, **FAST).fit(iris)
+    np.testing.assert_array_equal(model.embedding_, GDR(n_neighbors=K - 1, **FAST).fit(iris).embedding_)
 
 
 def test_search_index_entry_is_noted_and_not_used(iris, graph):
     indices, distances = _with_self(graph, K + 1)
     with pytest.warns(UserWarning, match="precomputed_knn.2. is not used .* transforming new data"):
-        model = UMAP(n_neighbors=K, precomputed_knn=(indices, distances, object()), **FAST).fit(iris)
+        model = UMAP(n_neighbors=K + 1, precomputed_knn=(indices, distances, object()), **FAST).fit(iris)
     assert model.result_.graph.n_neighbors == K
 
 
@@ -133,7 +149,7 @@ def test_transform_builds_an_index_over_x_with_the_fitted_metric(iris, graph):
 def test_bad_graphs_are_refused(iris, graph, change, match):
     knn = change(*_with_self(graph, K + 1))
     with pytest.raises(GidrValueError, match=match):
-        UMAP(n_neighbors=K, precomputed_knn=knn, **FAST).fit(iris)
+        UMAP(n_neighbors=K + 1, precomputed_knn=knn, **FAST).fit(iris)
 
 
 @pytest.mark.parametrize("params, match", [
@@ -173,7 +189,7 @@ def test_transform_after_a_fit_on_distances_reads_the_new_points_distances(iris,
     with pytest.raises(GidrValueError, match="finite and non-negative distances"):
         model.transform(-cdist(new, train))
     short = sps.csr_matrix(np.eye(3, 120))
-    with pytest.raises(GidrValueError, match="at least 10 finite values per row"):
+    with pytest.raises(GidrValueError, match=f"at least {K - 1} finite values per row"):  # UMAP's K: K - 1 others
         model.transform(short)
 
 

@@ -100,7 +100,7 @@ def test_transform_mode_graph_returns_the_fuzzy_rows(iris):
     assert graph is model.graph_
     rows = model.transform(iris[:5] + 0.01)
     assert sp.issparse(rows) and rows.shape == (5, 150)
-    answers = reference_neighbors.exact_query(iris, iris[:5] + 0.01, 8)
+    answers = reference_neighbors.exact_query(iris, iris[:5] + 0.01, 7)  # UMAP's n_neighbors counts the point
     weights = model.pipeline_.stages["similarity"].row_weights(answers.distances, None)
     for q in range(5):
         assert_matches(actual=rows[q, answers.indices[q]].toarray().ravel(), reference=weights[q], rtol=1e-12)
@@ -111,7 +111,7 @@ def test_transform_mode_graph_returns_the_fuzzy_rows(iris):
 
 def test_metric_kwds_reach_the_graph_and_transform(iris):
     model = UMAP(metric="minkowski", metric_kwds={"p": 3}, n_neighbors=8, **FAST).fit(iris)
-    truth = reference_neighbors.exact_knn(iris, 8, "minkowski", {"p": 3})
+    truth = reference_neighbors.exact_knn(iris, 7, "minkowski", {"p": 3})  # n_neighbors=8: the point and 7
     assert_matches(actual=model.result_.graph.distances, reference=truth.distances, rtol=1e-10)
     assert np.all(np.isfinite(model.transform(iris[:3] + 0.1)))
     assert UMAP(metric_kwds=None, **FAST).fit(iris).embedding_.shape == (150, 2)
@@ -127,7 +127,7 @@ def test_jitted_metric_through_umap(iris):
         return np.abs(x - y).sum()
 
     model = UMAP(metric=l1, n_neighbors=8, **FAST).fit(iris)
-    truth = reference_neighbors.exact_knn(iris, 8, "manhattan")
+    truth = reference_neighbors.exact_knn(iris, 7, "manhattan")  # n_neighbors=8: the point and 7
     assert_matches(actual=model.result_.graph.distances, reference=truth.distances, rtol=1e-12)
 
 

@@ -110,3 +110,52 @@ def test_the_kernels_run_in_a_pipeline(similarity, extra, symmetrize):
         assert (abs(P - P.T) > 1e-15).nnz == 0
     k = 45 if similarity == "multiscale" else 10
     assert result.graph.n_neighbors == k
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+@pytest.mark.parametrize("self_in_target, target", [(False, np.log2(9)), (True, np.log2(10))])
+def test_umap_bandwidths_aim_at_log2_k_or_log2_k_plus_one(backend, self_in_target, target):
+    """k = 9 neighbours: sum_j exp(-(d_ij - rho_i) / sigma_i) is log2(9), or log2(10) when the
+    point itself is counted (umap-learn's n_neighbors=10)."""
+    if backend == "numba":
+        from gidr_numba.similarity import umap_sigmas
+    else:
+        from gidr_reference.similarity import umap_sigmas
+    d = np.sort(np.random.default_rng(0).uniform(0.1, 3.0, size=(50, 9)), axis=1)
+    sigma, rho = umap_sigmas(d, True, self_in_target=self_in_target)
+    sums = np.exp(-np.maximum(d - rho[:, None], 0.0) / sigma[:, None]).sum(axis=1)
+    np.testing.assert_allclose(sums, target, rtol=1e-12)
+
+
+def test_umap_self_in_target_twins_agree():
+    from gidr_numba.similarity import umap_row_weights
+    from gidr_reference.similarity import umap_sigmas, umap_weights
+
+    d = np.sort(np.random.default_rng(1).uniform(0.0, 2.0, size=(80, 14)), axis=1)
+    for pseudo in (True, False):
+        sigma, rho = umap_sigmas(d, pseudo, self_in_target=True)
+        np.testing.assert_allclose(umap_row_weights(d, pseudo, True), umap_weights(d, sigma, rho, pseudo), rtol=1e-10)
+
+
+def test_gidr_umap_graph_is_umap_learns():
+    """gidr.UMAP(n_neighbors=10) builds umap-learn's fuzzy graph from the same exact neighbours
+    (the point and 9 others, bandwidths aiming at log2(10)): to umap-learn's float32 precision."""
+    umap_ = pytest.importorskip("umap.umap_")
+    from sklearn.datasets import load_digits
+
+    import gidr
+    from gidr_reference.neighbors import exact_knn
+
+    X = load_digits().data[:300]
+    graph = exact_knn(X, 9)
+    n = len(X)
+    knn_indices = np.column_stack([np.arange(n), graph.indices])
+    knn_dists = np.column_stack([np.zeros(n), graph.distances])
+    theirs, _, _ = umap_.fuzzy_simplicial_set(X, 10, 0, "euclidean", knn_indices=knn_indices, knn_dists=knn_dists)
+    ours = gidr.UMAP(n_neighbors=10, n_epochs=10, random_state=0).fit(X).graph_
+    assert ours.nnz == theirs.nnz
+    # umap-learn's bisection stops within 1e-5 of its target (SMOOTH_K_TOLERANCE), in float32: measured
+    # 2.6e-6 at most here; counting the neighbours only (gidr.GDR's convention) is 0.05 away
+    np.testing.assert_allclose(ours.toarray(), theirs.toarray(), atol=2e-5)
+    other = gidr.GDR(n_neighbors=9, scalars="fit", n_epochs=10, random_state=0).fit(X).graph_
+    assert np.abs(other.toarray() - theirs.toarray()).max() > 0.01
