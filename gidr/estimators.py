@@ -754,6 +754,11 @@ class TSNE(_Base):
         if isinstance(self.perplexity, (int, float, np.number)) and self.perplexity >= n_samples:
             raise GidrValueError(f"perplexity ({self.perplexity}) must be less than n_samples ({n_samples}), as in "
                                  "scikit-learn's TSNE. Pass a smaller perplexity (about n_samples / 3 at most).")
+        if _python_metric_neighbors(self.metric) and n_samples > PYTHON_METRIC_WARN_SAMPLES:
+            warnings.warn(f"The 'metric' parameter of TSNE is a Python function that numba did not compile: the exact "
+                          f"search calls it once per pair, about {n_samples ** 2:,} calls for {n_samples:,} "
+                          "points (as in scikit-learn). Decorate it with @numba.njit for the numba backend's "
+                          "searches.", UserWarning, stacklevel=3)
 
     def _check_precomputed(self, X) -> None:
         """scikit-learn's rule for a sparse precomputed matrix read as neighbours (any method but
@@ -834,6 +839,10 @@ class TSNE(_Base):
 
 #: scikit-learn's (and openTSNE's) names of the gradient methods -> gidr's repulsion stages.
 TSNE_METHODS = {"barnes_hut": "barnes_hut", "exact": "exact", "fft": "fft"}
+
+
+#: Above this many points a Python metric function (a Python call per pair) is warned about.
+PYTHON_METRIC_WARN_SAMPLES = 5_000
 
 
 def _python_metric_neighbors(metric) -> dict[str, Any]:

@@ -175,6 +175,22 @@ class UmapSimilarity(_Disconnecting):
         return similarity_math.umap_weights(distances, sigma, rho, self.pseudo_distance)
 
 
+def float32_precision(distances: np.ndarray) -> np.ndarray:
+    """``distances`` rounded to float32's 24-bit significand, in float64.
+
+    For values in float32's normal range this is ``float64(float32(d))`` exactly (scikit-learn's
+    rounding). The array is first scaled by a power of two that puts its largest value in
+    [0.5, 1), so that distances beyond float32's range (above 3.4e38 or below 1.2e-38) are
+    rounded too, never turned into inf or 0.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    largest = float(distances.max()) if distances.size else 0.0
+    if not (largest > 0 and np.isfinite(largest)):
+        return distances.copy()
+    exponent = int(np.frexp(largest)[1])
+    return np.ldexp(np.ldexp(distances, -exponent).astype(np.float32).astype(np.float64), exponent)
+
+
 class TsneSimilarity(_Disconnecting):
     """t-SNE's conditional probabilities with entropy log(perplexity) (SPEC §3)."""
 
@@ -198,7 +214,7 @@ class TsneSimilarity(_Disconnecting):
 
     def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
         if self.distance_dtype == "float32":
-            distances = np.asarray(distances, dtype=np.float32).astype(np.float64)
+            distances = float32_precision(distances)
         perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])  # warns once
         return kept_row_weights(distances, self.disconnection_distance,
                                 lambda d: self.weigh_perplexity(d, min(perplexity, d.shape[1])))

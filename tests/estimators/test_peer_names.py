@@ -352,3 +352,34 @@ def test_a_metric_returning_negative_distances_is_refused(X, backend):
         gidr.Pipeline.from_preset("tsne", backend=backend, neighbors="exact", metric=metric, perplexity=5).run(X[:60])
     with pytest.raises(ValueError, match="All distances .*metric given"):  # scikit-learn's words
         gidr.TSNE(metric=negative, method="exact", perplexity=5).fit(X[:60])
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e100, 1e200])
+def test_float32_precision_keeps_distances_beyond_float32s_range(scale):
+    """The rounding is float32's in its range, and never turns a distance into 0 or inf."""
+    from gidr_reference.stages_graph import float32_precision
+
+    d = np.random.default_rng(0).uniform(0.1, 5.0, size=(30, 12))
+    rounded = float32_precision(d * scale)
+    assert np.all(np.isfinite(rounded)) and np.all(rounded > 0)
+    np.testing.assert_allclose(rounded, d * scale, rtol=6e-8)  # float32's half ulp
+    if scale == 1.0:
+        assert np.array_equal(rounded, d.astype(np.float32).astype(np.float64))
+    if scale > 1e150:
+        return  # the perplexity search squares the distances: 1e200 overflows there, float32 or not
+    stage = gidr.Pipeline.from_preset("tsne", perplexity=4, distance_dtype="float32").stages["similarity"]
+    weights = stage.row_weights(np.sort(d * scale, axis=1), None)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-9)
+
+
+def test_a_python_metric_on_many_points_warns_of_its_cost(X, monkeypatch):
+    import gidr.estimators
+
+    monkeypatch.setattr(gidr.estimators, "PYTHON_METRIC_WARN_SAMPLES", 50)
+
+    def manhattan(x, y):
+        return float(np.abs(x - y).sum())
+
+    with pytest.warns(UserWarning, match="Python function that numba did not compile: the exact search calls it once "
+                                         "per pair, about 3,600 calls for 60 points"):
+        gidr.TSNE(metric=manhattan, perplexity=5, max_iter=250, random_state=0).fit(X[:60])
