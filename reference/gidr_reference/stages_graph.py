@@ -184,11 +184,27 @@ def float32_precision(distances: np.ndarray) -> np.ndarray:
     rounded too, never turned into inf or 0.
     """
     distances = np.asarray(distances, dtype=np.float64)
-    largest = float(distances.max()) if distances.size else 0.0
-    if not (largest > 0 and np.isfinite(largest)):
+    exponent = _largest_exponent(distances)
+    if exponent is None:
         return distances.copy()
-    exponent = int(np.frexp(largest)[1])
     return np.ldexp(np.ldexp(distances, -exponent).astype(np.float32).astype(np.float64), exponent)
+
+
+def unit_scaled(distances: np.ndarray) -> np.ndarray:
+    """``distances`` times the power of two that puts the largest in [0.5, 1).
+
+    The perplexity search is exact under such a scaling: it starts from ``1 / mean_j d_ij^2``
+    and only doubles, halves and averages, so every ``beta * d^2`` and every weight is the same
+    bits. Scaled, the squares never overflow (distances of 1e200) nor underflow.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    exponent = _largest_exponent(distances)
+    return distances if exponent is None else np.ldexp(distances, -exponent)
+
+
+def _largest_exponent(distances: np.ndarray) -> int | None:
+    largest = float(distances.max()) if distances.size else 0.0
+    return int(np.frexp(largest)[1]) if largest > 0 and np.isfinite(largest) else None
 
 
 class TsneSimilarity(_Disconnecting):
@@ -213,11 +229,17 @@ class TsneSimilarity(_Disconnecting):
         return max(1, min(n_samples - 1, math.floor(3 * self.perplexity)))
 
     def row_weights(self, distances: np.ndarray, ctx: Context) -> np.ndarray:
+        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])  # warns once
+        return kept_row_weights(distances, self.disconnection_distance,  # the threshold is in the caller's units
+                                lambda d: self.weigh_perplexity(self._search_distances(d), min(perplexity, d.shape[1])))
+
+    def _search_distances(self, distances: np.ndarray) -> np.ndarray:
+        """The distances the perplexity search reads: rounded to float32 (``distance_dtype``),
+        then scaled by a power of two (:func:`unit_scaled`: the same weights, bit for bit, and
+        squares that stay finite)."""
         if self.distance_dtype == "float32":
             distances = float32_precision(distances)
-        perplexity = similarity_math.effective_perplexity(self.perplexity, distances.shape[1])  # warns once
-        return kept_row_weights(distances, self.disconnection_distance,
-                                lambda d: self.weigh_perplexity(d, min(perplexity, d.shape[1])))
+        return unit_scaled(distances)
 
     def weigh_perplexity(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
         """p_{j|i} of rows that keep all their edges, at a perplexity of at most their k."""

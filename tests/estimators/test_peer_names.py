@@ -383,3 +383,21 @@ def test_a_python_metric_on_many_points_warns_of_its_cost(X, monkeypatch):
     with pytest.warns(UserWarning, match="Python function that numba did not compile: the exact search calls it once "
                                          "per pair, about 3,600 calls for 60 points"):
         gidr.TSNE(metric=manhattan, perplexity=5, max_iter=250, random_state=0).fit(X[:60])
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_tsne_weights_do_not_depend_on_the_distances_scale(X, backend):
+    """The perplexity search runs on distances scaled by a power of two (the same bits), so
+    distances of 1e200, whose squares overflow, weigh as those of 1."""
+    from gidr_reference.neighbors import exact_knn
+
+    distances = exact_knn(X[:300], 30).distances
+    stage = gidr.Pipeline.from_preset("tsne", backend=backend, perplexity=10).stages["similarity"]
+    weights = stage.row_weights(distances, None)
+    assert np.array_equal(stage.row_weights(np.ldexp(distances, 600), None), weights)
+    huge = stage.row_weights(distances * 1e200, None)
+    assert np.all(np.isfinite(huge))
+    np.testing.assert_allclose(huge, weights, rtol=1e-9, atol=1e-15)
+    embedding = gidr.Pipeline.from_preset("tsne", backend=backend, perplexity=10, init="random", n_epochs=50,
+                                          random_state=0).run(X[:300] * 1e200).embedding
+    assert np.all(np.isfinite(embedding))
