@@ -179,32 +179,35 @@ def float32_precision(distances: np.ndarray) -> np.ndarray:
     """``distances`` rounded to float32's 24-bit significand, in float64.
 
     For values in float32's normal range this is ``float64(float32(d))`` exactly (scikit-learn's
-    rounding). The array is first scaled by a power of two that puts its largest value in
-    [0.5, 1), so that distances beyond float32's range (above 3.4e38 or below 1.2e-38) are
-    rounded too, never turned into inf or 0.
+    rounding). The rounding is done on :func:`unit_scaled` distances, largest in [0.5, 1), so
+    that distances beyond float32's range (above 3.4e38 or below 1.2e-38) are rounded too, never
+    turned into inf or 0.
     """
-    distances = np.asarray(distances, dtype=np.float64)
-    exponent = _largest_exponent(distances)
+    scaled, exponent = unit_scaled(distances)
     if exponent is None:
-        return distances.copy()
-    return np.ldexp(np.ldexp(distances, -exponent).astype(np.float32).astype(np.float64), exponent)
+        return scaled.copy()
+    return np.ldexp(_rounded_to_float32(scaled), exponent)
 
 
-def unit_scaled(distances: np.ndarray) -> np.ndarray:
-    """``distances`` times the power of two that puts the largest in [0.5, 1).
+def unit_scaled(distances: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """``distances`` times the power of two that puts the largest in [0.5, 1), and the
+    exponent ``e`` it was divided by (``2**e``); None (and ``distances`` as they are) when the
+    largest is 0 or not finite.
 
     The perplexity search is exact under such a scaling: it starts from ``1 / mean_j d_ij^2``
     and only doubles, halves and averages, so every ``beta * d^2`` and every weight is the same
     bits. Scaled, the squares never overflow (distances of 1e200) nor underflow.
     """
     distances = np.asarray(distances, dtype=np.float64)
-    exponent = _largest_exponent(distances)
-    return distances if exponent is None else np.ldexp(distances, -exponent)
-
-
-def _largest_exponent(distances: np.ndarray) -> int | None:
     largest = float(distances.max()) if distances.size else 0.0
-    return int(np.frexp(largest)[1]) if largest > 0 and np.isfinite(largest) else None
+    if not (largest > 0 and np.isfinite(largest)):
+        return distances, None
+    exponent = int(np.frexp(largest)[1])
+    return np.ldexp(distances, -exponent), exponent
+
+
+def _rounded_to_float32(distances: np.ndarray) -> np.ndarray:
+    return distances.astype(np.float32).astype(np.float64)
 
 
 class TsneSimilarity(_Disconnecting):
@@ -234,12 +237,11 @@ class TsneSimilarity(_Disconnecting):
                                 lambda d: self.weigh_perplexity(self._search_distances(d), min(perplexity, d.shape[1])))
 
     def _search_distances(self, distances: np.ndarray) -> np.ndarray:
-        """The distances the perplexity search reads: rounded to float32 (``distance_dtype``),
-        then scaled by a power of two (:func:`unit_scaled`: the same weights, bit for bit, and
-        squares that stay finite)."""
-        if self.distance_dtype == "float32":
-            distances = float32_precision(distances)
-        return unit_scaled(distances)
+        """The distances the perplexity search reads: scaled by a power of two (:func:`unit_scaled`:
+        the same weights, bit for bit, and squares that stay finite), then rounded to float32 with
+        ``distance_dtype="float32"`` (:func:`float32_precision`'s rounding, in the scaled units)."""
+        scaled, exponent = unit_scaled(distances)
+        return _rounded_to_float32(scaled) if self.distance_dtype == "float32" and exponent is not None else scaled
 
     def weigh_perplexity(self, distances: np.ndarray, perplexity: float) -> np.ndarray:
         """p_{j|i} of rows that keep all their edges, at a perplexity of at most their k."""
