@@ -82,6 +82,7 @@ def _dataset(name: str, tsne_cells: int):
 def _fashion_pcs() -> np.ndarray:
     path = CACHE / "fashion-pcs.npy"
     if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
         from sklearn.decomposition import PCA
 
         import gidr
@@ -110,20 +111,14 @@ def _upsampled_labels(n_cells: int) -> np.ndarray:
 
 
 def _upsampled(n_cells: int) -> Path:
-    """Fashion-MNIST's 50 PCs upsampled to ``n_cells`` along the manifold (see the docstring)."""
+    """Fashion-MNIST's 50 PCs upsampled to ``n_cells`` along the manifold
+    (:func:`gidr.datasets.upsample`, seed 0), cached as an .npy file."""
     path = CACHE / f"fashion-pcs-{n_cells}.npy"
     if not path.exists():
-        from sklearn.neighbors import NearestNeighbors
+        from gidr.datasets import upsample
 
-        base = _fashion_pcs()
-        rng = np.random.default_rng(0)
-        _, neighbours = NearestNeighbors(n_neighbors=16).fit(base).kneighbors(base)
-        source = _sources(rng, len(base), n_cells)
-        toward = neighbours[source, rng.integers(1, 16, n_cells)]
-        fraction = rng.random(n_cells, dtype=np.float32)[:, None]
-        cells = base[source] + fraction * (base[toward] - base[source])
-        cells[: len(base)] = base  # the originals stay
-        np.save(path, cells.astype(np.float32))
+        cells, _ = upsample(_fashion_pcs(), n_cells, n_neighbors=15, random_state=0)
+        np.save(path, cells)
     return path
 
 

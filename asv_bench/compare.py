@@ -10,6 +10,9 @@ compilation (or cache loading) are paid as a user pays them. For each run the ta
 - ``peak MB``: the child's peak resident memory (``ru_maxrss``), data included (max over repeats);
 - ``100-NN acc``: leave-one-out 100-NN accuracy of the embedding (:func:`gidr.metrics.knn_accuracy`);
 - ``V-measure``: of a KMeans clustering of the embedding (:func:`gidr.metrics.v_measure`);
+  both on every point up to 70,000 points, above that on a fixed subsample of 20,000
+  (``default_rng(1).choice(n, 20000, replace=False)``; ``--score-points`` sets its size and
+  applies it at every n);
 - ``× vs PEER``: peer fit seconds / this row's fit seconds, same n, same invocation
   (> 1: this row is faster);
 - with ``--profile``, gidr's stage timings (``Result.timings``), median over repeats, and the
@@ -18,6 +21,16 @@ compilation (or cache loading) are paid as a user pays them. For each run the ta
 With ``--warm`` each child fits twice and the second fit is the one timed and scored (a
 notebook's second run: imports, JIT compilation and caches are paid); the first fit's
 seconds are kept as ``first fit s``.
+
+``--dataset fashion-mnist-pcs`` is the scaling study's data (issue #13, the paper's Fig. 5
+extended): Fashion-MNIST reduced to 50 principal components, a seeded subsample up to 70,000
+points and above that upsampled along the data manifold (:func:`gidr.datasets.upsample`, the
+files cached by ``asv_bench/anndata_bench.py``), each new point labelled as its source.
+``--figure`` draws fit seconds and peak memory against n from the report's rows::
+
+    python asv_bench/compare.py --dataset fashion-mnist-pcs --n-samples 70000 250000 1000000 \
+        --methods gdr-umap gdr-tsne umap-learn openTSNE-fft --timeout 3600 \
+        --out docs/results/scaling.md --figure docs/_static/scaling.png --update
 
 Quality is computed in the parent from the embedding each child saves. A child that fails or
 times out (``--timeout``, default 1800 s) becomes a row with the error's last line; the report
@@ -64,8 +77,11 @@ PEER_MODULES = {"umap-learn": "umap", "openTSNE-fft": "openTSNE", "openTSNE-bh":
 #: Peers that get a "× vs" column, when they are among the methods run.
 RATIO_PEERS = PEER_METHODS
 STAGES = ("neighbors", "similarity", "symmetrize", "init", "optimize")
-DATASETS = ("fashion-mnist", "digits", "blobs")
-DEFAULT_N_SAMPLES = {"fashion-mnist": [20_000, 70_000]}
+DATASETS = ("fashion-mnist", "fashion-mnist-pcs", "digits", "blobs")
+DEFAULT_N_SAMPLES = {"fashion-mnist": [20_000, 70_000], "fashion-mnist-pcs": [70_000, 250_000, 1_000_000]}
+#: Above this many points, quality is scored on a fixed subsample of SCORE_POINTS (--score-points).
+SCORE_ALL_UP_TO = 70_000
+SCORE_POINTS = 20_000
 QUICK_N_EPOCHS = 50
 DEFAULT_TIMEOUT = 1800.0
 
@@ -92,7 +108,11 @@ def build(method: str, n_epochs: int | None) -> Callable[[np.ndarray], tuple[np.
             result = pipeline.run(X)
             resolved = result.config["resolved"]["backends"]
             stages = {kind: f"{result.config[kind]['name']} ({backend})" for kind, backend in resolved.items()}
-            return np.asarray(result), {"timings": dict(result.timings), "stages": stages}
+            # what the optimizer's pair-interaction rate is computed from (docs/scaling.rst)
+            work = {"stored_entries": int(result.affinities.P.nnz),
+                    "epochs_run": result.config["resolved"].get("epochs_run"),
+                    "n_negative": result.config["repulsion"].get("n_negative")}
+            return np.asarray(result), {"timings": dict(result.timings), "stages": stages, "work": work}
 
         return fit_gidr
     if method == "umap-learn":
@@ -126,6 +146,11 @@ def run_one(method: str, data: Path, out_prefix: Path, n_epochs: int | None, pro
             warm: bool = False) -> None:
     """Child entry point: load ``data``, fit (twice when ``warm``: the second is timed), save
     ``out_prefix``.npy and ``out_prefix``.json."""
+    if profile and method in GIDR_METHODS:
+        import logging
+
+        # gidr's stage lines (time, peak memory) and progress with time left, in the child's log
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     X = np.load(data, allow_pickle=False)
     fit = build(method, n_epochs)
     first = {}
@@ -196,8 +221,21 @@ def run_child(method: str, data: Path, workdir: Path, tag: str, options: argpars
     return {**record, **child, "status": "ok", "embedding": str(prefix.with_suffix(".npy"))}
 
 
-def score(record: dict, labels: np.ndarray) -> dict:
-    """Add ``knn_accuracy`` and ``v_measure`` of the saved embedding to an ok record."""
+def score_subsample(n: int, points: int | None) -> np.ndarray | None:
+    """The rows quality is scored on: None (all) up to :data:`SCORE_ALL_UP_TO` points when
+    ``points`` is None, else a fixed seeded subsample of ``points`` (or of :data:`SCORE_POINTS`)."""
+    if points is None:
+        if n <= SCORE_ALL_UP_TO:
+            return None
+        points = SCORE_POINTS
+    if points >= n:
+        return None
+    return np.sort(np.random.default_rng(1).choice(n, points, replace=False))
+
+
+def score(record: dict, labels: np.ndarray, points: int | None = None) -> dict:
+    """Add ``knn_accuracy`` and ``v_measure`` of the saved embedding to an ok record (on the
+    rows of :func:`score_subsample`; ``scored_points`` says how many)."""
     from gidr.metrics import knn_accuracy, v_measure
 
     if record["status"] != "ok":
@@ -205,7 +243,11 @@ def score(record: dict, labels: np.ndarray) -> dict:
     Y = np.load(record.pop("embedding"), allow_pickle=False)
     if not np.all(np.isfinite(Y)):
         return {**record, "status": "failed", "error": "embedding is not finite"}
-    return {**record, "knn_accuracy": knn_accuracy(Y, labels, k=100), "v_measure": v_measure(Y, labels)}
+    rows = score_subsample(len(Y), points)
+    if rows is not None:
+        Y, labels = Y[rows], np.asarray(labels)[rows]
+    return {**record, "knn_accuracy": knn_accuracy(Y, labels, k=100), "v_measure": v_measure(Y, labels),
+            "scored_points": int(len(Y))}
 
 
 # ====================================================================== parent: aggregation
@@ -225,10 +267,12 @@ def summarize(method: str, n: int, runs: list[dict]) -> dict:
     row.update(fit_seconds=_median(ok, "fit_seconds"), fit_cpu_seconds=_median(ok, "fit_cpu_seconds"),
                process_seconds=_median(ok, "process_seconds"),
                peak_mb=max(r["peak_mb"] for r in ok), knn_accuracy=_median(ok, "knn_accuracy"),
-               v_measure=_median(ok, "v_measure"), first_fit_seconds=_median(ok, "first_fit_seconds"))
+               v_measure=_median(ok, "v_measure"), first_fit_seconds=_median(ok, "first_fit_seconds"),
+               scored_points=ok[0].get("scored_points"))
     if ok[0].get("timings"):
         row["timings"] = {k: statistics.median(r["timings"][k] for r in ok) for k in ok[0]["timings"]}
         row["stages"] = ok[0]["stages"]
+        row["work"] = ok[0].get("work")
     return row
 
 
@@ -337,6 +381,11 @@ def markdown(rows: list[dict], env: dict, options: argparse.Namespace) -> str:
     if len({r.get("date", "")[:10] for r in rows}) > 1 or options.update:
         lines += ["", "Rows measured at different times (--update): "
                   + "; ".join(f"{r['method']} {r['n']:,}: {r.get('date', '?')}" for r in rows) + "."]
+    subsampled = sorted({(r["n"], r["scored_points"]) for r in rows
+                         if r.get("scored_points") is not None and r["scored_points"] < r["n"]})
+    if subsampled:
+        lines += ["", "Quality scored on a fixed subsample (default_rng(1), without replacement): "
+                  + "; ".join(f"{points:,} of {n:,} points" for n, points in subsampled) + "."]
     return "\n".join(lines + ["", NOTES]) + "\n"
 
 
@@ -354,10 +403,28 @@ def write_outputs(rows: list[dict], env: dict, options: argparse.Namespace) -> s
 
 # ====================================================================== parent: driver
 def load_data(dataset: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``gidr.datasets.load(dataset, n_samples=n, random_state=0)``."""
+    """``gidr.datasets.load(dataset, n_samples=n, random_state=0)``, or :func:`pcs_data`."""
     from gidr.datasets import load
 
+    if dataset == "fashion-mnist-pcs":
+        X, labels, _ = pcs_data(n)
+        return np.load(X) if isinstance(X, Path) else X, labels
     return load(dataset, n_samples=n, random_state=0)
+
+
+def pcs_data(n: int | None) -> tuple[np.ndarray | Path, np.ndarray, bool]:
+    """Fashion-MNIST's 50 PCs at ``n`` points: ``(array, labels, False)`` for a seeded subsample
+    (all 70,000 when ``n`` is None), ``(cached .npy path, labels, True)`` when upsampled."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import anndata_bench
+
+    pcs, labels = anndata_bench._fashion_pcs(), np.asarray(anndata_bench._fashion_labels())
+    if n is None or n == len(pcs):
+        return pcs, labels, False
+    if n < len(pcs):
+        rows = np.sort(np.random.default_rng(0).choice(len(pcs), n, replace=False))
+        return pcs[rows], labels[rows], False
+    return anndata_bench._upsampled(n), anndata_bench._upsampled_labels(n), True
 
 
 def previous_rows(options: argparse.Namespace) -> list[dict]:
@@ -386,16 +453,21 @@ def compare(options: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="gidr-compare-") as tmp:
         workdir = Path(tmp)
         for n in sizes:
-            X, labels = load_data(options.dataset, n)
-            n = X.shape[0]
-            data = workdir / f"X-{n}.npy"
-            np.save(data, X, allow_pickle=False)
-            del X
+            if options.dataset == "fashion-mnist-pcs" and n is not None and n > 70_000:
+                data, labels, _ = pcs_data(n)  # the cached file itself: no copy of millions of rows
+            else:
+                X, labels = load_data(options.dataset, n)
+                n = X.shape[0]
+                data = workdir / f"X-{n}.npy"
+                np.save(data, X, allow_pickle=False)
+                del X
             for method in options.methods:
                 new.append(_run_method(method, n, data, labels, workdir, options))
                 rows = merge(previous, new)
                 add_ratios(rows)
                 text = write_outputs(rows, env, options)
+                if options.figure:
+                    scaling_figure(rows, Path(options.figure))
     return text
 
 
@@ -407,12 +479,50 @@ def _run_method(method: str, n: int, data: Path, labels: np.ndarray, workdir: Pa
         return summarize(method, n, [{"status": "not installed", "error": "not installed"}])
     runs = []
     for repeat in range(options.repeats):
-        record = score(run_child(method, data, workdir, f"{method}-{n}-{repeat}", options), labels)
+        record = score(run_child(method, data, workdir, f"{method}-{n}-{repeat}", options), labels,
+                       options.score_points)
         runs.append(record)
         detail = (f"fit {record['fit_seconds']:.1f} s, process {record['process_seconds']:.1f} s, "
                   f"acc {record['knn_accuracy']:.3f}" if record["status"] == "ok" else record["error"])
         print(f"{method} n={n} repeat {repeat + 1}/{options.repeats}: {detail}", file=sys.stderr, flush=True)
     return summarize(method, n, runs)
+
+
+def scaling_figure(rows: list[dict], path: Path) -> None:
+    """Fit seconds and peak memory against n, one line per method (log-log); failed or timed-out
+    runs are marked where they stopped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n"])
+        ok = [r for r in mine if r["status"] == "ok"]
+        if ok:
+            line, = left.plot([r["n"] for r in ok], [r["fit_seconds"] for r in ok], "o-", label=method)
+            right.plot([r["n"] for r in ok], [r["peak_mb"] / 1024 for r in ok], "o-", color=line.get_color(),
+                       label=method)
+            color = line.get_color()
+        else:
+            color = "gray"
+        for r in mine:
+            if r["status"] == "timeout":
+                seconds = max(run["process_seconds"] for run in r["runs"])
+                left.plot([r["n"]], [seconds], "x", color=color, markersize=10)
+                left.annotate("stopped", (r["n"], seconds), fontsize=7, color=color)
+    for axis, label in ((left, "fit seconds"), (right, "peak memory, GB")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("points")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -436,6 +546,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--update", action="store_true",
                         help="keep the rows of an earlier report at --out that this run does not redo")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per child process")
+    parser.add_argument("--score-points", type=int, default=None,
+                        help=f"score quality on a fixed subsample of this many points at every n (default: "
+                             f"all points up to {SCORE_ALL_UP_TO:,}, {SCORE_POINTS:,} above)")
+    parser.add_argument("--figure", default=None,
+                        help="also draw fit seconds and peak memory against n (log-log) to this image")
     parser.add_argument("--run-one", metavar="METHOD", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -447,6 +562,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         options.repeats = 1
     options.dataset = options.dataset or "fashion-mnist"
     options.methods = options.methods or list(METHODS)
+    if options.score_points is not None and options.score_points < 101:
+        parser.error("--score-points must be at least 101 (100-NN accuracy)")
     if options.repeats < 1 or (options.n_epochs is not None and options.n_epochs < 1):
         parser.error("--repeats and --n-epochs must be at least 1")
     if options.run_one and (options.data is None or options.child_out is None):

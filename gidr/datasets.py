@@ -40,7 +40,7 @@ import numpy as np
 
 from gidr.validation import GidrValueError, Interval, Param, check_choice, format_error, resolve_seed
 
-__all__ = ["available", "canonical_name", "load", "load_fashion_mnist", "FASHION_MNIST_URL"]
+__all__ = ["available", "canonical_name", "load", "load_fashion_mnist", "upsample", "FASHION_MNIST_URL"]
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -128,6 +128,66 @@ def load(
         )
     rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], size=n_samples, replace=False))
     return X[rows], y[rows]
+
+
+#: Rows per block of :func:`upsample`'s interpolation (bounds its temporaries).
+UPSAMPLE_BLOCK_ROWS = 1 << 18
+
+
+def upsample(X: Any, n_samples: int, *, n_neighbors: int = 15, random_state: Any = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` grown to ``n_samples`` rows along its data manifold, for scaling studies.
+
+    The original rows come first, unchanged. Each new row is drawn from a uniformly chosen
+    source row ``i`` and one of its ``n_neighbors`` nearest neighbours ``j`` (exact, Euclidean,
+    the row itself excluded), also chosen uniformly, and moved a uniform random fraction
+    ``u`` of the way toward it: ``x_i + u (x_j - x_i)``. New points therefore lie on the
+    segments of the kNN graph, where the data already is. Copies with isotropic noise added
+    do not: their nearest neighbours become the other copies of the same point (at
+    1,000,000 points upsampled from Fashion-MNIST's 50 PCs, ``gdr-umap``'s 100-NN accuracy
+    fell from 0.78 to 0.47 when noise of 10 % of each coordinate's spread was used).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, n_features)
+        Finite data; float32 stays float32, anything else becomes float64.
+    n_samples : int
+        Rows wanted, at least ``n``.
+    n_neighbors : int, default=15
+        Neighbours each new point may move toward (``1 <= n_neighbors < n``).
+    random_state : int, Generator or None, default=0
+        Seed of the draws: the sources, then the neighbour ranks, then the fractions (float32),
+        each one vector drawn at once.
+
+    Returns
+    -------
+    X_up : ndarray of shape (n_samples, n_features)
+    source : ndarray of shape (n_samples,), int64
+        The row of ``X`` each row was drawn from (``arange(n)`` for the originals); a label
+        carries over as ``y[source]``.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    base = np.asarray(X)
+    if base.ndim != 2 or base.shape[0] < 2:
+        raise GidrValueError(f"upsample() needs X as a 2-D array of at least 2 rows; got shape {base.shape}")
+    base = base if base.dtype == np.float32 else base.astype(np.float64)
+    if not np.all(np.isfinite(base)):
+        raise GidrValueError("upsample() needs finite X: it contains NaN or infinity; remove or impute those rows")
+    n = base.shape[0]
+    n_samples = Param("n_samples", None, (Interval(int, n, None),)).validate(n_samples, "upsample()")
+    n_neighbors = Param("n_neighbors", None, (Interval(int, 1, n - 1),)).validate(n_neighbors, "upsample()")
+    rng = np.random.default_rng(resolve_seed(random_state))
+    _, neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(base).kneighbors(base)
+    source = np.concatenate([np.arange(n), rng.integers(0, n, n_samples - n)])
+    toward = neighbours[source, rng.integers(1, n_neighbors + 1, n_samples)]
+    fraction = rng.random(n_samples, dtype=np.float32)
+    out = np.empty((n_samples, base.shape[1]), dtype=base.dtype)
+    for start in range(0, n_samples, UPSAMPLE_BLOCK_ROWS):
+        rows = slice(start, min(n_samples, start + UPSAMPLE_BLOCK_ROWS))
+        origin = base[source[rows]]
+        out[rows] = origin + fraction[rows, None] * (base[toward[rows]] - origin)
+    out[:n] = base
+    return out, source.astype(np.int64)
 
 
 def _load_digits(data_home: Any) -> tuple[np.ndarray, np.ndarray]:

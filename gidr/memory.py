@@ -6,16 +6,31 @@ The model (bytes, ``n`` points, ``d`` input columns, ``k`` neighbours, ``c`` com
     input copy    8 n d    when the input is not float32/float64 C-contiguous (converted)
     search copy   b n d    a neighbours stage's working copy (``copy_bytes_per_value`` b:
                            NN-descent searches a float32 copy, b = 4)
-    per point     100 k + 400 + 80 c
+    per point     100 k + 80 c
+    fixed         64 MiB   NN-descent's buffer of candidate pairs (at most 48 MiB) and the like
 
 The per-point term holds the kNN graph (indices and distances), the directed and the
-symmetrized P with their temporaries, the optimizer's copy of P, the embedding and its
-scratch arrays. Its constants sit between measured peaks (peak resident memory of a fresh
-process minus its data and the interpreter's 250 MB): ``gdr-umap`` (k = 15) on 1,000,000 x 50
-points, 1.45 kB per point (the model: 2.1 kB); on Fashion-MNIST 70,000 x 784, 3.2 kB per
-point, fixed costs (compiled code) included; ``tsne`` (k = 90) on the same 70,000 points,
-16 kB per point (the model: 9.5 kB). It is a guard against runs that cannot fit, not a
-prediction to the megabyte: it refuses only what exceeds the available memory.
+symmetrized P with the symmetrization's transpose, the optimizer's P (renumbered for
+locality above 50,000 points), the embedding and its scratch arrays, and NN-descent's
+heaps and candidate lists. Its constants sit above the measured peaks, so that the check
+refuses only what cannot fit, without refusing runs that do (``tests/core/test_memory.py``
+measures the arrays' traced peak of whole runs against the model):
+
+================================  ===========================  ==================
+run                               measured, beyond the input   the model
+================================  ===========================  ==================
+``gdr-umap`` (k = 15), traced     30,000 x 50: 96 MB;          117 MB; 266 MB
+                                  120,000 x 50: 165 MB
+``gdr-umap`` (k = 30), traced     120,000 x 50: 317 MB         446 MB
+``tsne`` (k = 90), traced         30,000 x 50: 154 MB;         342 MB; 617 MB
+                                  60,000 x 50: 460 MB
+================================  ===========================  ==================
+
+"Traced" is :mod:`tracemalloc`'s peak over the run (NumPy's and numba's arrays). Fresh-process peaks (``VmHWM``, 2026-12-02, Fashion-MNIST 50 PCs upsampled): 1.69 GiB at
+1,000,000 points before the symmetrization and the optimizer's copies of P were trimmed,
+4.6 GiB at 3,000,000 points with the new symmetrization but the old whole-matrix
+renumbering (its temporaries were that run's peak; now renumbered in blocks). The earlier
+model (2.1 kB per point plus 400 bytes) would have refused 10,000,000 x 50 on 24 GB.
 
 An out-of-core input (``np.memmap``, ``h5py.Dataset``, ``zarr.Array``: :mod:`gidr.outofcore`)
 is not in memory: without ``pca`` its float32 copy counts too (``4 n d``, see
@@ -41,21 +56,21 @@ import numpy as np
 from gidr.validation import GidrValueError
 
 __all__ = ["estimate_bytes", "pca_bytes", "out_of_core_estimate", "available_bytes", "check_memory",
-           "peak_resident_bytes", "PER_NEIGHBOR_BYTES", "PER_POINT_BYTES"]
+           "peak_resident_bytes", "PER_NEIGHBOR_BYTES", "PER_COMPONENT_BYTES", "FIXED_BYTES"]
 
 #: Bytes per point and neighbour (graph, P and their temporaries), from the measured peaks.
 PER_NEIGHBOR_BYTES = 100
-#: Bytes per point not proportional to k.
-PER_POINT_BYTES = 400
 #: Bytes per point and embedding component (the embedding and the optimizer's scratch).
 PER_COMPONENT_BYTES = 80
+#: Bytes of a run whatever its size (NN-descent's candidate-pair buffer, at most 48 MiB).
+FIXED_BYTES = 64 * 2**20
 
 
 def estimate_bytes(n_samples: int, n_features: int, n_neighbors: int, n_components: int, *,
                    converts_input: bool = False, copy_bytes_per_value: int = 0) -> int:
     """The model's peak memory of a run beyond the input itself (see the module docstring)."""
     n, d = int(n_samples), int(n_features)
-    total = n * (PER_NEIGHBOR_BYTES * int(n_neighbors) + PER_POINT_BYTES + PER_COMPONENT_BYTES * int(n_components))
+    total = FIXED_BYTES + n * (PER_NEIGHBOR_BYTES * int(n_neighbors) + PER_COMPONENT_BYTES * int(n_components))
     if converts_input:
         total += 8 * n * d
     total += int(copy_bytes_per_value) * n * d

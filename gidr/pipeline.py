@@ -329,6 +329,7 @@ class Pipeline:
         P_directed = stages["similarity"].compute(graph, ctx)
         clock.done("similarity", stages["similarity"])
         P = stages["symmetrize"].compute(P_directed, ctx)
+        del P_directed  # not needed again: its 12 bytes per entry would stay alive to the end
         if targets is not None:
             P = self._supervised(P, targets, n_neighbors, ctx)
         if ctx.normalized:

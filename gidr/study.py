@@ -120,13 +120,18 @@ def runtimes(X, out: Path, methods, n_epochs=None, repeats=1) -> tuple[str, dict
 
 
 def scaling(X, out: Path, sizes, methods, n_epochs) -> dict:
-    """Runtime against n: rows sampled with replacement, noise added when up-sampling."""
+    """Runtime against n: seeded subsamples up to the data's size, above it the data upsampled
+    along its manifold (:func:`gidr.datasets.upsample`; never noisy copies, whose neighbours
+    are each other)."""
+    from gidr.datasets import upsample
+
     rng = np.random.default_rng(0)
-    scale = 0.05 * X.std(axis=0).mean()
+    largest = max(sizes)
+    grown = upsample(X, largest, random_state=0)[0] if largest > len(X) else X
     results = {m: [] for m in methods}
     for n in sizes:
-        rows = rng.choice(len(X), n, replace=n > len(X))
-        Xn = X[rows] + (rng.normal(0, scale, (n, X.shape[1])) if n > len(X) else 0)
+        # Each size above the data's is a prefix of the largest: the originals, then new points.
+        Xn = grown[:n] if n > len(X) else X[np.sort(rng.choice(len(X), n, replace=False))]
         _, times = runtimes(Xn, out, methods, n_epochs)
         for m in methods:
             results[m].append(times[m])

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gidr.memory import available_bytes, estimate_bytes
+from gidr.memory import FIXED_BYTES, available_bytes, estimate_bytes
 from gidr.stages.neighbors import is_dask_array
 from gidr.validation import check_dask_array, resolve_seed
 from gidr_dask._runtime import require_dask, using_scheduler
@@ -65,8 +65,8 @@ def default_n_landmarks(n_samples: int, n_features: int, n_neighbors: int, n_com
     available = available_bytes()
     if available is None:
         return cap
-    per_point = estimate_bytes(1, n_features, n_neighbors, n_components) + 8 * n_features
-    return max(2, min(cap, int(CLIENT_SHARE * available // per_point)))
+    per_point = estimate_bytes(1, n_features, n_neighbors, n_components) - FIXED_BYTES + 8 * n_features
+    return max(2, min(cap, int(max(0, CLIENT_SHARE * available - FIXED_BYTES) // per_point)))
 
 
 def landmark_embedding(X, preset: str = "gdr-umap", *, n_landmarks: int | None = None, refine_epochs: int = 0,

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SCRIPT = Path(__file__).resolve().parents[2] / "asv_bench" / "compare.py"
 
 
@@ -49,3 +51,27 @@ def test_warm_times_the_second_fit_and_keeps_the_first(tmp_path):
     assert "first fit s" in text and "the second fit is timed" in text
     table_row = next(line for line in text.splitlines() if line.startswith("| gdr-umap |"))
     assert f"{row['first_fit_seconds']:.1f}" in table_row
+
+
+def test_score_points_subsample_and_scaling_figure(tmp_path):
+    figure = tmp_path / "scaling.png"
+    text, raw = _compare(tmp_path, "--methods", "gdr-umap", "umap", "--score-points", "1000", "--figure",
+                         str(figure))
+    rows = {row["method"]: row for row in raw["rows"]}
+    assert rows["gdr-umap"]["scored_points"] == 1000 and 0.5 < rows["gdr-umap"]["knn_accuracy"] <= 1.0
+    assert "1,000 of 1,797 points" in text
+    assert figure.stat().st_size > 10_000
+
+
+def test_the_default_score_subsample_is_fixed_and_only_above_70000_points():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_script", SCRIPT)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    assert compare.score_subsample(70_000, None) is None
+    assert compare.score_subsample(1000, 5000) is None
+    rows = compare.score_subsample(250_000, None)
+    assert len(rows) == 20_000 and np.all(np.diff(rows) > 0) and rows[-1] < 250_000
+    np.testing.assert_array_equal(rows, compare.score_subsample(250_000, None))
+    assert len(compare.score_subsample(5000, 300)) == 300

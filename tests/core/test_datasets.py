@@ -214,3 +214,74 @@ def test_parse_idx_rejects_a_bad_magic_number() -> None:
 def test_parse_idx_rejects_a_truncated_file() -> None:
     with pytest.raises(GidrValueError, match=r"must be 28 bytes for shape \(4, 4\)\. Got '20 bytes'"):
         parse_idx(_idx_bytes(np.zeros((4, 4)))[:20])
+
+
+# ---------------------------------------------------------------------- upsample
+def _segment_position(X, grown, source, n_neighbors):
+    """For each new row: (rank of the neighbour whose segment from its source holds it, fraction)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(X).kneighbors(X)
+    found = []
+    for row in range(len(X), len(grown)):
+        origin = X[source[row]]
+        for rank in range(1, n_neighbors + 1):
+            direction = X[neighbours[source[row], rank]] - origin
+            u = float((grown[row] - origin) @ direction / (direction @ direction))
+            if np.allclose(origin + u * direction, grown[row], rtol=0, atol=1e-5):
+                found.append((rank, u))
+                break
+        else:
+            found.append((None, None))
+    return found
+
+
+def test_upsample_keeps_the_originals_and_puts_new_points_on_neighbour_segments() -> None:
+    X, y = load("blobs", n_samples=300, random_state=1)
+    grown, source = datasets.upsample(X, 1200, n_neighbors=5, random_state=3)
+    assert grown.shape == (1200, X.shape[1]) and grown.dtype == np.float64 and source.dtype == np.int64
+    np.testing.assert_array_equal(grown[:300], X)
+    np.testing.assert_array_equal(source[:300], np.arange(300))
+    assert source.min() >= 0 and source.max() < 300
+    positions = _segment_position(X, grown, source, 5)
+    assert all(rank is not None and 0.0 <= u < 1.0 for rank, u in positions), positions[:5]
+    ranks = np.array([rank for rank, _ in positions])
+    assert set(ranks.tolist()) == {1, 2, 3, 4, 5}  # every neighbour rank drawn, never the point itself
+    # a label carries over from the source; blobs are far apart, so each new point stays in its blob
+    centers = np.array([X[y == label].mean(axis=0) for label in range(10)])
+    nearest_center = np.argmin(((grown[300:, None, :] - centers[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(nearest_center, y[source[300:]])
+
+
+def test_upsample_is_seeded_and_independent_of_its_block_size(monkeypatch) -> None:
+    X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    first, source = datasets.upsample(X, 1000, random_state=7)
+    assert first.dtype == np.float32
+    monkeypatch.setattr(datasets, "UPSAMPLE_BLOCK_ROWS", 97)
+    again, source_again = datasets.upsample(X, 1000, random_state=7)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(source, source_again)
+    other, _ = datasets.upsample(X, 1000, random_state=8)
+    assert not np.array_equal(first[200:], other[200:])
+    same, _ = datasets.upsample(X, 200)
+    np.testing.assert_array_equal(same, X)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_samples": 99}, "n_samples"),
+    ({"n_samples": 500, "n_neighbors": 100}, "n_neighbors"),
+    ({"n_samples": 500, "n_neighbors": 0}, "n_neighbors"),
+])
+def test_upsample_refuses_bad_sizes(kwargs, match) -> None:
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    with pytest.raises(GidrValueError, match=match):
+        datasets.upsample(X, **kwargs)
+
+
+def test_upsample_refuses_non_finite_or_one_dimensional_input() -> None:
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    X[5, 1] = np.nan
+    with pytest.raises(GidrValueError, match="finite"):
+        datasets.upsample(X, 200)
+    with pytest.raises(GidrValueError, match="2-D"):
+        datasets.upsample(np.arange(10.0), 20)

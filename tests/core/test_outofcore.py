@@ -290,7 +290,7 @@ def test_a_memmap_too_big_to_load_stops_before_any_read(digits, tmp_path, monkey
     _no_reads(monkeypatch)
     needed = memory.out_of_core_estimate(600, 64, 15, 2, pca=None, copy_bytes_per_value=4)
     assert needed == 4 * 600 * 64 + memory.estimate_bytes(600, 64, 15, 2, copy_bytes_per_value=4)
-    with pytest.raises(GidrValueError, match=r"The run needs about 0\.0 GiB: the input \(600 points x 64 features, "
+    with pytest.raises(GidrValueError, match=r"The run needs about 0\.1 GiB: the input \(600 points x 64 features, "
                                              r"stored as float32\) is read into memory as float32 .* only 0\.0 GiB "
                                              r"are available\. Ways out: pass pca=50 to the pipeline"):
         gidr.Pipeline.from_preset("gdr-umap", random_state=0, neighbors="nndescent").run(X)

@@ -23,7 +23,7 @@ def test_study_quick_writes_tables_and_figures(tmp_path, monkeypatch):
     Barnes-Hut and FFT variants):
 
     - Fig. 5 on two sizes instead of three: 100 (sampled down from the 300 rows) and 400
-      (sampled up, with noise), the two branches of ``scaling``; a third size repeats them.
+      (upsampled along the manifold), the two branches of ``scaling``; a third size repeats them.
     - openTSNE timed with Barnes-Hut only: its FFT variant runs the same branch of the timing
       script with another ``negative_gradient_method`` string (11 s of openTSNE's own FFT loop).
     """

@@ -115,8 +115,8 @@ def test_landmark_size_from_the_memory_model(monkeypatch):
 
     monkeypatch.setattr(landmarks, "available_bytes", lambda: 2**28)
     n = landmarks.default_n_landmarks(10_000_000, 50, 15, 2)
-    per_point = landmarks.estimate_bytes(1, 50, 15, 2) + 8 * 50
-    assert n == int(0.5 * 2**28 // per_point) < landmarks.DEFAULT_MAX_LANDMARKS
+    per_point = landmarks.estimate_bytes(1, 50, 15, 2) - landmarks.FIXED_BYTES + 8 * 50
+    assert n == int((0.5 * 2**28 - landmarks.FIXED_BYTES) // per_point) < landmarks.DEFAULT_MAX_LANDMARKS
     monkeypatch.setattr(landmarks, "available_bytes", lambda: None)
     assert landmarks.default_n_landmarks(10_000_000, 50, 15, 2) == landmarks.DEFAULT_MAX_LANDMARKS
     assert landmarks.default_n_landmarks(1000, 50, 15, 2) == 1000
