@@ -402,29 +402,29 @@ def write_outputs(rows: list[dict], env: dict, options: argparse.Namespace) -> s
 
 
 # ====================================================================== parent: driver
-def load_data(dataset: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``gidr.datasets.load(dataset, n_samples=n, random_state=0)``, or :func:`pcs_data`."""
+def load_data(dataset: str, n: int | None) -> tuple[np.ndarray | Path, np.ndarray]:
+    """``gidr.datasets.load(dataset, n_samples=n, random_state=0)``, or :func:`pcs_data` (a
+    cached file's path for upsampled sizes)."""
     from gidr.datasets import load
 
     if dataset == "fashion-mnist-pcs":
-        X, labels, _ = pcs_data(n)
-        return np.load(X) if isinstance(X, Path) else X, labels
+        return pcs_data(n)
     return load(dataset, n_samples=n, random_state=0)
 
 
-def pcs_data(n: int | None) -> tuple[np.ndarray | Path, np.ndarray, bool]:
-    """Fashion-MNIST's 50 PCs at ``n`` points: ``(array, labels, False)`` for a seeded subsample
-    (all 70,000 when ``n`` is None), ``(cached .npy path, labels, True)`` when upsampled."""
+def pcs_data(n: int | None) -> tuple[np.ndarray | Path, np.ndarray]:
+    """Fashion-MNIST's 50 PCs at ``n`` points: ``(array, labels)`` for a seeded subsample (all
+    70,000 when ``n`` is None), ``(cached .npy path, labels)`` when upsampled."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import anndata_bench
 
     pcs, labels = anndata_bench._fashion_pcs(), np.asarray(anndata_bench._fashion_labels())
     if n is None or n == len(pcs):
-        return pcs, labels, False
+        return pcs, labels
     if n < len(pcs):
         rows = np.sort(np.random.default_rng(0).choice(len(pcs), n, replace=False))
-        return pcs[rows], labels[rows], False
-    return anndata_bench._upsampled(n), anndata_bench._upsampled_labels(n), True
+        return pcs[rows], labels[rows]
+    return anndata_bench._upsampled(n), anndata_bench._upsampled_labels(n)
 
 
 def previous_rows(options: argparse.Namespace) -> list[dict]:
@@ -453,14 +453,14 @@ def compare(options: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="gidr-compare-") as tmp:
         workdir = Path(tmp)
         for n in sizes:
-            if options.dataset == "fashion-mnist-pcs" and n is not None and n > 70_000:
-                data, labels, _ = pcs_data(n)  # the cached file itself: no copy of millions of rows
+            X, labels = load_data(options.dataset, n)
+            if isinstance(X, Path):
+                data = X  # the upsampled data's cached file itself: no copy of millions of rows
             else:
-                X, labels = load_data(options.dataset, n)
                 n = X.shape[0]
                 data = workdir / f"X-{n}.npy"
                 np.save(data, X, allow_pickle=False)
-                del X
+            del X
             for method in options.methods:
                 new.append(_run_method(method, n, data, labels, workdir, options))
                 rows = merge(previous, new)

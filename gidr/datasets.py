@@ -187,7 +187,7 @@ def upsample(X: Any, n_samples: int, *, n_neighbors: int = 15, random_state: Any
         origin = base[source[rows]]
         out[rows] = origin + fraction[rows, None] * (base[toward[rows]] - origin)
     out[:n] = base
-    return out, source.astype(np.int64)
+    return out, source
 
 
 def _load_digits(data_home: Any) -> tuple[np.ndarray, np.ndarray]:
