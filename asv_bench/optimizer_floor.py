@@ -64,7 +64,7 @@ def _floor_gather(Y, indptr, indices, key, n_negative, out):
             m = n_negative * (indptr[i + 1] - indptr[i])
             for first in range(0, m, DRAW_BATCH):  # hashed in batches, as the optimizer draws
                 count = min(DRAW_BATCH, m - first)
-                draw_batch(point_key, i, first, count, n, draws)
+                draw_batch(point_key, i, first, count, n, 0, draws)
                 for t in range(count):
                     k = draws[t]
                     s0 += Y[k, 0]

@@ -49,7 +49,8 @@ from numba import njit, prange, types
 from gidr.stages.repulsion import sample_scaling
 from gidr_numba.forces import (ATTRACTION_TYPE, PARAMS_TYPE, REPULSION_TYPE, LossKernels, call_attraction,
                                call_repulsion, compile_twice, kernel_arguments)
-from gidr_numba.random import epoch_key, negative_sample_from_row_key, row_key
+from gidr_numba.random import (epoch_key, fill_negative_pool, negative_sample_from_row_key, pool_redraw, pool_slot,
+                               row_key)
 from gidr_reference.loss_estimate import estimate_loss
 
 __all__ = [
@@ -121,20 +122,38 @@ DRAW_BATCH = 64
 
 
 @njit(cache=True, inline="always")
-def draw_batch(point_key, i, first, count, n, out):
-    """``out[t] = negative_sample(..., i, slot=first + t, n)`` for ``t < count``.
+def draw_batch(point_key, i, first, count, n, pool_size, out):
+    """``out[t] = negative_sample(..., i, slot=first + t, n)`` for ``t < count``; with a pool
+    (``pool_size > 0``), the pool entries ``pool_slot(..., first + t, pool_size)`` instead.
 
     The draws are hashed in a loop of their own, before any is read: the hashes vectorize
     and the reads that follow have their addresses ready, so the memory system has many in
     flight. Hashing each draw just before its read (one loop) chained every read behind a
     hash and was 1.7-1.9x slower per draw on this machine (70,000 and 1,000,000 points).
     """
-    for t in range(count):
-        out[t] = negative_sample_from_row_key(point_key, i, first + t, n)
+    if pool_size > 0:
+        for t in range(count):
+            out[t] = pool_slot(point_key, first + t, pool_size)
+    else:
+        for t in range(count):
+            out[t] = negative_sample_from_row_key(point_key, i, first + t, n)
 
 
 @njit(cache=True, inline="always")
-def _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws):
+def _partner(Y, i, point_key, slot, draw, pool, own):
+    """Where point ``i``'s draw ``slot`` reads its partner: ``(positions row, array)``.
+
+    Without a pool the draw is the partner's index in ``Y``. With one it is a pool entry,
+    read from the pool's copy of positions, except where the entry is ``i`` itself (only
+    possible when ``own``: ``i`` is in the pool), redrawn from all points.
+    """
+    if own and pool[0][draw] == i:
+        return pool_redraw(point_key, i, slot, Y.shape[0]), Y
+    return draw, (pool[1] if pool[0].shape[0] > 0 else Y)
+
+
+@njit(cache=True, inline="always")
+def _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws, pool):
     """Point ``i``'s ``m`` negative samples: its rows of ``channels_out`` and ``sums_out``."""
     n, d = Y.shape
     for c in range(d):
@@ -143,15 +162,20 @@ def _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, 
     sum_w = 0.0
     sum_w2 = 0.0
     point_key = row_key(key, i)
+    pool_size = pool[0].shape[0]
+    own = pool_size > 0 and pool[2][i] != 0
     for first in range(0, m, DRAW_BATCH):
         count = min(DRAW_BATCH, m - first)
-        draw_batch(point_key, i, first, count, n, draws)
+        draw_batch(point_key, i, first, count, n, pool_size, draws)
         for t in range(count):
-            k = draws[t]
-            D = _squared_distance(Y, i, k)
+            k, positions = _partner(Y, i, point_key, first + t, draws[t], pool, own)
+            D = 0.0
+            for c in range(d):
+                diff = Y[i, c] - positions[k, c]
+                D += diff * diff
             phi_0, phi_1, w = call_repulsion(repulsion, D, a, b, params)
             for c in range(d):
-                diff = Y[i, c] - Y[k, c]
+                diff = Y[i, c] - positions[k, c]
                 channels_out[0, i, c] += phi_0 * diff
                 channels_out[1, i, c] += phi_1 * diff
             sum_w += w
@@ -161,11 +185,13 @@ def _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, 
 
 
 @njit(cache=True, inline="always")
-def _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws):
+def _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws, pool):
     """:func:`_row_samples` for two components, accumulated in registers (same bits)."""
     n = Y.shape[0]
     y0, y1 = Y[i, 0], Y[i, 1]
     point_key = row_key(key, i)
+    pool_size = pool[0].shape[0]
+    own = pool_size > 0 and pool[2][i] != 0
     c00 = 0.0
     c01 = 0.0
     c10 = 0.0
@@ -174,11 +200,11 @@ def _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_ou
     sum_w2 = 0.0
     for first in range(0, m, DRAW_BATCH):
         count = min(DRAW_BATCH, m - first)
-        draw_batch(point_key, i, first, count, n, draws)
+        draw_batch(point_key, i, first, count, n, pool_size, draws)
         for t in range(count):
-            k = draws[t]
-            d0 = y0 - Y[k, 0]
-            d1 = y1 - Y[k, 1]
+            k, positions = _partner(Y, i, point_key, first + t, draws[t], pool, own)
+            d0 = y0 - positions[k, 0]
+            d1 = y1 - positions[k, 1]
             D = d0 * d0 + d1 * d1
             phi_0, phi_1, w = call_repulsion(repulsion, D, a, b, params)
             c00 += phi_0 * d0
@@ -195,12 +221,33 @@ def _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_ou
     sums_out[i, SUM_W2] = sum_w2
 
 
+@njit(cache=True)
+def refill_pool(Y, key, pool):
+    """The epoch's negative pool: ``pool = (indices, positions, in_pool)`` refilled in place.
+
+    ``indices`` from :func:`gidr_numba.random.fill_negative_pool`, ``positions[q] = Y[indices[q]]``
+    (the copy the draws read: small enough for a core's cache), ``in_pool[i]`` 1 for the
+    points in the pool (the previous epoch's marks are cleared first).
+    """
+    indices, positions, in_pool = pool
+    for q in range(indices.shape[0]):
+        in_pool[indices[q]] = 0
+    fill_negative_pool(key, Y.shape[0], indices)
+    for q in range(indices.shape[0]):
+        k = indices[q]
+        in_pool[k] = 1
+        for c in range(Y.shape[1]):
+            positions[q, c] = Y[k, c]
+
+
 _f8 = types.float64
 #: CSR arrays of P: (indptr, indices, data).
 GRAPH_TYPE = types.Tuple((types.int64[::1], types.int32[::1], _f8[::1]))
+#: The epoch's negative pool: (indices, positions, in_pool), see :func:`refill_pool`.
+POOL_TYPE = types.Tuple((types.int64[::1], _f8[:, ::1], types.uint8[::1]))
 _GATHER_SAMPLED_SIGNATURE = types.void(
     _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, REPULSION_TYPE, types.Tuple((_f8, _f8, PARAMS_TYPE)), types.uint64,
-    types.int64,
+    types.int64, POOL_TYPE,
     types.Tuple((_f8[:, ::1], _f8[:, :, ::1], _f8[:, ::1])))
 _GATHER_ATTRACTION_SIGNATURE = types.void(
     _f8[:, ::1], GRAPH_TYPE, ATTRACTION_TYPE, types.Tuple((_f8, _f8, PARAMS_TYPE)), _f8[:, ::1], _f8[::1])
@@ -214,18 +261,18 @@ def _point_attraction(Y, i, indptr, indices, data, attraction, a, b, params, out
 
 
 @njit(cache=True, inline="always")
-def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, params, key, n_negative,
+def _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, params, key, n_negative, pool,
                    attraction_out, channels_out, sums_out, draws):
     n, d = Y.shape
     m = n_negative * (indptr[i + 1] - indptr[i]) if n > 1 else 0
     sums_out[i, SUM_PW] = _point_attraction(Y, i, indptr, indices, data, attraction, a, b, params, attraction_out)
     if d == 2:
-        _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws)
+        _row_samples_2d(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws, pool)
     else:
-        _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws)
+        _row_samples(Y, i, repulsion, a, b, params, key, m, channels_out, sums_out, draws, pool)
 
 
-def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out):
+def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, pool, out):
     """Body of :func:`gather_sampled` (compiled twice: see :func:`gidr_numba.forces.compile_twice`).
 
     ``b == 1`` (GDR's default) is passed on as the literal 1.0 to the inlined row helpers, so
@@ -242,10 +289,10 @@ def _gather_sampled_kernel(Y, graph, attraction, repulsion, kernel_params, key, 
         for i in range(block * POINT_BLOCK, min(n, (block + 1) * POINT_BLOCK)):
             if b == 1.0:
                 _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, 1.0, params, key, n_negative,
-                               attraction_out, channels_out, sums_out, draws)
+                               pool, attraction_out, channels_out, sums_out, draws)
             else:
                 _point_sampled(Y, i, indptr, indices, data, attraction, repulsion, a, b, params, key, n_negative,
-                               attraction_out, channels_out, sums_out, draws)
+                               pool, attraction_out, channels_out, sums_out, draws)
 
 
 def _gather_attraction_kernel(Y, graph, attraction, kernel_params, out, sum_pw_out):
@@ -265,7 +312,7 @@ _gather_attraction_markers, _gather_attraction_functions = compile_twice(_gather
                                                                          _GATHER_ATTRACTION_SIGNATURE)
 
 
-def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out) -> None:
+def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out, pool=None) -> None:
     """Attraction, sampled repulsion channels and per-point totals, in one pass.
 
     Parameters
@@ -288,10 +335,26 @@ def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negati
         ``channels_out`` (2, n, d): ``sum_s phi_c(D_ik_s) (y_i - y_k_s)`` (plain sums);
         ``sums_out`` (n, 3): per point, the sums over its samples of ``w`` and ``w^2``, and
         over its row of ``p w``. Every row is overwritten.
+    pool : tuple (indices, positions, in_pool), optional
+        The epoch's negative pool, filled by :func:`refill_pool` for this ``key``: sample ``s``
+        is then ``pooled_negative_sample(seed, epoch, i, s, n, indices)``. None: no pool.
     """
     (attraction, repulsion), markers = kernel_arguments(attraction, repulsion)
     kernel = _gather_sampled_markers if markers else _gather_sampled_functions
-    kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, out)
+    kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, empty_pool(Y) if pool is None else pool,
+           out)
+
+
+def empty_pool(Y: np.ndarray):
+    """No negative pool, for :func:`gather_sampled`: draws from all points."""
+    return (np.empty(0, dtype=np.int64), np.empty((0, Y.shape[1])), np.empty(0, dtype=np.uint8))
+
+
+def new_pool(Y: np.ndarray, size: int):
+    """Buffers for a pool of ``size`` points (``size == 0``: :func:`empty_pool`), filled by :func:`refill_pool`."""
+    if size == 0:
+        return empty_pool(Y)
+    return (np.zeros(size, dtype=np.int64), np.empty((size, Y.shape[1])), np.zeros(Y.shape[0], dtype=np.uint8))
 
 
 def gather_attraction(Y, graph, attraction, kernel_params, out, sum_pw_out) -> None:
@@ -418,6 +481,7 @@ class ForceField:
                 self.transpose = csr_arrays(sp.csr_matrix(P).T)
         self.fused = bool(repulsion.per_edge_sampler)
         self.n_negative = repulsion.draws_per_edge() if self.fused else 0
+        self.pool = new_pool(np.empty((n, d)), repulsion.negative_pool_size(n) if self.fused else 0)
         if self.fused:
             self.channel_scale, self.pair_scale = sample_scaling(n, self.n_negative * self.n_edges, ctx.normalized)
             self.channels = np.empty((2, n, d))
@@ -436,8 +500,10 @@ class ForceField:
         ctx = self.ctx
         if self.fused:
             key = np.uint64(epoch_key(ctx.seed, epoch))
+            if self.pool[0].size:
+                refill_pool(Y, key, self.pool)
             gather_sampled(Y, self.graph, self.functions.attraction, self.functions.repulsion, self.kernel_params,
-                           key, self.n_negative, (self.attraction, self.channels, self.sums))
+                           key, self.n_negative, (self.attraction, self.channels, self.sums), self.pool)
             totals = column_sums(self.sums)
             sum_w, sum_w2 = self.pair_scale * totals[SUM_W], self.pair_scale * totals[SUM_W2]
             sum_pw, channels = totals[SUM_PW], self.channels

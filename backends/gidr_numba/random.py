@@ -21,6 +21,9 @@ Kernels that draw many samples can hoist the shared mixes out of their loops: th
 with :func:`epoch_key` (per epoch, then :func:`negative_sample_from_key`), the second with
 :func:`row_key` (per point, then :func:`negative_sample_from_row_key`). Every path gives
 the same numbers.
+
+The negative pool (:func:`fill_negative_pool`, :func:`pooled_negative_from_row_key`) is
+:func:`gidr_reference.random.negative_pool` and ``pooled_negative_sample``, bit for bit.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["mix", "below", "epoch_key", "row_key", "counter_hash", "negative_sample", "negative_sample_from_key",
-           "negative_sample_from_row_key", "uniform"]
+           "negative_sample_from_row_key", "uniform", "fill_negative_pool", "pooled_negative_from_row_key",
+           "pool_redraw"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -41,6 +45,8 @@ _S32 = np.uint64(32)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO_32 = np.uint64(1 << 32)
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+#: :data:`gidr_reference.random.POOL_ROW`.
+_POOL_ROW = np.uint64(1 << 63)
 
 
 @njit(cache=True)
@@ -126,3 +132,37 @@ def uniform(seed, epoch, i, slot):
     """A float in [0, 1): the top 53 bits of the hash times 2**-53."""
     h = counter_hash(seed, epoch, i, slot)
     return np.float64(h >> _S11) * _TWO_M53
+
+
+@njit(cache=True)
+def fill_negative_pool(key, n, pool):
+    """``pool[q] = below(mix(row_key(key, POOL_ROW) ^ q), n)``: the epoch's negative pool
+    (:func:`gidr_reference.random.negative_pool`; ``key`` from :func:`epoch_key`)."""
+    pool_key = row_key(key, _POOL_ROW)
+    for q in range(pool.shape[0]):
+        pool[q] = np.int64(below(mix(pool_key ^ np.uint64(q)), n))
+
+
+@njit(cache=True, inline="always")
+def pool_slot(point_key, slot, size):
+    """The pool entry ``below(h, size)`` of point ``i``'s draw ``slot`` (``point_key`` its :func:`row_key`)."""
+    return np.int64(below(mix(np.uint64(point_key) ^ np.uint64(slot)), size))
+
+
+@njit(cache=True)
+def pool_redraw(point_key, i, slot, n):
+    """The draw that replaces a pool entry equal to ``i`` itself: ``below(mix(h), n - 1)``,
+    shifted past ``i``."""
+    k = np.int64(below(mix(mix(np.uint64(point_key) ^ np.uint64(slot))), n - 1))
+    if k >= i:
+        k += 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def pooled_negative_from_row_key(point_key, i, slot, n, pool):
+    """:func:`gidr_reference.random.pooled_negative_sample` with point ``i``'s :func:`row_key`."""
+    k = pool[pool_slot(point_key, slot, pool.shape[0])]
+    if k == i:
+        k = pool_redraw(point_key, i, slot, n)
+    return k

@@ -23,7 +23,7 @@ from numba import prange, types
 from gidr.stages.repulsion import sample_scaling
 from gidr.types import RepulsionSums
 from gidr_numba.forces import PARAMS_TYPE, REPULSION_TYPE, call_repulsion, compile_twice, is_marker, kernel_argument
-from gidr_numba.random import epoch_key, negative_sample_from_key
+from gidr_numba.random import epoch_key, fill_negative_pool, negative_sample_from_key, pooled_negative_from_row_key, row_key
 
 __all__ = ["exact_repulsion", "sampled_repulsion"]
 
@@ -91,11 +91,12 @@ def _exact_kernel(Y, repulsion, a, b, params, out, totals):
 _exact_markers, _exact_functions = compile_twice(_exact_kernel, _EXACT_SIGNATURE)
 
 _SAMPLED_SIGNATURE = types.void(_f8[:, ::1], REPULSION_TYPE, _f8, _f8, PARAMS_TYPE, types.uint64, types.int64[::1],
-                                _f8[:, :, ::1], _f8[:, ::1])
+                                types.int64[::1], _f8[:, :, ::1], _f8[:, ::1])
 
 
-def _sampled_kernel(Y, repulsion, a, b, params, key, m, out, totals):
-    """Point ``i`` sums over its draws ``k_s = negative_sample(seed, epoch, i, s, n)``, s < m_i.
+def _sampled_kernel(Y, repulsion, a, b, params, key, m, pool, out, totals):
+    """Point ``i`` sums over its draws ``k_s = negative_sample(seed, epoch, i, s, n)``, s < m_i
+    (through the epoch's ``pool`` when it is not empty).
 
     ``key`` is :func:`gidr_numba.random.epoch_key` of (seed, epoch).
     """
@@ -105,8 +106,12 @@ def _sampled_kernel(Y, repulsion, a, b, params, key, m, out, totals):
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             acc[:] = 0.0
             sum_w = sum_w2 = 0.0
+            point_key = row_key(key, i)
             for s in range(m[i]):
-                k = negative_sample_from_key(key, i, s, n)
+                if pool.shape[0] > 0:
+                    k = pooled_negative_from_row_key(point_key, i, s, n, pool)
+                else:
+                    k = negative_sample_from_key(key, i, s, n)
                 w = add_interaction(Y, i, Y, k, 1.0, repulsion, a, b, params, acc, diff)
                 sum_w += w
                 sum_w2 += w * w
@@ -156,9 +161,10 @@ def sampled_repulsion(
     epoch: int,
     m: np.ndarray,
     normalized: bool,
+    pool_size: int = 0,
 ) -> RepulsionSums:
     """GDR's estimate from ``m_i`` uniform negative samples per point: the draws of
-    :func:`gidr_reference.repulsion.sampled_repulsion`, bit for bit. With ``M = sum_i m_i``::
+    :func:`gidr_reference.repulsion.sampled_repulsion`, bit for bit (``pool_size`` as there). With ``M = sum_i m_i``::
 
         normalized:    channels[c, i] = (n - 1) / m_i * sum_s phi_c(D_ik_s) (y_i - y_k_s)
         unnormalized:  channels[c, i] =                 sum_s phi_c(D_ik_s) (y_i - y_k_s)
@@ -177,6 +183,8 @@ def sampled_repulsion(
     m : ndarray of int, shape (n_samples,)
         Samples per point (:func:`gidr_reference.repulsion.samples_per_point`).
     normalized : bool
+    pool_size : int
+        Points in the epoch's negative pool; 0, or at least ``n``, draws from all points.
 
     Returns
     -------
@@ -193,7 +201,9 @@ def sampled_repulsion(
     argument = kernel_argument(repulsion)
     kernel = _sampled_markers if is_marker(argument) else _sampled_functions
     key = np.uint64(epoch_key(seed, epoch))  # a uint64, also when it is above 2^63
-    kernel(Y, argument, float(a), float(b), params, key, m, out, totals)
+    pool = np.empty(pool_size if 0 < pool_size < n else 0, dtype=np.int64)
+    fill_negative_pool(key, n, pool)
+    kernel(Y, argument, float(a), float(b), params, key, m, pool, out, totals)
     channel_scale, pair_scale = sample_scaling(n, m, normalized)
     out *= channel_scale[None, :, None]
     return RepulsionSums(channels=out, sum_w=pair_scale * float(totals[:, 0].sum()),

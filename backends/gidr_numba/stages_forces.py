@@ -92,7 +92,8 @@ class SampledRepulsion(_NumbaRepulsion, reference.SampledRepulsion):
             return self._reference_estimate(Y, loss, ctx, epoch, n_edges)
         m = reference_repulsion.samples_per_point(np.shape(Y)[0], self.n_negative, n_edges)
         return sampled_repulsion(Y, kernels.repulsion, ctx.a, ctx.b, kernels.params, loss.n_channels,
-                                 seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized)
+                                 seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized,
+                                 pool_size=self.negative_pool_size(np.shape(Y)[0]))
 
 
 class FFTRepulsion(_NumbaRepulsion, reference.FFTRepulsion):

@@ -194,7 +194,7 @@ def _point_2d(Y, previous, i, rows, transpose, due, attraction, repulsion, kerne
             continue
         for first in range(0, n_negative, DRAW_BATCH):
             count = min(DRAW_BATCH, n_negative - first)
-            draw_batch(point_key, i, e * n_negative + first, count, n, buffer)
+            draw_batch(point_key, i, e * n_negative + first, count, n, 0, buffer)
             push0 = 0.0
             push1 = 0.0
             for s in range(count):
@@ -244,7 +244,7 @@ def _point_any(Y, previous, i, rows, transpose, due, attraction, repulsion, kern
             continue
         for first in range(0, n_negative, DRAW_BATCH):
             count = min(DRAW_BATCH, n_negative - first)
-            draw_batch(point_key, i, e * n_negative + first, count, n, buffer)
+            draw_batch(point_key, i, e * n_negative + first, count, n, 0, buffer)
             for c in range(d):
                 push[c] = 0.0
             for s in range(count):

@@ -5,7 +5,9 @@ Capabilities (class attributes; optimizers ask for them, never for a stage's nam
 ``per_edge_sampler``
     The estimate is GDR's negative sampling: for each stored entry of row ``i`` of P,
     :meth:`Repulsion.draws_per_edge` uniform points ``k != i``, drawn with the counter hash
-    ``negative_sample(seed, epoch, i, slot, n)`` (:mod:`gidr_reference.random`), the sums
+    ``negative_sample(seed, epoch, i, slot, n)`` (:mod:`gidr_reference.random`) or, where
+    :meth:`Repulsion.negative_pool_size` is ``P > 0``, ``pooled_negative_sample(seed, epoch,
+    i, slot, n, negative_pool(seed, epoch, n, P))``, the sums
     rescaled by :func:`sample_scaling`. An optimizer may then fuse the draws into its own
     pass over P instead of calling :meth:`Repulsion.estimate` (the numba ``gdr`` does;
     ``umap_sgd`` needs it). A subclass that overrides ``estimate`` without declaring
@@ -84,6 +86,11 @@ class Repulsion(Stage):
     def draws_per_edge(self) -> int:
         """Negative samples per stored entry of P (only for a ``per_edge_sampler``)."""
         raise NotImplementedError(f"{self.describe()} does not sample per edge")
+
+    def negative_pool_size(self, n_samples: int) -> int:
+        """Points in each epoch's negative pool for ``n_samples`` points (only for a
+        ``per_edge_sampler``): 0, the default, draws from all points."""
+        return 0
 
     @abstractmethod
     def estimate(

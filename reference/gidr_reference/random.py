@@ -17,6 +17,13 @@ float is ``(h >> 11) * 2**-53`` in [0, 1). ``below(h, m) = floor(h * m / 2**64)`
 word of the 128-bit product: multiplications, no division) for ``m < 2**32``, and ``h % m``
 for larger ``m``; both are uniform to within ``m / 2**64``.
 
+A **negative pool** (:func:`negative_pool`, :func:`pooled_negative_sample`) draws ``P`` points
+per epoch, ``pool[q] = below(counter_hash(seed, epoch, POOL_ROW, q), n)``, and point ``i``'s
+draw ``s`` is ``pool[below(h, P)]``; where that is ``i`` itself it is redrawn as
+``below(mix(h), n - 1)``, shifted past ``i``. Each draw is still uniform over the ``n - 1``
+others (``1/n + (1/n) (1/(n - 1)) = 1/(n - 1)``), but the draws of one epoch share the pool's
+points, whose positions a kernel can then read from a copy small enough for a core's cache.
+
 The vectorised functions (NumPy uint64 arrays) and the scalar ones (Python ints, written
 like the numba twin in ``gidr_numba``) return identical bits; the tests pin a few values.
 """
@@ -30,6 +37,9 @@ __all__ = [
     "below",
     "counter_hash",
     "negative_sample",
+    "negative_pool",
+    "pooled_negative_sample",
+    "POOL_ROW",
     "uniform",
     "mix_scalar",
     "below_scalar",
@@ -43,6 +53,9 @@ GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 _MIX_1 = 0xBF58476D1CE4E5B9
 _MIX_2 = 0x94D049BB133111EB
 _MASK = (1 << 64) - 1
+#: The ``i`` coordinate of the pool's draws: above every point index, so that no point's own
+#: draws share its hashes.
+POOL_ROW = 1 << 63
 
 
 def _as_u64(x) -> np.ndarray:
@@ -144,6 +157,41 @@ def negative_sample(seed, epoch, i, slot, n: int) -> np.ndarray:
     k = below(counter_hash(seed, epoch, i, slot), n - 1)
     k = k.astype(np.int64)
     return k + (k >= np.asarray(i, dtype=np.int64))
+
+
+def negative_pool(seed, epoch, n: int, size: int) -> np.ndarray:
+    """The epoch's pool of ``size`` points, drawn uniformly from all ``n`` with replacement.
+
+    ``pool[q] = below(counter_hash(seed, epoch, POOL_ROW, q), n)``.
+
+    Returns
+    -------
+    ndarray of int64 of shape (size,)
+    """
+    return below(counter_hash(seed, epoch, POOL_ROW, np.arange(size, dtype=np.uint64)), n).astype(np.int64)
+
+
+def pooled_negative_sample(seed, epoch, i, slot, n: int, pool: np.ndarray) -> np.ndarray:
+    """:func:`negative_sample` through the epoch's :func:`negative_pool` (see the module docstring).
+
+    ``k = pool[below(h, P)]``, and where ``k == i``: ``k = below(mix(h), n - 1)``, plus 1 where
+    ``k >= i``; ``h = counter_hash(seed, epoch, i, slot)``, ``P = len(pool)``. Uniform over the
+    ``n - 1`` points other than ``i``.
+
+    Returns
+    -------
+    ndarray of int64 of the broadcast shape of ``i`` and ``slot``
+    """
+    if n < 2:
+        raise ValueError(f"negative sampling needs at least 2 points; got n = {n}")
+    pool = np.asarray(pool, dtype=np.int64)
+    h = counter_hash(seed, epoch, i, slot)
+    i = np.broadcast_to(np.asarray(i, dtype=np.int64), h.shape)
+    k = np.array(pool[below(h, pool.size).astype(np.int64)], dtype=np.int64)
+    own = k == i
+    redrawn = below(mix(h[own]), n - 1).astype(np.int64)
+    k[own] = redrawn + (redrawn >= i[own])
+    return k
 
 
 def uniform(seed, epoch, i, slot) -> np.ndarray:

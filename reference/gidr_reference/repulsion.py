@@ -17,7 +17,7 @@ import numpy as np
 from gidr.types import RepulsionSums
 from gidr.stages.repulsion import sample_scaling
 from gidr_reference.losses import pair_blocks
-from gidr_reference.random import negative_sample
+from gidr_reference.random import negative_pool, negative_sample, pooled_negative_sample
 
 __all__ = ["exact_repulsion", "sampled_repulsion", "samples_per_point", "accumulate_pairs"]
 
@@ -109,11 +109,15 @@ def sampled_repulsion(
     epoch: int,
     m: np.ndarray,
     normalized: bool,
+    pool_size: int = 0,
 ) -> RepulsionSums:
     """GDR's estimate from ``m_i`` uniform negative samples per point.
 
     Point ``i`` draws ``k_s = negative_sample(seed, epoch, i, s, n)``, ``s = 0 .. m_i - 1``
-    (uniform over the points other than ``i``). With ``M = sum_i m_i``::
+    (uniform over the points other than ``i``); with ``0 < pool_size < n``,
+    ``k_s = pooled_negative_sample(seed, epoch, i, s, n, pool)`` through the epoch's
+    ``pool = negative_pool(seed, epoch, n, pool_size)`` (also uniform over the others, see
+    :mod:`gidr_reference.random`). With ``M = sum_i m_i``::
 
         normalized:    channels[c, i] = (n - 1) / m_i * sum_s phi_c(D_ik_s) (y_i - y_k_s)
         unnormalized:  channels[c, i] =                 sum_s phi_c(D_ik_s) (y_i - y_k_s)
@@ -134,6 +138,8 @@ def sampled_repulsion(
     m : ndarray of int, shape (n_samples,)
         Samples per point (see :func:`samples_per_point`).
     normalized : bool
+    pool_size : int
+        Points in the epoch's negative pool; 0, or at least ``n``, draws from all points.
     """
     n, d = Y.shape
     m = np.asarray(m, dtype=np.int64)
@@ -142,7 +148,10 @@ def sampled_repulsion(
     if n < 2 or owner.size == 0:
         n_channels = phi(np.zeros(1)).shape[-1]
         return RepulsionSums(channels=np.zeros((n_channels, n, d)), sum_w=0.0, sum_w2=0.0)
-    other = negative_sample(seed, epoch, owner, slot, n)
+    if 0 < pool_size < n:
+        other = pooled_negative_sample(seed, epoch, owner, slot, n, negative_pool(seed, epoch, n, pool_size))
+    else:
+        other = negative_sample(seed, epoch, owner, slot, n)
     vector = Y[owner] - Y[other]
     D = np.einsum("ij,ij->i", vector, vector)
     channels = accumulate_pairs(n, owner, vector, D, phi)

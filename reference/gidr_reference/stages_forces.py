@@ -190,15 +190,24 @@ class SampledRepulsion(Repulsion):
     params = (
         Param("n_negative", 1, (Interval(int, 1, None),),
               "Negative samples drawn per attractive edge of each point."),
+        Param("pool_size", 0, (Interval(int, 0, None),),
+              "Draw each epoch's negatives through a pool of this many points drawn uniformly for the epoch "
+              "(each draw stays uniform over the other points; a kernel reads the pool's positions from a "
+              "copy that fits a core's cache). Used when the data have more points; 0: never."),
     )
 
     def draws_per_edge(self) -> int:
         return int(self.n_negative)
 
+    def negative_pool_size(self, n_samples: int) -> int:
+        pool = int(self.pool_size)
+        return pool if 0 < pool < n_samples else 0
+
     def estimate(self, Y, loss, ctx, epoch, n_edges=None) -> RepulsionSums:
         m = repulsion.samples_per_point(Y.shape[0], self.n_negative, n_edges)
         return repulsion.sampled_repulsion(Y, _channel_function(loss, ctx), _weight_function(loss, ctx),
-                                           seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized)
+                                           seed=ctx.seed, epoch=epoch, m=m, normalized=ctx.normalized,
+                                           pool_size=self.negative_pool_size(Y.shape[0]))
 
 
 class FFTRepulsion(Repulsion):

@@ -194,6 +194,13 @@ class UmapSGDOptimizer(Optimizer):
             raise _incompatible(owner, "repulsion", "a per-edge sampler (e.g. 'sampled')", repulsion.name,
                                 "umap_sgd draws its own negative samples (n_negative of the 'sampled' "
                                 "repulsion); use optimizer='gdr' for exact or Barnes-Hut repulsion.")
+        pool_size = getattr(repulsion, "negative_pool_size", None)  # a Repulsion stage has it
+        pool = pool_size(1 << 62) if pool_size is not None else 0  # the pool it would use on a large input
+        if pool > 0:
+            raise _incompatible(owner, "repulsion's 'pool_size'", "0", pool,
+                                "umap_sgd moves each point as its edges come due, against the other points' "
+                                "positions, not a pool drawn for the epoch; leave pool_size at 0, or use "
+                                "optimizer='gdr' (the gdr-umap preset) for pooled negatives.")
 
     def check_density(self, settings) -> None:
         """densMAP's term is supported: each epoch adds the expectation of umap-learn's per-edge

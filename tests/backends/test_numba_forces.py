@@ -4,6 +4,7 @@ The losses are the reference classes; the numba backend registers their kernels 
 ``gidr_register_kernels`` hook (:func:`gidr_numba.forces.builtin_loss_kernels`)."""
 from __future__ import annotations
 
+import itertools
 import logging
 
 import os
@@ -278,9 +279,9 @@ def test_sampled_draws_and_sums_match_the_reference(name, normalized, a, b, para
     Y = clustered(80, 2)
     n_edges = np.random.default_rng(1).integers(0, 6, size=80)
     loss, ctx = make_case(name, normalized, a, b, params, Y)
-    for epoch, edges in ((0, n_edges), (7, n_edges), (3, None)):
-        actual = SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, epoch, edges)
-        expected = reference.SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, epoch, edges)
+    for (epoch, edges), pool_size in itertools.product(((0, n_edges), (7, n_edges), (3, None)), (0, 20)):
+        actual = SampledRepulsion(n_negative=2, pool_size=pool_size).estimate(Y, loss, ctx, epoch, edges)
+        expected = reference.SampledRepulsion(n_negative=2, pool_size=pool_size).estimate(Y, loss, ctx, epoch, edges)
         assert_matches(actual=actual.channels, reference=expected.channels, rtol=1e-12,
                        atol=1e-14 * np.abs(expected.channels).max())
         assert_matches(actual=[actual.sum_w, actual.sum_w2], reference=[expected.sum_w, expected.sum_w2],
@@ -304,7 +305,8 @@ def test_sampled_with_too_few_points_is_zero():
 # --------------------------------------------------------------------------- determinism
 
 def _estimators():
-    return [ExactRepulsion(), BarnesHutRepulsion(), BarnesHutRepulsion(theta=0.0), SampledRepulsion(n_negative=3)]
+    return [ExactRepulsion(), BarnesHutRepulsion(), BarnesHutRepulsion(theta=0.0), SampledRepulsion(n_negative=3),
+            SampledRepulsion(n_negative=3, pool_size=50)]
 
 
 @pytest.mark.parametrize("d", [2, 3])

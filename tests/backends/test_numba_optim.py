@@ -106,6 +106,27 @@ def test_counter_hash_twin_matches_the_reference_on_random_coordinates():
     assert numba_random.mix(reference_random.GOLDEN_GAMMA) == 0xE220A8397B1DCDAF
 
 
+def test_negative_pool_twin_matches_the_reference():
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        seed, epoch, n = int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(2, 10**7))
+        size = int(rng.integers(1, 200))
+        expected = reference_random.negative_pool(seed, epoch, n, size)
+        pool = np.empty(size, dtype=np.int64)
+        numba_random.fill_negative_pool(np.uint64(numba_random.epoch_key(seed, epoch)), n, pool)
+        np.testing.assert_array_equal(pool, expected)
+    # pooled draws, the redraw of a point's own entry included (a pool of 5 among 12 points)
+    n, seed, epoch = 12, 9, 3
+    pool = reference_random.negative_pool(seed, epoch, n, 5)
+    i, slot = np.repeat(np.arange(n), 30), np.tile(np.arange(30), n)
+    expected = reference_random.pooled_negative_sample(seed, epoch, i, slot, n, pool)
+    key = np.uint64(numba_random.epoch_key(seed, epoch))
+    actual = [numba_random.pooled_negative_from_row_key(np.uint64(numba_random.row_key(key, a)), a, s, n, pool)
+              for a, s in zip(i.tolist(), slot.tolist())]
+    assert actual == expected.tolist()
+    assert np.isin(i, pool).any()
+
+
 # ---------------------------------------------------------------------- stage declarations
 def test_stages_mirror_the_reference_twins():
     assert [cls.name for cls in STAGES] == ["gdr", "umap_sgd", "tsne"]
@@ -147,15 +168,17 @@ def run_both(optimizer_class, P, Y0, loss, repulsion, ctx, **params):
     return actual, expected
 
 
+@pytest.mark.parametrize("pool_size", [0, 40], ids=["all-points", "pool"])
 @pytest.mark.parametrize("symmetric", [False, True], ids=["asymmetric", "symmetric"])
 @pytest.mark.parametrize("loss_name", ["kl", "frobenius"])
 @pytest.mark.parametrize("normalized", [True, False], ids=["normalized", "unnormalized"])
-def test_gdr_sampled_matches_the_reference(normalized, loss_name, symmetric, always_parallel):
+def test_gdr_sampled_matches_the_reference(normalized, loss_name, symmetric, pool_size, always_parallel):
     P, Y0, _ = three_blobs(normalized)
     if normalized:
         Y0 = Y0 * 1e4  # std 1: forces large enough to move the points in a few epochs
     ctx = context(normalized, 10 if normalized else 5, a=1.577, b=0.895, seed=7)
-    repulsion = reference_forces.SampledRepulsion(n_negative=2)
+    repulsion = reference_forces.SampledRepulsion(n_negative=2, pool_size=pool_size)
+    assert repulsion.negative_pool_size(P.shape[0]) == pool_size
     actual, expected = run_both(GDROptimizer, P, Y0, LOSSES[loss_name](), repulsion, ctx,
                                 symmetric_attraction=symmetric)
     assert not np.allclose(expected, Y0)
@@ -200,13 +223,15 @@ def test_tsne_step_bound_matches_the_reference():
     assert np.abs(unbounded - actual).max() > 1.0
 
 
-def test_one_epoch_of_forces_matches_the_reference_gather():
+@pytest.mark.parametrize("pool_size", [0, 40], ids=["all-points", "pool"])
+def test_one_epoch_of_forces_matches_the_reference_gather(pool_size):
     from gidr_reference.optimizers import edge_list, gather_forces
 
     P, Y0, _ = three_blobs(True)
     Y = Y0 * 1e4
     ctx = context(True, 1, seed=5)
-    loss, repulsion = reference_forces.Frobenius(), reference_forces.SampledRepulsion(n_negative=3)
+    loss, repulsion = reference_forces.Frobenius(), reference_forces.SampledRepulsion(n_negative=3,
+                                                                                      pool_size=pool_size)
     affinities = Affinities(P, True)
     field = gdr.ForceField(affinities, loss, repulsion, ctx, builtin_loss_kernels(loss, ctx), True, 2)
     assert field.fused  # the reference sampler declares per_edge_sampler: its draws are fused
@@ -298,6 +323,7 @@ def digits_problem(normalized, n_samples=600):
 OPTIMIZERS = {
     "gdr-normalized": (GDROptimizer, True, "kl", lambda: stages_forces.SampledRepulsion(n_negative=2), {}),
     "gdr-unnormalized": (GDROptimizer, False, "kl", lambda: stages_forces.SampledRepulsion(), {}),
+    "gdr-unnormalized-pool": (GDROptimizer, False, "kl", lambda: stages_forces.SampledRepulsion(pool_size=300), {}),
     "gdr-frobenius-symmetric": (GDROptimizer, True, "frobenius", lambda: stages_forces.SampledRepulsion(),
                                 {"symmetric_attraction": True}),
     "tsne": (TSNEOptimizer, True, "kl", lambda: stages_forces.BarnesHutRepulsion(), {"exaggeration_iter": 20}),
@@ -397,7 +423,12 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b, table):
     gathered, attracted, moved = [], [], []
     for kernels, arguments in (("markers", markers), ("functions", pair)):
         out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
-        getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, out)
+        getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, gdr.empty_pool(Y), out)
+        gathered.append(out)
+        pool = gdr.new_pool(Y, 20)
+        gdr.refill_pool(Y, key, pool)
+        out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
+        getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, pool, out)
         gathered.append(out)
         out, sum_pw = np.empty(Y.shape), np.empty(n)
         getattr(gdr, f"_gather_attraction_{kernels}")(Y, graph, arguments[0], params, out, sum_pw)
@@ -412,7 +443,7 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b, table):
         getattr(umap_sgd, f"_sgd_points_{kernels}")(Y_next, Y, rows, transpose, schedule, *arguments, params,
                                                      (key, 5), (1.0, 4.0, True), tables)
         moved.append(Y_next)
-    for first, second in zip(gathered[0] + attracted[0], gathered[1] + attracted[1]):
+    for first, second in zip(gathered[0] + gathered[1] + attracted[0], gathered[2] + gathered[3] + attracted[1]):
         np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(moved[0], moved[1])
     assert np.abs(gathered[0][0]).max() > 0 and np.abs(gathered[0][1]).max() > 0  # forces were written
@@ -656,16 +687,20 @@ def test_two_component_paths_give_the_bits_of_the_general_loops(table):
     # gather: the same Y seen as 2 components, or as 3 with a zero third one
     Y3 = np.zeros((n, 3))
     Y3[:, :2] = Y0
-    results = []
-    for Y in (np.ascontiguousarray(Y0), Y3):
-        out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
-        gdr.gather_sampled(Y, graph, forces.attraction, forces.repulsion, (1.577, 0.895, forces.params), key, 2,
-                           out)
-        results.append(out)
-    (attraction_2, channels_2, sums_2), (attraction_3, channels_3, sums_3) = results
-    np.testing.assert_array_equal(attraction_2, attraction_3[:, :2])
-    np.testing.assert_array_equal(channels_2, channels_3[..., :2])
-    np.testing.assert_array_equal(sums_2, sums_3)
+    for pool_size in (0, 20):
+        results = []
+        for Y in (np.ascontiguousarray(Y0), Y3):
+            out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
+            pool = gdr.new_pool(Y, pool_size)
+            if pool_size:
+                gdr.refill_pool(Y, key, pool)
+            gdr.gather_sampled(Y, graph, forces.attraction, forces.repulsion, (1.577, 0.895, forces.params), key, 2,
+                               out, pool)
+            results.append(out)
+        (attraction_2, channels_2, sums_2), (attraction_3, channels_3, sums_3) = results
+        np.testing.assert_array_equal(attraction_2, attraction_3[:, :2])
+        np.testing.assert_array_equal(channels_2, channels_3[..., :2])
+        np.testing.assert_array_equal(sums_2, sums_3)
     # umap_sgd: one epoch, the same Y as 2 components or as 3 with a zero third one
     reverse = umap_sgd.reverse_entries(graph[0], graph[1])
     rows, transpose = (graph[0], graph[1], reverse), umap_sgd.unmatched_transpose(graph[0], graph[1], reverse)

@@ -424,3 +424,90 @@ def test_uniform_is_in_the_unit_interval_and_flat():
 def test_negative_sample_needs_two_points():
     with pytest.raises(ValueError, match="at least 2 points"):
         counter.negative_sample(0, 0, 0, 0, 1)
+
+
+# --------------------------------------------------------------------------- the negative pool
+def test_negative_pool_draws_every_point_uniformly_and_differs_between_epochs():
+    pool = counter.negative_pool(4, 2, 9, 90_000)
+    assert pool.dtype == np.int64 and pool.min() == 0 and pool.max() == 8
+    assert chisquare(np.bincount(pool, minlength=9)).pvalue > 1e-3
+    assert not np.array_equal(counter.negative_pool(4, 3, 9, 50), counter.negative_pool(4, 2, 9, 50))
+    # the pool's hashes are not any point's own: row POOL_ROW is above every point index
+    assert not np.array_equal(pool[:50], counter.below(counter.counter_hash(4, 2, 0, np.arange(50)), 9))
+
+
+def test_pooled_draws_are_uniform_over_the_others_across_epochs():
+    # A pool of 2 among 6 points: within one epoch the draws fall on the pool (or, where the pool
+    # entry is the point itself, on a redraw); over epochs every other point is equally likely.
+    n, epochs = 6, 40_000
+    i, slot = np.arange(n), np.zeros(n, dtype=np.int64)
+    draws = np.stack([counter.pooled_negative_sample(7, epoch, i, slot, n, counter.negative_pool(7, epoch, n, 2))
+                      for epoch in range(epochs)])
+    assert not (draws == i).any()
+    for point in range(n):
+        counts = np.delete(np.bincount(draws[:, point], minlength=n), point)
+        assert chisquare(counts).pvalue > 1e-3
+    pool = counter.negative_pool(7, 0, n, 2)
+    one_epoch = counter.pooled_negative_sample(7, 0, np.repeat(i, 50), np.tile(np.arange(50), n), n, pool)
+    outside = ~np.isin(np.repeat(i, 50), pool)
+    assert outside.any() and set(one_epoch[outside]) <= set(pool)  # only the points in the pool redraw
+
+
+def test_pooled_draws_redraw_only_a_point_s_own_entry():
+    n = 50
+    pool = counter.negative_pool(3, 1, n, 8)
+    i = np.repeat(np.arange(n), 40)
+    slot = np.tile(np.arange(40), n)
+    h = counter.counter_hash(3, 1, i, slot)
+    entry = pool[counter.below(h, pool.size).astype(np.int64)]
+    k = counter.pooled_negative_sample(3, 1, i, slot, n, pool)
+    own = entry == i
+    assert own.any() and (~own).any()
+    np.testing.assert_array_equal(k[~own], entry[~own])
+    redrawn = counter.below(counter.mix(h[own]), n - 1).astype(np.int64)
+    np.testing.assert_array_equal(k[own], redrawn + (redrawn >= i[own]))
+    assert counter.pooled_negative_sample(3, 1, 5, 2, n, pool).shape == ()
+
+
+def test_sampled_through_a_pool_is_unbiased():
+    # the normalized estimate stays unbiased for the exact sums when the draws go through a pool
+    loss, normalized, a, b = CHANNEL_CASES[0]
+    Y = np.random.default_rng(2).normal(scale=2.0, size=(40, 2))
+    n_edges = np.random.default_rng(3).integers(1, 7, size=40)
+    ctx = ctx_for(Y, normalized, a, b, seed=11)
+    exact = ExactRepulsion().estimate(Y, loss, ctx, epoch=0)
+    stage = SampledRepulsion(n_negative=2, pool_size=10)
+    assert stage.negative_pool_size(40) == 10 and stage.negative_pool_size(10) == 0
+    runs = [stage.estimate(Y, loss, ctx, epoch, n_edges) for epoch in range(N_EPOCHS)]
+    channels = np.stack([r.channels for r in runs])
+    z = z_scores(channels, exact.channels)
+    assert np.abs(z).max() < 4.5
+    assert 0.6 < np.mean(z**2) < 1.5
+    totals = np.array([r.sum_w for r in runs])
+    assert abs(z_scores(totals[:, None], np.array([exact.sum_w]))[0]) < 4.5
+    # and it is not the pool-less estimate
+    assert not np.array_equal(runs[0].channels, SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, 0, n_edges)
+                              .channels)
+
+
+def test_a_pool_as_large_as_the_data_is_not_used():
+    loss, normalized, a, b = CHANNEL_CASES[1]
+    Y = clustered(30, 2)
+    ctx = ctx_for(Y, normalized, a, b, seed=3)
+    plain = SampledRepulsion(n_negative=2).estimate(Y, loss, ctx, 4)
+    for size in (30, 31, 1000):
+        pooled = SampledRepulsion(n_negative=2, pool_size=size).estimate(Y, loss, ctx, 4)
+        np.testing.assert_array_equal(pooled.channels, plain.channels)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "64"])
+def test_bad_pool_size_is_rejected(bad):
+    with pytest.raises(GidrValueError, match="pool_size"):
+        SampledRepulsion(pool_size=bad)
+
+
+def test_umap_sgd_refuses_a_pool():
+    from gidr import Pipeline
+
+    with pytest.raises(GidrValueError, match="repulsion's 'pool_size' used with optimizer 'umap_sgd' must be 0"):
+        Pipeline.from_preset("umap", repulsion__pool_size=4096)
