@@ -98,27 +98,23 @@ def _fashion_labels() -> np.ndarray:
     return gidr.datasets.load("fashion-mnist")[1]
 
 
-def _sources(rng: np.random.Generator, n_base: int, n_cells: int) -> np.ndarray:
-    """The image each of ``n_cells`` upsampled points is drawn from: the originals, then
-    ``rng``'s draws (the first draw of :func:`_upsampled`'s generator)."""
-    return np.concatenate([np.arange(n_base), rng.integers(0, n_base, n_cells - n_base)])
-
-
 def _upsampled_labels(n_cells: int) -> np.ndarray:
-    """The Fashion-MNIST label of each point of :func:`_upsampled`'s ``n_cells`` (its source's)."""
-    labels = np.asarray(_fashion_labels())
-    return labels[_sources(np.random.default_rng(0), len(labels), n_cells)]
+    """The Fashion-MNIST label of each point of :func:`_upsampled`'s ``n_cells`` (its source's,
+    from the sources :func:`gidr.datasets.upsample` returned, cached beside the points)."""
+    _upsampled(n_cells)
+    return np.asarray(_fashion_labels())[np.load(CACHE / f"fashion-pcs-{n_cells}-source.npy")]
 
 
 def _upsampled(n_cells: int) -> Path:
     """Fashion-MNIST's 50 PCs upsampled to ``n_cells`` along the manifold
-    (:func:`gidr.datasets.upsample`, seed 0), cached as an .npy file."""
-    path = CACHE / f"fashion-pcs-{n_cells}.npy"
-    if not path.exists():
+    (:func:`gidr.datasets.upsample`, seed 0), cached as an .npy file with its sources beside it."""
+    path, sources = CACHE / f"fashion-pcs-{n_cells}.npy", CACHE / f"fashion-pcs-{n_cells}-source.npy"
+    if not (path.exists() and sources.exists()):
         from gidr.datasets import upsample
 
-        cells, _ = upsample(_fashion_pcs(), n_cells, n_neighbors=15, random_state=0)
+        cells, source = upsample(_fashion_pcs(), n_cells, n_neighbors=15, random_state=0)
         np.save(path, cells)
+        np.save(sources, source)
     return path
 
 

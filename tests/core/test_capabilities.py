@@ -49,12 +49,15 @@ class PluginSampled(Repulsion):
     name = "sampled"
     backend = "toy"
     priority = PLUGIN_PRIORITY
-    params = (Param("n_negative", 1, (Interval(int, 1, None),), "Negatives per edge."),)
+    # A stage that takes a built-in's name receives the presets' parameters for that name.
+    params = (Param("n_negative", 1, (Interval(int, 1, None),), "Negatives per edge."),
+              Param("pool_size", 0, (Interval(int, 0, None),), "Negatives' pool per epoch."))
     calls: list = []
 
     def estimate(self, Y, loss, ctx, epoch, n_edges=None):
         PluginSampled.calls.append(epoch)
-        return reference_forces.SampledRepulsion(n_negative=self.n_negative).estimate(Y, loss, ctx, epoch, n_edges)
+        reference = reference_forces.SampledRepulsion(n_negative=self.n_negative, pool_size=self.pool_size)
+        return reference.estimate(Y, loss, ctx, epoch, n_edges)
 
 
 class CountingSampled(numba_forces.SampledRepulsion):
