@@ -341,20 +341,21 @@ def gather_sampled(Y, graph, attraction, repulsion, kernel_params, key, n_negati
     """
     (attraction, repulsion), markers = kernel_arguments(attraction, repulsion)
     kernel = _gather_sampled_markers if markers else _gather_sampled_functions
-    kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, empty_pool(Y) if pool is None else pool,
+    kernel(Y, graph, attraction, repulsion, kernel_params, key, n_negative, empty_pool(Y.shape[1]) if pool is None else pool,
            out)
 
 
-def empty_pool(Y: np.ndarray):
+def empty_pool(n_components: int):
     """No negative pool, for :func:`gather_sampled`: draws from all points."""
-    return (np.empty(0, dtype=np.int64), np.empty((0, Y.shape[1])), np.empty(0, dtype=np.uint8))
+    return (np.empty(0, dtype=np.int64), np.empty((0, n_components)), np.empty(0, dtype=np.uint8))
 
 
-def new_pool(Y: np.ndarray, size: int):
-    """Buffers for a pool of ``size`` points (``size == 0``: :func:`empty_pool`), filled by :func:`refill_pool`."""
+def new_pool(n_samples: int, n_components: int, size: int):
+    """Buffers for a pool of ``size`` of ``n_samples`` points (``size == 0``: :func:`empty_pool`),
+    filled by :func:`refill_pool`."""
     if size == 0:
-        return empty_pool(Y)
-    return (np.zeros(size, dtype=np.int64), np.empty((size, Y.shape[1])), np.zeros(Y.shape[0], dtype=np.uint8))
+        return empty_pool(n_components)
+    return (np.zeros(size, dtype=np.int64), np.empty((size, n_components)), np.zeros(n_samples, dtype=np.uint8))
 
 
 def gather_attraction(Y, graph, attraction, kernel_params, out, sum_pw_out) -> None:
@@ -481,7 +482,7 @@ class ForceField:
                 self.transpose = csr_arrays(sp.csr_matrix(P).T)
         self.fused = bool(repulsion.per_edge_sampler)
         self.n_negative = repulsion.draws_per_edge() if self.fused else 0
-        self.pool = new_pool(np.empty((n, d)), repulsion.negative_pool_size(n) if self.fused else 0)
+        self.pool = new_pool(n, d, repulsion.negative_pool_size(n) if self.fused else 0)
         if self.fused:
             self.channel_scale, self.pair_scale = sample_scaling(n, self.n_negative * self.n_edges, ctx.normalized)
             self.channels = np.empty((2, n, d))

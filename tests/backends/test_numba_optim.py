@@ -423,9 +423,9 @@ def test_specialized_and_pointer_optimizer_kernels_agree_bit_for_bit(b, table):
     gathered, attracted, moved = [], [], []
     for kernels, arguments in (("markers", markers), ("functions", pair)):
         out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
-        getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, gdr.empty_pool(Y), out)
+        getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, gdr.empty_pool(Y.shape[1]), out)
         gathered.append(out)
-        pool = gdr.new_pool(Y, 20)
+        pool = gdr.new_pool(*Y.shape, 20)
         gdr.refill_pool(Y, key, pool)
         out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
         getattr(gdr, f"_gather_sampled_{kernels}")(Y, graph, *arguments, params, key, 2, pool, out)
@@ -691,7 +691,7 @@ def test_two_component_paths_give_the_bits_of_the_general_loops(table):
         results = []
         for Y in (np.ascontiguousarray(Y0), Y3):
             out = (np.empty(Y.shape), np.empty((2,) + Y.shape), np.empty((n, 3)))
-            pool = gdr.new_pool(Y, pool_size)
+            pool = gdr.new_pool(*Y.shape, pool_size)
             if pool_size:
                 gdr.refill_pool(Y, key, pool)
             gdr.gather_sampled(Y, graph, forces.attraction, forces.repulsion, (1.577, 0.895, forces.params), key, 2,
