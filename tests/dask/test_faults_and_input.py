@@ -39,6 +39,10 @@ def _run_with_a_kill(cluster, compute):
     are done; return the result and whether the computation was still running at the kill."""
     outcome = {}
     with distributed.Client(cluster) as client:
+        # Every worker up first (the nanny restarts the one killed by an earlier call): data
+        # scattered while only one worker is alive has no replica elsewhere, so killing that
+        # worker loses it for good ("already forgotten"), which is not the fault tested here.
+        client.wait_for_workers(len(cluster.workers), timeout=120)
         def work():
             with client.as_current():
                 try:
