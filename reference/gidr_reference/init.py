@@ -29,6 +29,7 @@ __all__ = [
     "pca_layout",
     "random_layout",
     "check_init_array",
+    "place_from_sample",
 ]
 
 #: Graphs (or connected components) up to this many points use a dense eigensolver.
@@ -47,6 +48,12 @@ MIN_UNNORMALIZED_MAX = 0.1
 JITTER_RELATIVE = 1e-5
 #: Components laid out separately sit on a unit grid, each within this radius of its cell.
 _COMPONENT_RADIUS = 0.4
+#: Rows of P read at once by :func:`place_from_sample` (its temporaries: about 40 bytes per
+#: stored entry of the block).
+PLACE_BLOCK_ROWS = 2**18
+#: Points that no sampled point reaches are laid out beside the others, in a box this
+#: share of the placed layout's extent.
+_UNREACHED_SHARE = 0.1
 
 
 def fix_signs(Y: np.ndarray) -> np.ndarray:
@@ -345,3 +352,94 @@ def _top_singular(Xc: np.ndarray, n_components: int, rng: np.random.Generator) -
     U_small, S, _ = scipy.linalg.svd(Q.T @ Xc, full_matrices=False)
     return Q @ U_small, S
 
+
+
+def place_from_sample(P: sp.spmatrix, rows: np.ndarray, Y_rows: np.ndarray, rng: np.random.Generator, *,
+                      block_rows: int = PLACE_BLOCK_ROWS) -> tuple[np.ndarray, dict]:
+    """Positions for every point from those of a sample: the start of a run that first embeds
+    a sample of the points (the pipeline's ``landmarks`` switch).
+
+    The points ``rows`` keep ``Y_rows``. Then, pass by pass, every point not yet placed that
+    has a placed neighbour in ``P`` is put at the ``P``-weighted mean of its placed
+    neighbours, all from the positions of the pass before (so the result does not depend on
+    the order of the rows). Points that no pass reaches (connected components without a
+    sampled point) get a spectral layout of their own graph, with a :class:`UserWarning`,
+    in a box of a tenth of the placed layout's extent beside it.
+
+    Parameters
+    ----------
+    P : sparse matrix of shape (n_samples, n_samples)
+        Non-negative affinities; row ``i``'s entries are ``i``'s neighbours.
+    rows : ndarray of int
+        Distinct row numbers of the sample.
+    Y_rows : ndarray of shape (len(rows), n_components)
+        Their positions (finite).
+    rng : numpy.random.Generator
+        For the spectral layout of points no sampled point reaches.
+    block_rows : int
+        Rows read at once (speed and memory only, never the result).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_components), float64
+    record : dict
+        ``passes`` run and the number of points placed in each (``placed``), and
+        ``unreached``: points laid out beside.
+    """
+    P = sp.csr_matrix(P)
+    n = P.shape[0]
+    rows = np.asarray(rows, dtype=np.int64)
+    Y_rows = np.asarray(Y_rows, dtype=np.float64)
+    Y = np.zeros((n, Y_rows.shape[1]))
+    placed = np.zeros(n, dtype=bool)
+    Y[rows] = Y_rows
+    placed[rows] = True
+    counts = []
+    while True:
+        todo = np.flatnonzero(~placed)
+        if todo.size == 0:
+            break
+        values, reached = _placed_mean(P, todo, placed, Y, block_rows)
+        if not reached.any():
+            break
+        Y[todo[reached]] = values[reached]
+        placed[todo[reached]] = True
+        counts.append(int(reached.sum()))
+    unreached = np.flatnonzero(~placed)
+    if unreached.size:
+        warnings.warn(f"{unreached.size} points are in parts of the graph with no sampled point; they are laid "
+                      "out on their own beside the others. A larger sample (landmarks) or n_neighbors may reach "
+                      "them.", UserWarning, stacklevel=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the components' own message: said above
+            layout = spectral_layout(P[unreached][:, unreached], Y.shape[1], rng)
+        low, high = Y[placed].min(axis=0), Y[placed].max(axis=0)
+        extent = float(np.max(high - low)) or 1.0
+        span = np.ptp(layout, axis=0)
+        layout = (layout - layout.min(axis=0)) / np.where(span > 0, span, 1.0)
+        offset = low.copy()
+        offset[0] = high[0] + _UNREACHED_SHARE * extent
+        Y[unreached] = offset + _UNREACHED_SHARE * extent * layout
+    return Y, {"passes": len(counts), "placed": counts, "unreached": int(unreached.size)}
+
+
+def _placed_mean(P: sp.csr_matrix, todo: np.ndarray, placed: np.ndarray, Y: np.ndarray,
+                 block_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each row in ``todo``: the ``P``-weighted mean of its placed neighbours' positions,
+    and whether it has any (weight > 0)."""
+    out = np.zeros((todo.size, Y.shape[1]))
+    reached = np.zeros(todo.size, dtype=bool)
+    for start in range(0, todo.size, block_rows):
+        block = todo[start:start + block_rows]
+        first, lengths = P.indptr[block], np.diff(P.indptr)[block]
+        owner = np.repeat(np.arange(block.size), lengths)
+        entry = np.arange(int(lengths.sum())) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)
+        columns = P.indices[entry]
+        weights = np.where(placed[columns], P.data[entry].astype(np.float64), 0.0)
+        total = np.bincount(owner, weights, minlength=block.size)
+        hit = total > 0
+        for c in range(Y.shape[1]):
+            sums = np.bincount(owner, weights * Y[columns, c], minlength=block.size)
+            out[start:start + block.size, c] = np.divide(sums, total, out=np.zeros(block.size), where=hit)
+        reached[start:start + block.size] = hit
+    return out, reached
