@@ -89,7 +89,7 @@ PIPELINE_PARAMS: dict[str, Param] = {
               "Above this many points, start from a sample: embed that many rows (drawn from the seed) with "
               "the pipeline's own stages and settings, put every other point at the P-weighted mean of its "
               "placed neighbours (gidr_reference.init.place_from_sample), then optimize all points from there "
-              "(the way openTSNE's documentation embeds millions of points). None, or at most this many "
+              "(the route Kobak & Berens, 2019, take for t-SNE of millions of cells). None, or at most this many "
               "points: the init stage on all points.", True),
         Param("landmark_epochs", None, (Interval(int, 1, None),),
               "Epochs of the run over all points after a landmark start (it refines a layout the sample "
