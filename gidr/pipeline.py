@@ -415,7 +415,8 @@ class Pipeline:
         from gidr_reference import densmap
 
         s = self._settings
-        return densmap.density_target(P, graph, ctx.n_epochs, dens_lambda=s["dens_lambda"],
+        n_epochs = ctx.n_epochs if ctx.n_epochs is not None else self.n_epochs_for(ctx.n_samples, False)
+        return densmap.density_target(P, graph, n_epochs, dens_lambda=s["dens_lambda"],
                                       dens_frac=s["dens_frac"], dens_var_shift=s["dens_var_shift"])
 
     def _densities(self, Y, P, graph: KNNGraph, target, n_neighbors: int, ctx: Context) -> dict:

@@ -177,3 +177,11 @@ def test_no_warning_from_a_connected_run(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=5, landmarks=400).run(digits[0])
+
+
+def test_densmap_after_a_landmark_start_adds_its_epochs(digits):
+    X = digits[0][:600]
+    result = gidr.Pipeline.from_preset("gdr-umap", random_state=0, landmarks=200, landmark_epochs=20, densmap=True,
+                                       output_dens=True).run(X)
+    assert result.config["resolved"]["n_epochs"] == 20 + gidr.pipeline.DENSMAP_EXTRA_EPOCHS
+    assert np.all(np.isfinite(result.embedding)) and np.all(np.isfinite(result.densities["rad_emb"]))
