@@ -353,7 +353,6 @@ def _top_singular(Xc: np.ndarray, n_components: int, rng: np.random.Generator) -
     return Q @ U_small, S
 
 
-
 def place_from_sample(P: sp.spmatrix, rows: np.ndarray, Y_rows: np.ndarray, rng: np.random.Generator, *,
                       block_rows: int = PLACE_BLOCK_ROWS) -> tuple[np.ndarray, dict]:
     """Positions for every point from those of a sample: the start of a run that first embeds
@@ -431,7 +430,8 @@ def _placed_mean(P: sp.csr_matrix, todo: np.ndarray, placed: np.ndarray, Y: np.n
     reached = np.zeros(todo.size, dtype=bool)
     for start in range(0, todo.size, block_rows):
         block = todo[start:start + block_rows]
-        first, lengths = P.indptr[block], np.diff(P.indptr)[block]
+        first = P.indptr[block]
+        lengths = P.indptr[block + 1] - first
         owner = np.repeat(np.arange(block.size), lengths)
         entry = np.arange(int(lengths.sum())) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)
         columns = P.indices[entry]
