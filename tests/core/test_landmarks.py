@@ -175,7 +175,7 @@ def test_a_bad_landmarks_value_is_named(value):
 
 def test_no_warning_from_a_connected_run(digits):
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)  # the placement's warning is a UserWarning
         gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=5, landmarks=400).run(digits[0])
 
 
