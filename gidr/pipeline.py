@@ -312,7 +312,7 @@ class Pipeline:
         resolved = {
             "backends": {k: s.backend for k, s in stages.items()},
             "a": ctx.a, "b": ctx.b, "seed": ctx.seed,
-            "n_epochs": ctx.n_epochs if ctx.n_epochs is not None else self.n_epochs_for(n_samples, False),
+            "n_epochs": self._epochs(ctx),
             "n_neighbors": n_neighbors,
             "epochs_run": monitor.epochs_run,
             "early_stop": monitor.early_stop,
@@ -415,8 +415,7 @@ class Pipeline:
         from gidr_reference import densmap
 
         s = self._settings
-        n_epochs = ctx.n_epochs if ctx.n_epochs is not None else self.n_epochs_for(ctx.n_samples, False)
-        return densmap.density_target(P, graph, n_epochs, dens_lambda=s["dens_lambda"],
+        return densmap.density_target(P, graph, self._epochs(ctx), dens_lambda=s["dens_lambda"],
                                       dens_frac=s["dens_frac"], dens_var_shift=s["dens_var_shift"])
 
     def _densities(self, Y, P, graph: KNNGraph, target, n_neighbors: int, ctx: Context) -> dict:
@@ -581,6 +580,11 @@ class Pipeline:
                                  if s["densmap"] or (landmark_start and s["landmark_epochs"] is not None)
                                  else s["n_epochs"]),
                        registry=self._registry)
+
+    def _epochs(self, ctx: Context) -> int:
+        """The epochs the optimizer runs under ``ctx``: its ``n_epochs``, which :meth:`_context`
+        sets wherever it is not the optimizer's own default, else that default."""
+        return ctx.n_epochs if ctx.n_epochs is not None else self.n_epochs_for(ctx.n_samples, False)
 
     def n_epochs_for(self, n_samples: int, landmark_start: bool | None = None) -> int:
         """The epochs a run on ``n_samples`` points takes: the ``n_epochs`` switch, else
