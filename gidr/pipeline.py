@@ -407,7 +407,7 @@ class Pipeline:
             Y = init_math.add_jitter(Y, ctx.rng("init"))
             Y *= LANDMARK_START_MAX / np.abs(Y).max()
         record = {"n_landmarks": m, "sample_seconds": sum(fit.timings.values()), "sample_timings": fit.timings,
-                  **record}
+                  "sample_epochs": fit.config["resolved"]["epochs_run"], **record}
         return Y, record
 
     def _density_target(self, P, graph: KNNGraph, ctx: Context):

@@ -93,13 +93,20 @@ class GDROptimizer(Optimizer):
         Param("final_momentum", 0.8, (_MOMENTUM,), "Momentum after the exaggeration (normalized only)."),
         Param("min_gain", 0.01, (_POSITIVE,), "Floor of the per-coordinate gains (normalized only)."),
         Param("max_step", 4.0, (_POSITIVE,), "Clip of each force coordinate (unnormalized only)."),
+        Param("default_epochs", None, (Interval(int, 1, None),),
+              "Epochs when the pipeline's n_epochs is None and no landmark start sets landmark_epochs; "
+              "None: 500 below 10,000 points, else 300.", True),
     )
 
     def default_n_epochs(self, n_samples: int) -> int:
-        """500 below 10,000 points, else 300 (umap-learn likewise shortens its schedule for large
-        inputs): on Fashion-MNIST (70,000, seeds 0-2) gdr-umap's 100-NN accuracy is 0.786-0.787
-        with 300 epochs at its "auto" rate of 3, and V-measure 0.616-0.617; 400 epochs gave
-        0.782-0.785 and 0.606-0.620. The normalized presets set their own (1,000)."""
+        """``default_epochs``, else 500 below 10,000 points and 300 above (umap-learn likewise
+        shortens its schedule for large inputs): on Fashion-MNIST (70,000, seeds 0-2) gdr-umap's
+        100-NN accuracy is 0.786-0.787 with 300 epochs at its "auto" rate of 3, and V-measure
+        0.616-0.617; 400 epochs gave 0.782-0.785 and 0.606-0.620. The normalized presets set
+        ``default_epochs = 1000``: a pipeline ``n_epochs`` would also override their
+        ``landmark_epochs``."""
+        if self.default_epochs is not None:
+            return int(self.default_epochs)
         return 500 if n_samples < 10_000 else 300
 
     def check_density(self, settings) -> None:

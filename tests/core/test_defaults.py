@@ -165,7 +165,9 @@ def test_documented_epoch_defaults():
     tsne = get_presets().get("tsne")
     assert "n_epochs" not in tsne["pipeline"] and "max_iter (None: 750)" in gidr.TSNE.__doc__
     assert registry.get("optimizer", tsne["optimizer"]["name"])().default_n_epochs(1_000) == 750
-    assert get_presets().get("gdr-tsne")["pipeline"]["n_epochs"] == 1000
+    gdr_tsne = get_presets().get("gdr-tsne")
+    assert "n_epochs" not in gdr_tsne["pipeline"] and gdr_tsne["optimizer"]["default_epochs"] == 1000
+    assert gidr.Pipeline.from_preset("gdr-tsne").n_epochs_for(70_000) == 1000
     gdr_umap = get_presets().get("gdr-umap")
     assert "n_epochs" not in gdr_umap["pipeline"]
     optimizer = registry.get("optimizer", gdr_umap["optimizer"]["name"])()

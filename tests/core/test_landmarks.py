@@ -142,6 +142,22 @@ def test_landmark_epochs_count_after_a_landmark_start_only(digits):
     assert chosen.run(X).config["resolved"]["epochs_run"] == 9  # n_epochs set wins
 
 
+def test_an_optimizer_default_sets_the_samples_epochs_and_landmark_epochs_the_full_run(digits):
+    """gdr-tsne's 1,000 epochs are its optimizer's default_epochs, not a pipeline n_epochs, so that
+    its landmark_epochs still apply above the landmarks (a pipeline n_epochs would win)."""
+    X = digits[0][:600]
+    pipeline = gidr.Pipeline.from_preset("gdr-umap", random_state=0, landmarks=200, landmark_epochs=7,
+                                         default_epochs=11)
+    assert pipeline.n_epochs_for(200) == 11 and pipeline.n_epochs_for(600) == 7
+    result = pipeline.run(X)
+    assert result.config["resolved"]["epochs_run"] == 7
+    assert result.config["resolved"]["landmarks"]["sample_epochs"] == 11
+    tsne = gidr.Pipeline.from_preset("gdr-tsne")
+    landmarks = tsne.config["pipeline"]["landmarks"]
+    assert tsne.n_epochs_for(landmarks) == 1000
+    assert tsne.n_epochs_for(landmarks + 1) == tsne.config["pipeline"]["landmark_epochs"] < 1000
+
+
 def test_another_seed_draws_another_sample(digits):
     X = digits[0][:800]
     records = [gidr.Pipeline.from_preset("gdr-umap", random_state=seed, n_epochs=10, landmarks=200).run(X)

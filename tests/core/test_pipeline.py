@@ -367,8 +367,10 @@ def test_one_sample_is_rejected(build, digits):
 
 def test_n_epochs_none_keeps_the_presets_number():
     """The study and the estimators pass n_epochs=None to mean "the preset's own number"."""
-    assert Pipeline.from_preset("gdr-tsne", n_epochs=None).config["pipeline"]["n_epochs"] == 1000
-    assert Pipeline.from_preset("gdr-tsne", n_epochs=40).config["pipeline"]["n_epochs"] == 40
+    assert Pipeline.from_preset("gdr-tsne-frob", n_epochs=None).config["pipeline"]["n_epochs"] == 1000
+    assert Pipeline.from_preset("gdr-tsne-frob", n_epochs=40).config["pipeline"]["n_epochs"] == 40
+    assert Pipeline.from_preset("gdr-tsne", n_epochs=None).n_epochs_for(70_000) == 1000
+    assert Pipeline.from_preset("gdr-tsne", n_epochs=40).n_epochs_for(70_000) == 40
     assert Pipeline.from_preset("gdr-umap", n_epochs=None).config["pipeline"].get("n_epochs") is None
 
 

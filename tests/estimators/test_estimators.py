@@ -69,8 +69,8 @@ def test_gdr_defaults_are_the_presets():
             assert type(built.stages[kind]) is type(expected.stages[kind]), kind
             assert built.stages[kind].values == expected.stages[kind].values, kind
         assert built.config["pipeline"].get("n_epochs") == expected.config["pipeline"].get("n_epochs")
-    assert GDR(normalized=True)._pipeline().config["pipeline"]["n_epochs"] == 1000
-    assert GDR(normalized=True, n_epochs=30)._pipeline().config["pipeline"]["n_epochs"] == 30
+    assert GDR(normalized=True)._pipeline().n_epochs_for(70_000) == 1000
+    assert GDR(normalized=True, n_epochs=30)._pipeline().n_epochs_for(70_000) == 30
     assert GDR(negative_sample_rate=3)._pipeline().config["repulsion"]["n_negative"] == 3
 
 
