@@ -586,7 +586,9 @@ class GDR(UpdateMixin, _DensityOutput, _InverseTransform, _Base):
     (:mod:`gidr.umap_names`), and so are out-of-core input, ``pca`` and ``update``.
     ``n_epochs=None`` and ``negative_sample_rate=None`` take the preset's values (gdr-umap:
     300 epochs above 10,000 points, else 500, and 2 negatives per edge; gdr-tsne: 1,000
-    epochs and 2 negatives).
+    epochs and 2 negatives; above 70,000 points both start from a 70,000-point sample's
+    embedding and run 120 and 250 epochs over all points, the preset's ``landmark_epochs``;
+    an ``n_epochs`` set is the number of epochs at every size).
 
     ``min_dist`` and ``spread`` act only with ``scalars="fit"`` (a, b fitted to them, as
     umap-learn does): with ``scalars="one"``, a value other than umap-learn's defaults
