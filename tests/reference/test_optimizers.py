@@ -195,6 +195,7 @@ def test_stage_declarations():
     assert GDROptimizer().values == {
         "symmetric_attraction": False, "learning_rate": "auto", "early_exaggeration": 12.0,
         "exaggeration_fraction": 0.25, "momentum": 0.5, "final_momentum": 0.8, "min_gain": 0.01, "max_step": 4.0,
+        "default_epochs": None,
     }
     assert UmapSGDOptimizer().values == {"symmetric_attraction": True, "learning_rate": 1.0, "max_step": 4.0,
                                          "force_table": True}
