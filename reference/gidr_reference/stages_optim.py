@@ -102,9 +102,9 @@ class GDROptimizer(Optimizer):
         """``default_epochs``, else 500 below 10,000 points and 300 above (umap-learn likewise
         shortens its schedule for large inputs): on Fashion-MNIST (70,000, seeds 0-2) gdr-umap's
         100-NN accuracy is 0.786-0.787 with 300 epochs at its "auto" rate of 3, and V-measure
-        0.616-0.617; 400 epochs gave 0.782-0.785 and 0.606-0.620. The normalized presets set
-        ``default_epochs = 1000``: a pipeline ``n_epochs`` would also override their
-        ``landmark_epochs``."""
+        0.616-0.617; 400 epochs gave 0.782-0.785 and 0.606-0.620. ``gdr-tsne`` sets
+        ``default_epochs = 1000``: a pipeline ``n_epochs`` would also override its
+        ``landmark_epochs`` (``gdr-tsne-frob``, without a landmark start, keeps ``n_epochs``)."""
         if self.default_epochs is not None:
             return int(self.default_epochs)
         return 500 if n_samples < 10_000 else 300
