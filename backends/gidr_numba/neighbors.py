@@ -169,8 +169,9 @@ def heap_push(keys, index, key, j):
 
 
 @njit(cache=True)
-def heap_push_flagged(keys, index, flag, key, j):
-    """:func:`heap_push` for NN-descent's heaps, which carry a "new" flag per entry."""
+def heap_push_flagged(keys, index, flag, key, j, mark=1):
+    """:func:`heap_push` for NN-descent's heaps, which carry a flag per entry: ``mark`` (non-zero:
+    "new") for the entry kept."""
     if not comes_after(keys[0], index[0], key, j):
         return False
     for m in range(index.shape[0]):
@@ -191,7 +192,7 @@ def heap_push_flagged(keys, index, flag, key, j):
         pos = child
     keys[pos] = key
     index[pos] = j
-    flag[pos] = 1
+    flag[pos] = mark
     return True
 
 

@@ -27,7 +27,13 @@ parallel loops write disjoint places (leaves of one tree are disjoint; heap upda
 applied by owner blocks of points, each scanning the updates in one fixed order), so the
 sequence of operations on every heap does not depend on the number of threads. Heaps
 keep "the k smallest distinct (key, index) pairs offered", and the number of changed
-entries is counted by comparing index sets, not pushes.
+entries is that of the entries that entered during the iteration and are still there
+(flagged as they enter), not of the pushes.
+
+Memory (``n`` points, ``k`` searched neighbours, ``c`` candidates): the float32 search rows,
+9 ``n k`` bytes of heaps, 8 ``n c`` of candidate lists, and the candidates' priorities for
+at most :data:`CANDIDATE_BLOCK_POINTS` points at a time (16 ``c`` bytes each); at the end
+16 ``n k`` bytes of results (int64 indices, float64 distances).
 
 The search distance is the squared Euclidean distance in float32 of the input (centred and
 scaled by a power of two in float64 when its values are extreme or offset, see
@@ -68,6 +74,8 @@ _PURPOSE_TREE = 0x7265657472
 _PURPOSE_FILL = 0x6C6C6966
 _PURPOSE_SAMPLE = 0x656C706D6173
 _NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: The flag of a heap entry that entered during the current iteration's updates ("new" too).
+_ENTERED = 2
 
 #: Heaps hold at least this many neighbours (then cut to k): small heaps explore too little.
 MIN_SEARCH_NEIGHBORS = 15
@@ -82,6 +90,11 @@ CHUNK_SIZE = 8192
 #: Most candidate pairs buffered at once (12 bytes each); fewer points per chunk when
 #: ``max_candidates`` is large. Chunking changes the speed only, never the result.
 UPDATE_BUFFER_PAIRS = 2**22
+#: Most points whose candidates are drawn at once: their priorities (16 bytes per point and
+#: candidate) are the only per-point arrays of the draw, so bounding them keeps 2 x 60 of
+#: them per point (1.6 GB at 10,000,000 points with 20 candidates) out of the peak, for one
+#: more scan of the neighbour lists per block. Blocking changes the speed only.
+CANDIDATE_BLOCK_POINTS = 1 << 20
 #: Tree levels split by hyperplanes; deeper nodes (pathological data) are halved.
 MAX_HYPERPLANE_LEVELS = 48
 
@@ -288,42 +301,54 @@ def _fill_random(data, dist, index, flag, seed):
 
 # ---------------------------------------------------------------------- NN-descent
 @njit(cache=True, parallel=True)
-def _build_candidates(index, flag, seed, iteration, new_index, new_key, old_index, old_key, n_blocks):
-    """Sample each point's new and old candidates among its neighbours and reverse neighbours.
+def _build_candidates(index, flag, seed, iteration, new_index, new_key, old_index, old_key, first, n_blocks):
+    """Sample the new and old candidates of points ``first .. first + len(new_key) - 1``
+    among their neighbours and reverse neighbours.
 
     Candidate j of point i gets the priority ``hash(seed, iteration, min(i, j), max(i, j))``
     (the same from both ends of an edge); each point keeps the ``max_candidates`` smallest.
-    Point blocks are owned by one task each, so no two tasks write one candidate heap.
-    Entries picked as new candidates lose their "new" flag. ``n_blocks`` (the number of
-    threads) changes only the speed, never the result.
+    The priorities of the points in hand sit in ``new_key`` and ``old_key`` (row ``i - first``),
+    their candidates in rows ``i`` of ``new_index`` and ``old_index``. Point blocks are owned
+    by one task each, so no two tasks write one candidate heap, and each heap receives its
+    offers in the order of the scan over ``index``, whatever ``n_blocks`` (the number of
+    threads) and however many points are in hand: both change only the speed.
     """
     n, k = index.shape
+    size = new_key.shape[0]
     for block in prange(n_blocks):
-        lo, hi = block * n // n_blocks, (block + 1) * n // n_blocks
+        lo, hi = first + block * size // n_blocks, first + (block + 1) * size // n_blocks
         new_index[lo:hi] = -1
-        new_key[lo:hi] = _NO_KEY
+        new_key[lo - first:hi - first] = _NO_KEY
         old_index[lo:hi] = -1
-        old_key[lo:hi] = _NO_KEY
+        old_key[lo - first:hi - first] = _NO_KEY
         for i in range(n):
+            own_i = lo <= i < hi
             for m in range(k):
                 j = index[i, m]
                 if j < 0:
                     continue
-                own_i, own_j = lo <= i < hi, lo <= j < hi
+                own_j = lo <= j < hi
                 if not (own_i or own_j):
                     continue
                 key = counter_hash(seed, iteration, min(i, j), max(i, j))
                 if flag[i, m]:
                     if own_i:
-                        heap_push(new_key[i], new_index[i], key, j)
+                        heap_push(new_key[i - first], new_index[i], key, j)
                     if own_j:
-                        heap_push(new_key[j], new_index[j], key, i)
+                        heap_push(new_key[j - first], new_index[j], key, i)
                 else:
                     if own_i:
-                        heap_push(old_key[i], old_index[i], key, j)
+                        heap_push(old_key[i - first], old_index[i], key, j)
                     if own_j:
-                        heap_push(old_key[j], old_index[j], key, i)
-    for i in prange(n):  # after every block's scan: the scans read the flags
+                        heap_push(old_key[j - first], old_index[j], key, i)
+
+
+@njit(cache=True, parallel=True)
+def _clear_sampled_flags(index, flag, new_index):
+    """Entries picked as new candidates lose their "new" flag (after every point's candidates
+    are drawn: the draws read the flags)."""
+    n, k = index.shape
+    for i in prange(n):
         for m in range(k):
             if flag[i, m]:
                 for c in range(new_index.shape[1]):
@@ -391,25 +416,29 @@ def _apply_updates(dist, index, flag, updates, counts, slots, n_blocks):
             for s in range(base, base + counts[u]):
                 p, q, d = out_p[s], out_q[s], out_d[s]
                 if lo <= p < hi:
-                    heap_push_flagged(dist[p], index[p], flag[p], d, q)
+                    heap_push_flagged(dist[p], index[p], flag[p], d, q, _ENTERED)
                 if lo <= q < hi:
-                    heap_push_flagged(dist[q], index[q], flag[q], d, p)
+                    heap_push_flagged(dist[q], index[q], flag[q], d, p, _ENTERED)
 
 
 @njit(cache=True, parallel=True)
-def _count_changes(previous, index):
-    """Number of heap entries that were not in the point's heap before the iteration."""
-    n, k = index.shape
+def _count_changes(flag):
+    """Number of heap entries that entered in this iteration (flag :data:`_ENTERED`), which
+    become plain new entries (flag 1) for the next one.
+
+    An entry that entered and was pushed out again in the same iteration is not counted: it
+    is not in the heap. This is the number of entries not in the heap before the iteration
+    (counted without a copy of the heaps, 4 bytes per point and neighbour), except for an
+    entry pushed out and offered again in the same iteration with a distance smaller in its
+    last bit (the four-at-a-time and the one-at-a-time kernels may sum in different orders),
+    which counts as entered: it happens on data with many exact duplicates."""
+    n, k = flag.shape
     total = 0
     for i in prange(n):
         changed = 0
         for m in range(k):
-            found = False
-            for c in range(k):
-                if previous[i, c] == index[i, m]:
-                    found = True
-                    break
-            if not found:
+            if flag[i, m] == _ENTERED:
+                flag[i, m] = 1
                 changed += 1
         total += changed
     return total
@@ -617,8 +646,9 @@ def _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta) -> l
     n, k = index.shape
     new_index = np.empty((n, max_candidates), dtype=np.int32)
     old_index = np.empty((n, max_candidates), dtype=np.int32)
-    new_key = np.empty((n, max_candidates), dtype=np.uint64)
-    old_key = np.empty((n, max_candidates), dtype=np.uint64)
+    block = min(n, CANDIDATE_BLOCK_POINTS)
+    new_key = np.empty((block, max_candidates), dtype=np.uint64)
+    old_key = np.empty((block, max_candidates), dtype=np.uint64)
     slots = int(_pair_slots(max_candidates))
     chunk = min(n, CHUNK_SIZE, max(64, UPDATE_BUFFER_PAIRS // slots))
     updates = (np.empty(chunk * slots, dtype=np.int32), np.empty(chunk * slots, dtype=np.int32),
@@ -630,14 +660,16 @@ def _descend(data, dist, index, flag, seed, n_iters, max_candidates, delta) -> l
     progress = StepProgress("neighbors", "NN-descent iteration", n_iters, may_stop_early=True)
     stop_at = delta * n * k
     for iteration in range(n_iters):
-        _build_candidates(index, flag, sample_seed, iteration, new_index, new_key, old_index, old_key,
-                          n_blocks)
-        previous = index.copy()
+        for first in range(0, n, block):
+            size = min(block, n - first)
+            _build_candidates(index, flag, sample_seed, iteration, new_index, new_key[:size], old_index,
+                              old_key[:size], first, n_blocks)
+        _clear_sampled_flags(index, flag, new_index)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             _local_join(data, dist, new_index, old_index, start, stop, updates, counts)
             _apply_updates(dist, index, flag, updates, counts[: stop - start], slots, n_blocks)
-        changes.append(int(_count_changes(previous, index)))
+        changes.append(int(_count_changes(flag)))
         progress.report(iteration + 1, f"{changes[-1]:,} changes; stops at {int(stop_at):,} or fewer")
         if changes[-1] <= stop_at:
             break

@@ -158,12 +158,14 @@ def test_nndescent_same_bits_whatever_the_thread_count(blobs):
     assert one[2] == every[2]
 
 
-def test_nndescent_chunking_changes_nothing(blobs, monkeypatch):
+@pytest.mark.parametrize("setting", ["CHUNK_SIZE", "CANDIDATE_BLOCK_POINTS"])
+def test_nndescent_chunking_changes_nothing(blobs, monkeypatch, setting):
     whole = nndescent.nndescent_knn(blobs[:1500], 15, 5)
-    monkeypatch.setattr(nndescent, "CHUNK_SIZE", 97)
+    monkeypatch.setattr(nndescent, setting, 97)  # 16 blocks, the last one short
     chunked = nndescent.nndescent_knn(blobs[:1500], 15, 5)
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
+    assert whole[2] == chunked[2]
 
 
 def test_nndescent_seed_changes_the_search(blobs):
