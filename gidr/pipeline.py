@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gidr.kernel import fit_ab
-from gidr.locality import LOCALITY_MIN_POINTS, LOCALITY_OPTIONS, inverse_permutation, morton_order, \
+from gidr.locality import LOCALITY_MIN_POINTS, LOCALITY_OPTIONS, inverse_permutation, morton_order, set_aside, \
     renumbered_affinities, uses_renumbering
 from gidr.memory import check_memory, peak_resident_bytes
 from gidr.outofcore import RowSource, chunked_pca, is_out_of_core, load_float32, row_source
@@ -296,12 +296,12 @@ class Pipeline:
                           loss_history=list(monitor.history), config=config, stages=dict(self._stages))
 
     def _optimize_from(self, Y0, affinities: Affinities, ctx: Context, clock, callback, callback_every, loss_every,
-                       progress) -> tuple[np.ndarray, Monitor]:
+                       progress, owns_P: bool = False) -> tuple[np.ndarray, Monitor]:
         """The optimizer's run from ``Y0``, timed, its output checked: ``(Y, monitor)``."""
         every = loss_every if loss_every is not None else (callback_every or 50)
         monitor = Monitor(every=every if callback is None else (callback_every or every),
                           callback=callback, progress=progress)
-        Y = self._optimize(Y0, affinities, ctx, monitor)
+        Y = self._optimize(Y0, affinities, ctx, monitor, owns_P)
         clock.done("optimize", self._stages["optimizer"])
         _check_finite_output(Y)
         return Y, monitor
@@ -361,7 +361,8 @@ class Pipeline:
         else:
             Y0 = stages["init"].compute(self._init_input(neighbors, data, init_data, n_samples, ctx), P, ctx)
             clock.done("init", stages["init"])
-        Y, monitor = self._optimize_from(Y0, affinities, ctx, clock, callback, callback_every, loss_every, progress)
+        Y, monitor = self._optimize_from(Y0, affinities, ctx, clock, callback, callback_every, loss_every, progress,
+                                         owns_P=True)
         densities = self._densities(Y, P, graph, target, n_neighbors, ctx)
         if densities:
             clock.done("densities", "local radii")
@@ -449,10 +450,13 @@ class Pipeline:
                 Described(f"an array of shape {X.shape}"), "Pass the data matrix whose neighbours X holds."))
         return X
 
-    def _optimize(self, Y0: np.ndarray, affinities: Affinities, ctx: Context, monitor: Monitor) -> np.ndarray:
+    def _optimize(self, Y0: np.ndarray, affinities: Affinities, ctx: Context, monitor: Monitor,
+                  owns_P: bool = False) -> np.ndarray:
         """The optimizer's run, on the points renumbered for locality where the ``locality``
         switch says so (:mod:`gidr.locality`): the embedding it returns, and each one a
-        callback sees, is in the caller's order."""
+        callback sees, is in the caller's order. ``owns_P``: P is this run's own (not a
+        caller's, as in :meth:`run_affinities`), so that a large one is set aside while the
+        optimizer runs on its renumbered copy (:func:`gidr.locality.set_aside`)."""
         stages = self._stages
         if not uses_renumbering(self._settings["locality"], ctx.n_samples):
             return stages["optimizer"].optimize(Y0, affinities, stages["loss"], stages["repulsion"], ctx, monitor)
@@ -462,9 +466,11 @@ class Pipeline:
         callback = monitor.callback
         if callback is not None:
             monitor.callback = lambda epoch, loss, Y: callback(epoch, loss, np.asarray(Y)[inverse])
+        aside = set_aside(affinities.P, renumbered.P, order, inverse) if owns_P else contextlib.nullcontext()
         try:
-            Y = stages["optimizer"].optimize(np.ascontiguousarray(Y0[order]), renumbered, stages["loss"],
-                                             stages["repulsion"], ctx, monitor)
+            with aside:
+                Y = stages["optimizer"].optimize(np.ascontiguousarray(Y0[order]), renumbered, stages["loss"],
+                                                 stages["repulsion"], ctx, monitor)
         finally:
             monitor.callback = callback
         return np.ascontiguousarray(np.asarray(Y)[inverse])

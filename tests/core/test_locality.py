@@ -2,6 +2,8 @@
 pipeline's ``locality`` switch, whose results come back in the caller's order."""
 from __future__ import annotations
 
+import contextlib
+
 import numba
 import numpy as np
 import pytest
@@ -12,8 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import gidr
 from gidr import locality
-from gidr.locality import (inverse_permutation, morton_order, renumbered_affinities, renumbered_csr,
-                           renumbered_entries, uses_renumbering)
+from gidr.locality import (can_set_aside, inverse_permutation, morton_order, renumbered_affinities, renumbered_csr,
+                           renumbered_entries, set_aside, uses_renumbering)
 from gidr.validation import GidrValueError
 
 
@@ -136,6 +138,61 @@ def test_renumbered_run_is_the_same_bits_at_any_thread_count(digits, all_threads
                                                  backend="numba").run(digits).embedding)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+def _random_symmetric(n: int, seed: int) -> sp.csr_matrix:
+    A = sp.random(n, n, density=0.05, random_state=seed, format="csr")
+    P = (A + A.T).tocsr()
+    P.setdiag(0)
+    P.eliminate_zeros()
+    P.sort_indices()
+    return P
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_set_aside_frees_p_and_gives_back_the_same_arrays(monkeypatch, fails):
+    P = _random_symmetric(300, 4)
+    before = (P.indptr.copy(), P.indices.copy(), P.data.copy())
+    order = np.random.default_rng(5).permutation(300)
+    inverse = inverse_permutation(order)
+    renumbered = renumbered_csr(P, order, inverse)
+    assert not can_set_aside(P)  # far below SET_ASIDE_MIN_BYTES: kept
+    monkeypatch.setattr(locality, "SET_ASIDE_MIN_BYTES", 0)
+    assert can_set_aside(P) and not can_set_aside(P[:, ::-1].tocsr())  # unsorted columns: kept
+    with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
+        with set_aside(P, renumbered, order, inverse):
+            assert P.nnz == 0 and P.data.size == 0 and P.shape == (300, 300)
+            if fails:
+                raise RuntimeError("interrupted")
+    for old, new in zip(before, (P.indptr, P.indices, P.data)):
+        assert new.dtype == old.dtype
+        np.testing.assert_array_equal(new, old)
+    assert P.has_sorted_indices
+
+
+def test_run_sets_its_own_p_aside_only(digits, monkeypatch):
+    # The pipeline's own P is freed while the optimizer runs (same embedding, same P after);
+    # a caller's P (run_affinities) is never touched.
+    runs, seen = {}, []
+    original = set_aside
+
+    @contextlib.contextmanager
+    def spy(P, *args):
+        with original(P, *args):
+            seen.append(P.nnz)
+            yield
+
+    monkeypatch.setattr(gidr.pipeline, "set_aside", spy)
+    for limit in (2**62, 0):
+        monkeypatch.setattr(locality, "SET_ASIDE_MIN_BYTES", limit)
+        runs[limit] = gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=20, locality="morton").run(digits)
+    assert seen[0] > 0 and seen[1] == 0
+    np.testing.assert_array_equal(runs[0].embedding, runs[2**62].embedding)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(runs[0].affinities.P, name), getattr(runs[2**62].affinities.P, name))
+    P = runs[0].affinities.P
+    gidr.Pipeline.from_preset("gdr-umap", random_state=0, n_epochs=5, locality="morton").run_affinities(P)
+    assert len(seen) == 2 and P.nnz == runs[2**62].affinities.P.nnz
 
 
 def test_bad_locality_names_the_parameter():
