@@ -512,7 +512,7 @@ def scaling_figure(rows: list[dict], path: Path) -> None:
                 seconds = max(run["process_seconds"] for run in r["runs"])
                 left.plot([r["n"]], [seconds], "x", color=color, markersize=10)
                 left.annotate("stopped", (r["n"], seconds), fontsize=7, color=color)
-    for axis, label in ((left, "fit seconds"), (right, "peak memory, GB")):
+    for axis, label in ((left, "fit seconds"), (right, "peak memory, GiB")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("points")
