@@ -29,8 +29,13 @@ run                               measured, beyond the input   the model
 "Traced" is :mod:`tracemalloc`'s peak over the run (NumPy's and numba's arrays). Fresh-process peaks (``VmHWM``, 2026-12-02, Fashion-MNIST 50 PCs upsampled): 1.69 GiB at
 1,000,000 points before the symmetrization and the optimizer's copies of P were trimmed,
 4.6 GiB at 3,000,000 points with the new symmetrization but the old whole-matrix
-renumbering (its temporaries were that run's peak; now renumbered in blocks). The earlier
-model (2.1 kB per point plus 400 bytes) would have refused 10,000,000 x 50 on 24 GB.
+renumbering (its temporaries were that run's peak; now renumbered in blocks); 2026-12-03,
+after NN-descent's candidates were drawn in blocks and the optimizer ran without the caller's-order
+P (:func:`gidr.locality.set_aside`): 3.36 GiB at 3,000,000 points and 10.50 GiB at 10,000,000
+(``gdr-umap``; ``gdr-tsne`` 3.40 and 10.51), the float32 input included, where this model gives
+5.8 and 19.3 GiB with the input: it stays well above the peaks, so that it refuses only what
+cannot fit, at the price of refusing 10,000,000 x 50 on a machine with less than about 19 GiB
+free. The earlier model (2.1 kB per point plus 400 bytes) would have refused 10,000,000 x 50 on 24 GB.
 
 An out-of-core input (``np.memmap``, ``h5py.Dataset``, ``zarr.Array``: :mod:`gidr.outofcore`)
 is not in memory: without ``pca`` its float32 copy counts too (``4 n d``, see
